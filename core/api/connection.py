@@ -1,0 +1,50 @@
+"""Relay connections: ``edges { cursor node }``, ``pageInfo``, ``totalCount``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import strawberry
+
+from core.services.pagination import Page
+
+NodeT = TypeVar("NodeT")
+
+
+@strawberry.type(description="Where a page ends and whether more follow.")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type(description="A page of a list; pass `pageInfo.endCursor` as `after` for the next.")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many items the whole list has (all pages).")
+    async def total_count(self) -> int:
+        return await self.count()
+
+    @classmethod
+    def of(
+        cls,
+        page: Page[object],
+        convert: Callable[[object], NodeT],
+        count: Callable[[], Awaitable[int]],
+    ) -> Connection[NodeT]:
+        edges = [Edge(cursor=c, node=convert(item)) for item, c in zip(page.items, page.cursors, strict=True)]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(has_next_page=page.has_next,
+                               end_cursor=page.cursors[-1] if page.cursors else None),
+            count=count,
+        )

@@ -1,0 +1,68 @@
+"""Per-request state: the viewer, one read session, dataloaders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from core.authz.roles import roles_of
+from core.domain import User
+from core.services import Actor, Services
+from core.services.ownership import active_account_counts
+
+T = TypeVar("T")
+
+
+class RequestContext:
+    """Everything a resolver may use; created once per GraphQL request."""
+
+    def __init__(self, services: Services, viewer: User, request_id: str) -> None:
+        self.services = services
+        self.viewer = viewer
+        self.actor = Actor(viewer.id)
+        self.request_id = request_id
+        self._session: AsyncSession | None = None
+        # Resolvers run concurrently; one AsyncSession must not, so reads take turns.
+        self._lock = asyncio.Lock()
+        self.users = DataLoader(self._load_users)
+        self.roles = DataLoader(self._load_roles)
+        self.account_counts = DataLoader(self._load_account_counts)
+
+    async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``query`` on the request's read session."""
+        async with self._lock:
+            if self._session is None:
+                self._session = self.services.db.reader()
+            return await query(self._session)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _load_users(self, ids: Sequence[str]) -> list[User | None]:
+        async def query(session: AsyncSession) -> dict[str, User]:
+            rows = await session.scalars(select(User).where(User.id.in_(ids)))
+            return {u.id: u for u in rows}
+
+        found = await self.read(query)
+        return [found.get(i) for i in ids]
+
+    async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
+        found = await self.read(lambda s: roles_of(s, ids))
+        return [found.get(i, []) for i in ids]
+
+    async def _load_account_counts(self, ids: Sequence[str]) -> list[int]:
+        found = await self.read(lambda s: active_account_counts(s, list(ids)))
+        return [found[i] for i in ids]
+
+
+def context_of(info: Any) -> RequestContext:
+    """The typed request context from a resolver's ``info``."""
+    ctx = info.context
+    assert isinstance(ctx, RequestContext)
+    return ctx

@@ -1,0 +1,159 @@
+"""GraphQL input types. Update inputs are partial: omitted fields stay, explicit null clears."""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry import UNSET
+
+from core.api.types import (
+    CommunicationChannel,
+    CustomerKind,
+    LifecycleStage,
+    LoyaltyTier,
+    NeedsTier,
+    PaymentMethod,
+    ValueTier,
+)
+from core.services.customers import PROFILE_FIELDS
+
+
+@strawberry.input(description="A person to talk to at the customer.")
+class ContactInput:
+    name: str
+    title: str | None = None
+    role: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@strawberry.input(description="Profile fields shared by create and update.")
+class CustomerProfileInput:
+    kind: CustomerKind | None = UNSET
+    industry: str | None = UNSET
+    territory: str | None = UNSET
+    product_lines: list[str] | None = UNSET
+    lifecycle_stage: LifecycleStage | None = UNSET
+    first_contact_id: strawberry.ID | None = UNSET
+    first_contact_at: datetime | None = UNSET
+    backup_owner_id: strawberry.ID | None = UNSET
+    value_tier: ValueTier | None = UNSET
+    needs_tier: NeedsTier | None = UNSET
+    loyalty_tier: LoyaltyTier | None = UNSET
+    annual_revenue: Decimal | None = UNSET
+    profit_contribution: Decimal | None = UNSET
+    growth_potential: int | None = UNSET
+    strategic_fit: int | None = UNSET
+    payment_terms_days: int | None = UNSET
+    payment_method: PaymentMethod | None = UNSET
+    invoice_requirements: str | None = UNSET
+    communication_preference: CommunicationChannel | None = UNSET
+    contacts: list[ContactInput] | None = UNSET
+    reason: str | None = strawberry.field(default=None, description="Recorded in the audit log.")
+
+    def profile(self) -> dict[str, Any]:
+        """The given profile fields as ``attribute → value`` (omitted ones left out)."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name not in PROFILE_FIELDS or value is UNSET:
+                continue
+            if f.name == "contacts" and value is not None:
+                value = [dataclasses.asdict(c) for c in value]
+            data[f.name] = value
+        return data
+
+
+@strawberry.input
+class CreateCustomerInput(CustomerProfileInput):
+    name: str
+    owner_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Assign this owner at once (a manual assignment)."
+    )
+
+    def profile(self) -> dict[str, Any]:
+        return {"name": self.name, **super().profile()}
+
+
+@strawberry.input
+class UpdateCustomerInput(CustomerProfileInput):
+    id: strawberry.ID
+    expected_version: int
+    name: str | None = UNSET
+
+
+@strawberry.input
+class AssignOwnerInput:
+    customer_id: strawberry.ID
+    owner_id: strawberry.ID
+    backup_owner_id: strawberry.ID | None = None
+    reason: str | None = None
+
+
+@strawberry.input
+class CreateUserInput:
+    id: strawberry.ID
+    name: str
+    email: str | None = None
+    roles: list[str] = strawberry.field(default_factory=list)
+    manager_id: strawberry.ID | None = None
+    team: str | None = None
+    capacity: int | None = None
+
+
+@strawberry.input
+class DeactivateUserInput:
+    user_id: strawberry.ID
+    reason: str | None = None
+
+
+@strawberry.input(description="Combined with AND; prefixes match a code and everything below it.")
+class CustomerFilter:
+    owner_id: strawberry.ID | None = None
+    territory: str | None = strawberry.field(default=None, description="Territory path prefix.")
+    industry: str | None = strawberry.field(default=None, description="Industry code prefix.")
+    value_tiers: list[ValueTier] | None = None
+    lifecycle_stages: list[LifecycleStage] | None = None
+    unassigned: bool | None = None
+    search: str | None = strawberry.field(default=None, description="Part of the name.")
+
+
+@strawberry.enum
+class CustomerOrderField(Enum):
+    NAME = "name"
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+
+
+@strawberry.enum
+class OrderDirection(Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.input
+class CustomerOrder:
+    field: CustomerOrderField = CustomerOrderField.NAME
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.input
+class UserFilter:
+    team: str | None = None
+    active: bool | None = None
+    manager_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class AuditFilter:
+    entity_type: str | None = None
+    entity_id: strawberry.ID | None = None
+    actor_id: strawberry.ID | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None

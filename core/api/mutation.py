@@ -1,0 +1,69 @@
+"""Root mutation fields: each takes one ``input`` and calls one use case (one transaction)."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from core.api.context import context_of
+from core.api.inputs import (
+    AssignOwnerInput,
+    CreateCustomerInput,
+    CreateUserInput,
+    DeactivateUserInput,
+    UpdateCustomerInput,
+)
+from core.api.types import Customer, User
+
+
+@strawberry.type
+class CustomerPayload:
+    customer: Customer
+
+
+@strawberry.type
+class UserPayload:
+    user: User
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create a customer; `ownerId` assigns its owner at once.")
+    async def create_customer(self, info: Info, input: CreateCustomerInput) -> CustomerPayload:
+        ctx = context_of(info)
+        model = await ctx.services.customers.create(
+            ctx.actor, input.profile(), owner_id=input.owner_id, reason=input.reason
+        )
+        return CustomerPayload(customer=Customer.from_model(model))
+
+    @strawberry.mutation(description="Change profile fields; needs the current `version`.")
+    async def update_customer(self, info: Info, input: UpdateCustomerInput) -> CustomerPayload:
+        ctx = context_of(info)
+        model = await ctx.services.customers.update(
+            ctx.actor, input.id, input.expected_version, input.profile(), reason=input.reason
+        )
+        return CustomerPayload(customer=Customer.from_model(model))
+
+    @strawberry.mutation(description="Give a customer that has no owner its owner.")
+    async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload:
+        ctx = context_of(info)
+        model = await ctx.services.customers.assign_owner(
+            ctx.actor, input.customer_id, input.owner_id,
+            backup_owner_id=input.backup_owner_id, reason=input.reason,
+        )
+        return CustomerPayload(customer=Customer.from_model(model))
+
+    @strawberry.mutation(description="Create a user with roles.")
+    async def create_user(self, info: Info, input: CreateUserInput) -> UserPayload:
+        ctx = context_of(info)
+        model = await ctx.services.users.create(
+            ctx.actor, input.id, input.name, email=input.email, roles=input.roles,
+            manager_id=input.manager_id, team=input.team, capacity=input.capacity,
+        )
+        return UserPayload(user=User.from_model(model))
+
+    @strawberry.mutation(description="Deactivate a user: no sign-in, never an eligible owner.")
+    async def deactivate_user(self, info: Info, input: DeactivateUserInput) -> UserPayload:
+        ctx = context_of(info)
+        model = await ctx.services.users.deactivate(ctx.actor, input.user_id, input.reason)
+        return UserPayload(user=User.from_model(model))

@@ -1,0 +1,160 @@
+"""Root query fields: thin resolvers over the read services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import strawberry
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types import Info
+
+from core import domain
+from core.api.connection import Connection
+from core.api.context import context_of
+from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
+from core.api.types import AuditEntry, Customer, Node, User, Viewer
+from core.errors import NotFound
+from core.ids import PREFIXES, type_of_id
+from core.services import audit as audit_service
+from core.services import customers as customer_service
+from core.services.pagination import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    SortKey,
+    check_page_size,
+    count_rows,
+    fetch_page,
+)
+
+First = Annotated[int, strawberry.argument(description="Page size, at most 100.")]
+
+
+async def _customer(info: Info, customer_id: str) -> Customer:
+    model = await context_of(info).read(lambda s: customer_service.load_customer(s, customer_id))
+    return Customer.from_model(model)
+
+
+async def _user_or_none(info: Info, user_id: str) -> User | None:
+    model = await context_of(info).users.load(user_id)
+    return User.from_model(model) if model is not None else None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The signed-in user, their roles.")
+    async def viewer(self, info: Info) -> Viewer:
+        ctx = context_of(info)
+        return Viewer(user=User.from_model(ctx.viewer), roles=await ctx.roles.load(ctx.viewer.id))
+
+    @strawberry.field(description="Any object by its id.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node:
+        kind = type_of_id(id)
+        if kind == "Customer":
+            return await _customer(info, id)
+        if kind == "User":
+            user = await _user_or_none(info, id)
+            if user is not None:
+                return user
+        if kind == "AuditEntry":
+            entry = await context_of(info).read(
+                lambda s: s.get(domain.AuditEntry, _audit_seq(id))
+            )
+            if entry is not None:
+                return AuditEntry.from_model(entry)
+        raise NotFound("Node", id)
+
+    @strawberry.field(description="One customer by id.")
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer:
+        return await _customer(info, id)
+
+    @strawberry.field(description="Customers, filtered and ordered; a Relay connection.")
+    async def customers(
+        self,
+        info: Info,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: CustomerFilter | None = None,
+        order_by: CustomerOrder | None = None,
+    ) -> Connection[Customer]:
+        f = filter or CustomerFilter()
+        order = order_by or CustomerOrder()
+        stmt = customer_service.customers_query(customer_service.CustomerFilter(
+            owner_id=f.owner_id, territory=f.territory, industry=f.industry,
+            value_tiers=tuple(f.value_tiers or ()), lifecycle_stages=tuple(f.lifecycle_stages or ()),
+            unassigned=f.unassigned, search=f.search,
+        ))
+        column = getattr(domain.Customer, order.field.value)
+        key = SortKey(column, domain.Customer.id, order.direction == OrderDirection.DESC)
+        value_type = str if order.field.value == "name" else datetime
+        return await _connection(info, stmt, key, first, after, Customer.from_model, value_type)
+
+    @strawberry.field(description="One user by id.")
+    async def user(self, info: Info, id: strawberry.ID) -> User:
+        user = await _user_or_none(info, id)
+        if user is None:
+            raise NotFound("User", id)
+        return user
+
+    @strawberry.field(description="Users ordered by id; a Relay connection.")
+    async def users(
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: str | None = None,
+        filter: UserFilter | None = None,
+    ) -> Connection[User]:
+        f = filter or UserFilter()
+        stmt = select(domain.User)
+        if f.team is not None:
+            stmt = stmt.where(domain.User.team == f.team)
+        if f.active is not None:
+            stmt = stmt.where(domain.User.active == f.active)
+        if f.manager_id is not None:
+            stmt = stmt.where(domain.User.manager_id == f.manager_id)
+        key = SortKey(domain.User.id, domain.User.id)
+        return await _connection(info, stmt, key, first, after, User.from_model)
+
+    @strawberry.field(description="Audit entries, newest first.")
+    async def audit_log(
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: str | None = None,
+        filter: AuditFilter | None = None,
+    ) -> Connection[AuditEntry]:
+        f = filter or AuditFilter()
+        stmt = audit_service.audit_query(audit_service.AuditFilter(
+            entity_type=f.entity_type, entity_id=f.entity_id, actor_id=f.actor_id,
+            action=f.action, since=f.since, until=f.until,
+        ))
+        key = SortKey(domain.AuditEntry.id, domain.AuditEntry.id, descending=True)
+        return await _connection(info, stmt, key, first, after, AuditEntry.from_model, int)
+
+
+def _audit_seq(node_id: str) -> int:
+    try:
+        return int(node_id.removeprefix(PREFIXES["AuditEntry"] + "_"))
+    except ValueError as exc:
+        raise NotFound("Node", node_id) from exc
+
+
+NodeT = TypeVar("NodeT")
+
+
+async def _connection(
+    info: Info,
+    stmt: Select[Any],
+    key: SortKey,
+    first: int,
+    after: str | None,
+    convert: Callable[[Any], NodeT],
+    value_type: type = str,
+) -> Connection[NodeT]:
+    """One page of ``stmt`` as a connection; ``totalCount`` is counted only when asked for."""
+    check_page_size(first)
+    ctx = context_of(info)
+
+    async def page(session: AsyncSession) -> Page[object]:
+        return await fetch_page(session, stmt, key, first, after, value_type=value_type)
+
+    async def count() -> int:
+        return await ctx.read(lambda s: count_rows(s, stmt))
+
+    return Connection.of(await ctx.read(page), convert, count)

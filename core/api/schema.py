@@ -1,0 +1,34 @@
+"""Schema assembly: one place builds the schema the app serves and `baton schema export` prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+
+from core.api.mutation import Mutation
+from core.api.query import Query
+from core.api.types import AuditEntry, Customer, User
+
+
+class BatonSchema(strawberry.Schema):
+    """Errors are logged where they are formatted (``core.api.errors``), not here."""
+
+    def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
+        return None
+
+
+def build_schema() -> BatonSchema:
+    """The GraphQL schema (plugins will add their typed fields here)."""
+    return BatonSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[Customer, User, AuditEntry],
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+def export_sdl() -> str:
+    """The schema as SDL, as committed in ``schema/schema.graphql``."""
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,184 @@
+"""GraphQL object types. Everything a role could be denied is nullable (see CONTRACT.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from core import domain
+from core.api.context import context_of
+from core.ids import PREFIXES
+
+CustomerKind = strawberry.enum(domain.CustomerKind, description="Company or private person.")
+LifecycleStage = strawberry.enum(domain.LifecycleStage, description="Where the customer stands.")
+ValueTier = strawberry.enum(domain.ValueTier, description="Value to the business.")
+NeedsTier = strawberry.enum(domain.NeedsTier, description="How tailored the service must be.")
+LoyaltyTier = strawberry.enum(domain.LoyaltyTier, description="Loyalty and churn risk.")
+PaymentMethod = strawberry.enum(domain.PaymentMethod)
+CommunicationChannel = strawberry.enum(domain.CommunicationChannel)
+AssignedBy = strawberry.enum(domain.AssignedBy, description="How the current owner came to own.")
+
+
+@strawberry.interface(description="An object with a stable, globally unique id.")
+class Node:
+    id: strawberry.ID
+
+
+async def _user(info: Info, user_id: str | None) -> User | None:
+    if user_id is None:
+        return None
+    model = await context_of(info).users.load(user_id)
+    return User.from_model(model) if model is not None else None
+
+
+@strawberry.type(description="A person who can own customers and use Baton.")
+class User(Node):
+    name: str | None
+    email: str | None
+    active: bool | None
+    team: str | None
+    capacity: int | None = strawberry.field(description="Most customers this user may own.")
+    manager_id: strawberry.Private[str | None]
+
+    @strawberry.field(description="The user this user reports to.")
+    async def manager(self, info: Info) -> User | None:
+        return await _user(info, self.manager_id)
+
+    @strawberry.field(description="Roles assigned to the user (from the policy store).")
+    async def roles(self, info: Info) -> list[str] | None:
+        return await context_of(info).roles.load(str(self.id))
+
+    @strawberry.field(description="How many customers the user owns now.")
+    async def account_count(self, info: Info) -> int | None:
+        return await context_of(info).account_counts.load(str(self.id))
+
+    @classmethod
+    def from_model(cls, m: domain.User) -> User:
+        return cls(id=strawberry.ID(m.id), name=m.name, email=m.email, active=m.active,
+                   team=m.team, capacity=m.capacity, manager_id=m.manager_id)
+
+
+@strawberry.type(description="A person to talk to at the customer.")
+class Contact:
+    name: str | None
+    title: str | None
+    role: str | None
+    email: str | None
+    phone: str | None
+
+
+@strawberry.type(description="Why and since when the current owner owns the customer.")
+class Ownership:
+    assigned_by: AssignedBy | None
+    since: datetime | None
+    reason: str | None
+
+
+@strawberry.type(description="A key customer and its profile.")
+class Customer(Node):
+    version: int
+    name: str | None
+    kind: CustomerKind | None
+    industry: str | None = strawberry.field(description="Dotted code, e.g. `manufacturing.automotive`.")
+    territory: str | None = strawberry.field(description="`/`-separated path, e.g. `CN/East/Shanghai`.")
+    product_lines: list[str] | None
+    lifecycle_stage: LifecycleStage | None
+    first_contact_at: datetime | None
+    value_tier: ValueTier | None
+    needs_tier: NeedsTier | None
+    loyalty_tier: LoyaltyTier | None
+    annual_revenue: Decimal | None
+    profit_contribution: Decimal | None
+    growth_potential: int | None = strawberry.field(description="0-100.")
+    strategic_fit: int | None = strawberry.field(description="0-100.")
+    payment_terms_days: int | None
+    payment_method: PaymentMethod | None
+    invoice_requirements: str | None
+    communication_preference: CommunicationChannel | None
+    contacts: list[Contact] | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    ownership: Ownership | None = strawberry.field(
+        description="The current ownership; null while the customer has no owner."
+    )
+    owner_id: strawberry.Private[str | None]
+    backup_owner_id: strawberry.Private[str | None]
+    first_contact_id: strawberry.Private[str | None]
+
+    @strawberry.field(description="The one accountable owner; null while unassigned.")
+    async def owner(self, info: Info) -> User | None:
+        return await _user(info, self.owner_id)
+
+    @strawberry.field(description="Stands in when the owner is away or leaves.")
+    async def backup_owner(self, info: Info) -> User | None:
+        return await _user(info, self.backup_owner_id)
+
+    @strawberry.field(description="The user who first contacted the customer.")
+    async def first_contact(self, info: Info) -> User | None:
+        return await _user(info, self.first_contact_id)
+
+    @classmethod
+    def from_model(cls, m: domain.Customer) -> Customer:
+        active = m.active_ownership
+        return cls(
+            id=strawberry.ID(m.id), version=m.version, name=m.name, kind=m.kind,
+            industry=m.industry, territory=m.territory, product_lines=list(m.product_lines),
+            lifecycle_stage=m.lifecycle_stage, first_contact_at=m.first_contact_at,
+            value_tier=m.value_tier, needs_tier=m.needs_tier, loyalty_tier=m.loyalty_tier,
+            annual_revenue=m.annual_revenue, profit_contribution=m.profit_contribution,
+            growth_potential=m.growth_potential, strategic_fit=m.strategic_fit,
+            payment_terms_days=m.payment_terms_days, payment_method=m.payment_method,
+            invoice_requirements=m.invoice_requirements,
+            communication_preference=m.communication_preference,
+            contacts=[Contact(**{k: c.get(k) for k in ("name", "title", "role", "email", "phone")})
+                      for c in m.contacts],
+            created_at=m.created_at, updated_at=m.updated_at,
+            ownership=Ownership(assigned_by=active.assigned_by, since=active.valid_from,
+                                reason=active.reason) if active else None,
+            owner_id=active.owner_id if active else None,
+            backup_owner_id=m.backup_owner_id, first_contact_id=m.first_contact_id,
+        )
+
+
+@strawberry.type(description="One field's value before and after a change.")
+class FieldChange:
+    field: str
+    before: JSON | None
+    after: JSON | None
+
+
+@strawberry.type(description="One changed entity in one successful mutation.")
+class AuditEntry(Node):
+    at: datetime | None
+    action: str | None
+    entity_type: str | None
+    entity_id: str | None
+    changes: list[FieldChange] | None
+    reason: str | None
+    request_id: str | None
+    actor_id: strawberry.Private[str | None]
+
+    @strawberry.field(description="Who made the change; null for the system.")
+    async def actor(self, info: Info) -> User | None:
+        return await _user(info, self.actor_id)
+
+    @classmethod
+    def from_model(cls, m: domain.AuditEntry) -> AuditEntry:
+        changes: list[dict[str, Any]] = m.changes
+        return cls(
+            id=strawberry.ID(f"{PREFIXES['AuditEntry']}_{m.id}"), at=m.at, action=m.action, entity_type=m.entity_type,
+            entity_id=m.entity_id, reason=m.reason, request_id=m.request_id, actor_id=m.actor_id,
+            changes=[FieldChange(field=c["field"], before=c["before"], after=c["after"])
+                     for c in changes],
+        )
+
+
+@strawberry.type(description="The signed-in user and what they may do.")
+class Viewer:
+    user: User
+    roles: list[str]

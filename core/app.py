@@ -1,0 +1,65 @@
+"""The Starlette application: ``/graphql``, probes, and start-up (migrations, schema)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from core.api.http import GraphQLEndpoint, json_response
+from core.api.schema import build_schema
+from core.clock import Clock
+from core.config import Settings
+from core.db import Database
+from core.services import Services
+
+log = logging.getLogger("baton")
+
+
+class NotMigrated(RuntimeError):
+    """The PostgreSQL database is behind the code's migrations."""
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
+    """Build the ASGI app. SQLite databases are migrated on start; PostgreSQL must be current."""
+    settings = settings or Settings.from_env()
+    db = Database(settings.database_url, echo=settings.log_sql)
+    services = Services.create(db, clock)
+    endpoint = GraphQLEndpoint(build_schema(), services, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if db.is_sqlite:
+            await db.upgrade()
+        elif not await db.is_current():
+            raise NotMigrated("the database is not migrated: run `baton db upgrade` first")
+        yield
+        await db.dispose()
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await db.ping()
+        except Exception:  # any failure to answer means "not ready"
+            log.warning("readiness check failed", exc_info=True)
+            return json_response({"status": "unavailable"}, 503)
+        return json_response({"status": "ready"})
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", endpoint.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    return app

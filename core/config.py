@@ -1,0 +1,60 @@
+"""Settings read from the environment (``BATON_*``), overridable by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./baton.db"
+DEV_JWT_SECRET = "baton-development-secret-change-me-in-production"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` / ``sqlite://`` URLs and pick the async driver."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() not in {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to start; one instance per process."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    jwt_secret: str = DEV_JWT_SECRET
+    graphiql: bool = True
+    max_body_bytes: int = 1024 * 1024
+    max_batch_size: int = 10
+    log_sql: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Build settings from ``BATON_*`` variables, then apply explicit overrides."""
+        settings = cls(
+            database_url=normalise_database_url(
+                os.environ.get("BATON_DATABASE_URL", DEFAULT_DATABASE_URL)
+            ),
+            jwt_secret=os.environ.get("BATON_JWT_SECRET", DEV_JWT_SECRET),
+            graphiql=_flag("BATON_GRAPHIQL", True),
+            max_body_bytes=int(os.environ.get("BATON_MAX_BODY_BYTES", 1024 * 1024)),
+            max_batch_size=int(os.environ.get("BATON_MAX_BATCH_SIZE", 10)),
+            log_sql=_flag("BATON_LOG_SQL", False),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "database_url" in given:
+            given["database_url"] = normalise_database_url(str(given["database_url"]))
+        return replace(settings, **given)  # type: ignore[arg-type]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,127 @@
+"""Engine, sessions and migrations for SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.errors import Conflict
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_WRITE = "baton_write"
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at ``core/migrations`` (no ini file needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for write transactions.
+
+    pysqlite's own transaction handling begins lazily and upgrades read locks to write
+    locks, which deadlocks concurrent writers; we emit BEGIN ourselves instead.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """The process's connection pool and session factory."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        options: dict[str, Any] = {"echo": echo}
+        if not self.is_sqlite:
+            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine = create_async_engine(url, **options)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Reads run without an enclosing transaction, so each statement sees the latest
+        # committed state, including what a mutation earlier in the same request wrote.
+        self._readers = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed when the block succeeds, rolled back otherwise.
+
+        A constraint violation or a lost optimistic-lock race at this point means a
+        concurrent change won (inputs were validated before), so it becomes CONFLICT.
+        """
+        try:
+            async with self.sessions() as session:
+                # Options must be set before the transaction begins (BEGIN IMMEDIATE).
+                await session.connection(execution_options={_WRITE: True})
+                try:
+                    yield session
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+        except (IntegrityError, StaleDataError) as exc:
+            raise Conflict("a concurrent change won; reload and retry") from exc
+
+    def reader(self) -> AsyncSession:
+        """A session for reads; the caller closes it."""
+        return self._readers()
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def upgrade(self) -> None:
+        """Apply all pending migrations."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade_sync)
+
+    async def current_revision(self) -> str | None:
+        """The database's Alembic revision, or None when it has none."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+
+    async def is_current(self) -> bool:
+        """True when every migration has been applied."""
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        return await self.current_revision() == head
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade_sync(connection: Connection) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")

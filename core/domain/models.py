@@ -1,0 +1,174 @@
+"""SQLAlchemy models. Invariants that matter are also enforced here, by the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.domain.base import Base, UTCDateTime
+from core.domain.enums import (
+    AssignedBy,
+    CommunicationChannel,
+    CustomerKind,
+    LifecycleStage,
+    LoyaltyTier,
+    NeedsTier,
+    PaymentMethod,
+    ValueTier,
+)
+
+
+def _enum(enum_cls: type) -> SAEnum:
+    # Stored as plain strings with a CHECK: adding a value later is a small migration.
+    return SAEnum(enum_cls, native_enum=False, length=32, validate_strings=True,
+                  create_constraint=True, name=enum_cls.__name__.lower())
+
+
+class User(Base):
+    """A person who can own customers and call the API. Roles live in the policy store."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    team: Mapped[str | None] = mapped_column(String(100), index=True)
+    manager_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity"),)
+
+
+class Customer(Base):
+    """A key customer and its profile. ``version`` guards concurrent updates."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[CustomerKind] = mapped_column(_enum(CustomerKind))
+    industry: Mapped[str | None] = mapped_column(String(100), index=True)
+    territory: Mapped[str | None] = mapped_column(String(200), index=True)
+    product_lines: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lifecycle_stage: Mapped[LifecycleStage] = mapped_column(_enum(LifecycleStage), index=True)
+    first_contact_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    backup_owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    value_tier: Mapped[ValueTier | None] = mapped_column(_enum(ValueTier), index=True)
+    needs_tier: Mapped[NeedsTier | None] = mapped_column(_enum(NeedsTier))
+    loyalty_tier: Mapped[LoyaltyTier | None] = mapped_column(_enum(LoyaltyTier))
+    annual_revenue: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    profit_contribution: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    growth_potential: Mapped[int | None] = mapped_column(Integer)
+    strategic_fit: Mapped[int | None] = mapped_column(Integer)
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer)
+    payment_method: Mapped[PaymentMethod | None] = mapped_column(_enum(PaymentMethod))
+    invoice_requirements: Mapped[str | None] = mapped_column(Text)
+    communication_preference: Mapped[CommunicationChannel | None] = mapped_column(
+        _enum(CommunicationChannel)
+    )
+    contacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # Loaded explicitly (joined) by the queries that need it; never lazily.
+    active_ownership: Mapped[Ownership | None] = relationship(
+        primaryjoin="and_(Customer.id == foreign(Ownership.customer_id), "
+        "Ownership.valid_to.is_(None))",
+        viewonly=True,
+        uselist=False,
+        lazy="raise",
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_customers_name_id", "name", "id"),
+        Index("ix_customers_created_at_id", "created_at", "id"),
+        Index("ix_customers_updated_at_id", "updated_at", "id"),
+        CheckConstraint("payment_terms_days IS NULL OR payment_terms_days >= 0",
+                        name="payment_terms_days"),
+    )
+
+
+class Ownership(Base):
+    """Who owned a customer, from when until when, and why (effective-dated history)."""
+
+    __tablename__ = "ownerships"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    assigned_by: Mapped[AssignedBy] = mapped_column(_enum(AssignedBy))
+    rule_id: Mapped[str | None] = mapped_column(String(40))
+    rule_version: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The invariant "at most one active owner per customer", held by the database.
+        Index("uq_ownerships_active_customer", "customer_id", unique=True,
+              sqlite_where=text("valid_to IS NULL"), postgresql_where=text("valid_to IS NULL")),
+        Index("ix_ownerships_active_owner", "owner_id",
+              sqlite_where=text("valid_to IS NULL"), postgresql_where=text("valid_to IS NULL")),
+        Index("ix_ownerships_customer_from", "customer_id", "valid_from"),
+    )
+
+
+class AuditEntry(Base):
+    """One changed entity in one successful mutation. Append-only.
+
+    ``id`` is the append sequence; a hash chain over (id, body) can be added as columns.
+    """
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    entity_type: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_entries_entity", "entity_type", "entity_id", "id"),)
+
+
+class CasbinRule(Base):
+    """Casbin policy lines (``p`` permissions, ``g`` role grants), the adapter's table."""
+
+    __tablename__ = "casbin_rule"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ptype: Mapped[str] = mapped_column(String(255))
+    v0: Mapped[str | None] = mapped_column(String(255))
+    v1: Mapped[str | None] = mapped_column(String(255))
+    v2: Mapped[str | None] = mapped_column(String(255))
+    v3: Mapped[str | None] = mapped_column(String(255))
+    v4: Mapped[str | None] = mapped_column(String(255))
+    v5: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_casbin_rule_ptype_v0", "ptype", "v0"),)

@@ -1,0 +1,77 @@
+"""Domain errors. Each carries the contract's error code; the API maps them in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid input value: where it is (``input.name``) and why it was refused."""
+
+    path: str
+    reason: str
+
+
+class BatonError(Exception):
+    """Base class: ``code`` is the GraphQL ``extensions.code``."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions = extensions
+
+
+class NotFound(BatonError):
+    """The id names nothing the viewer can see."""
+
+    code = "NOT_FOUND"
+
+    def __init__(self, type_name: str, entity_id: str) -> None:
+        super().__init__(f"{type_name} {entity_id!r} not found")
+
+
+class Conflict(BatonError):
+    """A stale ``expectedVersion`` or a concurrent change won."""
+
+    code = "CONFLICT"
+
+
+class InvalidState(BatonError):
+    """The step is not allowed from the entity's current state."""
+
+    code = "INVALID_STATE"
+
+    def __init__(self, message: str, state: str) -> None:
+        super().__init__(message, state=state)
+
+
+class Forbidden(BatonError):
+    """The viewer may not perform this operation or write these fields."""
+
+    code = "FORBIDDEN"
+
+
+class BadUserInput(BatonError):
+    """One or more input values are invalid; nothing was written.
+
+    Paths are relative to ``root``: services validate a use case's ``input`` object, so the
+    default root is ``input`` (``input.paymentTermsDays``); argument checks pass ``root=""``.
+    """
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, errors: list[FieldError], root: str = "input") -> None:
+        self.errors = [FieldError(f"{root}.{e.path}" if root else e.path, e.reason) for e in errors]
+        summary = "; ".join(f"{e.path}: {e.reason}" for e in self.errors)
+        super().__init__(
+            f"Invalid input: {summary}",
+            fields=[{"path": e.path, "reason": e.reason} for e in self.errors],
+        )
+
+    @classmethod
+    def one(cls, path: str, reason: str, root: str = "input") -> BadUserInput:
+        return cls([FieldError(path, reason)], root=root)

@@ -1,0 +1,257 @@
+"""Customer use cases: create, update (optimistic), read and list with keyset pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
+
+from core.clock import Clock
+from core.db import Database
+from core.domain import Customer, CustomerKind, LifecycleStage, Ownership, User, ValueTier
+from core.errors import BadUserInput, Conflict, FieldError, NotFound
+from core.ids import new_id
+from core.services import validation as v
+from core.services.audit import Actor, AuditWriter, diff, to_camel
+from core.services.ownership import open_ownership
+
+CONTACT_FIELDS = ("name", "title", "role", "email", "phone")
+
+
+def _contacts(values: list[dict[str, Any]] | None) -> str | None:
+    if values is None:
+        return None
+    if len(values) > 50:
+        return "must have at most 50 contacts"
+    for i, contact in enumerate(values):
+        if reason := v.text(contact.get("name"), max_length=200, required=True):
+            return f"contact {i}: name {reason}"
+        if reason := v.email(contact.get("email")):
+            return f"contact {i}: email {reason}"
+        for key in ("title", "role", "phone"):
+            if reason := v.text(contact.get(key), max_length=200):
+                return f"contact {i}: {key} {reason}"
+    return None
+
+
+# Every writable profile field and its check. Reference fields (``*_id``) are checked
+# against the users table separately.
+PROFILE_FIELDS: dict[str, Callable[[Any], str | None]] = {
+    "name": lambda x: v.text(x, max_length=200, required=True),
+    "kind": lambda x: "is required" if x is None else None,
+    "industry": v.industry,
+    "territory": v.territory,
+    "product_lines": lambda x: v.string_list(x, max_items=50, max_length=100),
+    "lifecycle_stage": lambda x: "is required" if x is None else None,
+    "first_contact_id": lambda x: None,
+    "first_contact_at": lambda x: None,
+    "backup_owner_id": lambda x: None,
+    "value_tier": lambda x: None,
+    "needs_tier": lambda x: None,
+    "loyalty_tier": lambda x: None,
+    "annual_revenue": lambda x: v.money(x) or v.non_negative(x),
+    "profit_contribution": v.money,
+    "growth_potential": lambda x: v.int_range(x, 0, 100),
+    "strategic_fit": lambda x: v.int_range(x, 0, 100),
+    "payment_terms_days": lambda x: v.int_range(x, 0, 365),
+    "payment_method": lambda x: None,
+    "invoice_requirements": lambda x: v.text(x, max_length=2000),
+    "communication_preference": lambda x: None,
+    "contacts": _contacts,
+}
+USER_REFERENCES = ("first_contact_id", "backup_owner_id")
+LIST_FIELDS = ("product_lines", "contacts")
+
+
+def field_name(attr: str) -> str:
+    """The GraphQL (and audit) name of a profile attribute: ``backup_owner_id`` → ``backupOwner``."""
+    return to_camel(attr.removesuffix("_id"))
+
+
+def snapshot(customer: Customer) -> dict[str, Any]:
+    """The customer's profile keyed by GraphQL field name, for audit diffs."""
+    return {field_name(attr): getattr(customer, attr) for attr in PROFILE_FIELDS}
+
+
+async def check_users_active(session: AsyncSession, refs: dict[str, str | None]) -> None:
+    """Each given ``field → user id`` must name an active user (one query for all)."""
+    wanted = {uid for uid in refs.values() if uid is not None}
+    if not wanted:
+        return
+    found = set(await session.scalars(select(User.id).where(User.id.in_(wanted), User.active)))
+    errors = [
+        FieldError(to_camel(name), "no active user has this id")
+        for name, uid in refs.items()
+        if uid is not None and uid not in found
+    ]
+    if errors:
+        raise BadUserInput(errors)
+
+
+def validate_profile(data: dict[str, Any]) -> None:
+    """Raise BAD_USER_INPUT listing every invalid field of ``data``."""
+    errors = []
+    for attr, value in data.items():
+        check = PROFILE_FIELDS.get(attr)
+        if check is None:
+            errors.append(FieldError(to_camel(attr), "is not a customer field"))
+        elif reason := check(value):
+            errors.append(FieldError(to_camel(attr), reason))
+    if errors:
+        raise BadUserInput(errors)
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    """The ``customers`` filter; every part optional and combined with AND."""
+
+    owner_id: str | None = None
+    territory: str | None = None
+    industry: str | None = None
+    value_tiers: tuple[ValueTier, ...] = ()
+    lifecycle_stages: tuple[LifecycleStage, ...] = ()
+    unassigned: bool | None = None
+    search: str | None = None
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _prefix(column: Any, value: str, separator: str) -> Any:
+    """``value`` itself or anything below it in a hierarchical code."""
+    value = value.rstrip(separator)
+    return or_(column == value, column.like(_escape_like(value + separator) + "%", escape="\\"))
+
+
+def customers_query(f: CustomerFilter) -> Select[tuple[Customer]]:
+    """Customers matching ``f``, each with its active ownership loaded (one statement)."""
+    active = and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
+    stmt = (
+        select(Customer)
+        .outerjoin(Ownership, active)
+        .options(contains_eager(Customer.active_ownership))
+    )
+    if f.owner_id is not None:
+        stmt = stmt.where(Ownership.owner_id == f.owner_id)
+    if f.unassigned is not None:
+        stmt = stmt.where(Ownership.id.is_(None) if f.unassigned else Ownership.id.is_not(None))
+    if f.territory:
+        stmt = stmt.where(_prefix(Customer.territory, f.territory, "/"))
+    if f.industry:
+        stmt = stmt.where(_prefix(Customer.industry, f.industry, "."))
+    if f.value_tiers:
+        stmt = stmt.where(Customer.value_tier.in_(f.value_tiers))
+    if f.lifecycle_stages:
+        stmt = stmt.where(Customer.lifecycle_stage.in_(f.lifecycle_stages))
+    if f.search:
+        pattern = "%" + _escape_like(f.search.lower()) + "%"
+        stmt = stmt.where(func.lower(Customer.name).like(pattern, escape="\\"))
+    return stmt
+
+
+async def load_customer(session: AsyncSession, customer_id: str, *, lock: bool = False) -> Customer:
+    """The customer with its active ownership, or NOT_FOUND."""
+    stmt = customers_query(CustomerFilter()).where(Customer.id == customer_id)
+    stmt = stmt.execution_options(populate_existing=True)
+    if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=Customer)
+    customer = (await session.scalars(stmt)).unique().one_or_none()
+    if customer is None:
+        raise NotFound("Customer", customer_id)
+    return customer
+
+
+class CustomerService:
+    """Writes to customers, each one transaction with its audit entries."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create(
+        self,
+        actor: Actor,
+        data: dict[str, Any],
+        *,
+        owner_id: str | None = None,
+        reason: str | None = None,
+    ) -> Customer:
+        """Create a customer; ``owner_id`` makes it a manual assignment in the same transaction."""
+        data = {"kind": CustomerKind.ENTERPRISE, "lifecycle_stage": LifecycleStage.LEAD, **data}
+        data.setdefault("first_contact_id", actor.user_id)
+        validate_profile(data)
+        now = self.clock.now()
+        if data.get("first_contact_id") is not None:
+            data.setdefault("first_contact_at", now)
+        async with self.db.transaction() as session:
+            await check_users_active(session, {k: data.get(k) for k in USER_REFERENCES})
+            customer = Customer(id=new_id("Customer"), created_at=now, updated_at=now,
+                                product_lines=[], contacts=[])
+            for attr, value in data.items():
+                setattr(customer, attr, value)
+            session.add(customer)
+            await session.flush()
+            changes = diff({}, snapshot(customer))
+            if owner_id is not None:
+                changes.append(await open_ownership(
+                    session, customer, owner_id, now=now, actor_id=actor.user_id, reason=reason
+                ))
+            AuditWriter(session, actor, now).record(
+                "createCustomer", "Customer", customer.id, changes, reason
+            )
+            return await load_customer(session, customer.id)
+
+    async def assign_owner(
+        self, actor: Actor, customer_id: str, owner_id: str, *,
+        backup_owner_id: str | None = None, reason: str | None = None,
+    ) -> Customer:
+        """Manually assign a customer that has no owner (and optionally its backup)."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            customer = await load_customer(session, customer_id, lock=True)
+            before = snapshot(customer)
+            if backup_owner_id is not None:
+                await check_users_active(session, {"backup_owner_id": backup_owner_id})
+                customer.backup_owner_id = backup_owner_id
+            owner_change = await open_ownership(
+                session, customer, owner_id, now=now, actor_id=actor.user_id, reason=reason
+            )
+            AuditWriter(session, actor, now).record(
+                "assignOwner", "Customer", customer.id,
+                [owner_change, *diff(before, snapshot(customer))], reason,
+            )
+            return await load_customer(session, customer_id)
+
+    async def update(
+        self, actor: Actor, customer_id: str, expected_version: int, data: dict[str, Any],
+        *, reason: str | None = None,
+    ) -> Customer:
+        """Apply a partial update; a stale ``expected_version`` is a CONFLICT."""
+        validate_profile(data)
+        async with self.db.transaction() as session:
+            customer = await load_customer(session, customer_id, lock=True)
+            if customer.version != expected_version:
+                raise Conflict(
+                    f"Customer {customer_id!r} is at version {customer.version}, "
+                    f"not {expected_version}; reload and retry",
+                    currentVersion=customer.version,
+                )
+            await check_users_active(
+                session, {k: data[k] for k in USER_REFERENCES if k in data}
+            )
+            before = snapshot(customer)
+            for attr, value in data.items():
+                setattr(customer, attr, list(value) if attr in LIST_FIELDS else value)
+            changes = diff(before, snapshot(customer))
+            if changes:
+                customer.updated_at = self.clock.now()
+                await session.flush()
+                AuditWriter(session, actor, customer.updated_at).record(
+                    "updateCustomer", "Customer", customer.id, changes, reason
+                )
+            return customer

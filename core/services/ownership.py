@@ -1,0 +1,71 @@
+"""Ownership changes: effective-dated rows, one active owner per customer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.domain import AssignedBy, Customer, Ownership, User
+from core.errors import BadUserInput, InvalidState
+
+
+async def active_account_counts(session: AsyncSession, user_ids: list[str]) -> dict[str, int]:
+    """How many customers each user owns now (one grouped query)."""
+    rows = await session.execute(
+        select(Ownership.owner_id, func.count())
+        .where(Ownership.owner_id.in_(user_ids), Ownership.valid_to.is_(None))
+        .group_by(Ownership.owner_id)
+    )
+    counts = dict.fromkeys(user_ids, 0)
+    counts.update({owner: int(n) for owner, n in rows})
+    return counts
+
+
+async def check_eligible_owner(session: AsyncSession, owner_id: str, path: str) -> User:
+    """The user may own one more customer: exists, active, below capacity."""
+    user = await session.get(User, owner_id)
+    if user is None or not user.active:
+        raise BadUserInput.one(path, "no active user has this id")
+    if user.capacity is not None:
+        owned = (await active_account_counts(session, [owner_id]))[owner_id]
+        if owned >= user.capacity:
+            raise BadUserInput.one(path, f"user is at capacity ({user.capacity} accounts)")
+    return user
+
+
+async def open_ownership(
+    session: AsyncSession,
+    customer: Customer,
+    owner_id: str,
+    *,
+    now: datetime,
+    actor_id: str | None,
+    reason: str | None,
+    assigned_by: AssignedBy = AssignedBy.MANUAL,
+) -> dict[str, Any]:
+    """Give an unowned customer its owner inside the caller's transaction.
+
+    Returns the audit change for the ``owner`` field. The unique partial index on active
+    ownerships makes a concurrent second assignment fail at flush, whatever this code saw.
+    """
+    current = await session.scalar(
+        select(Ownership.owner_id).where(
+            Ownership.customer_id == customer.id, Ownership.valid_to.is_(None)
+        )
+    )
+    if current is not None:
+        raise InvalidState(
+            f"Customer {customer.id!r} already has an owner; ownership moves through a handover",
+            state="OWNED",
+        )
+    await check_eligible_owner(session, owner_id, "ownerId")
+    session.add(Ownership(
+        customer_id=customer.id, owner_id=owner_id, assigned_by=assigned_by, reason=reason,
+        actor_id=actor_id, valid_from=now,
+    ))
+    customer.updated_at = now  # a dirty row: the ORM bumps ``version`` on flush
+    await session.flush()
+    return {"field": "owner", "before": None, "after": owner_id}

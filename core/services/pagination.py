@@ -1,0 +1,101 @@
+"""Keyset (cursor) pagination: ``WHERE (sort, id) > (:sort, :id)``, never OFFSET."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+from sqlalchemy import Select, bindparam, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from core.errors import BadUserInput
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """A column to order by, with the id as the tie-break that makes the order total."""
+
+    column: InstrumentedAttribute[Any]
+    tiebreak: InstrumentedAttribute[Any]
+    descending: bool = False
+
+    def value_of(self, row: Any) -> Any:
+        return getattr(row, self.column.key)
+
+    def tie_of(self, row: Any) -> Any:
+        return getattr(row, self.tiebreak.key)
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of rows, their cursors, and whether more follow."""
+
+    items: list[T]
+    cursors: list[str]
+    has_next: bool
+
+
+def encode_cursor(value: Any, tie: Any) -> str:
+    payload = [value.isoformat() if isinstance(value, datetime) else value, tie]
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sample: Any) -> tuple[Any, Any]:
+    """Decode a cursor; ``sample`` tells whether the sort value is a datetime."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value, tie = orjson.loads(base64.urlsafe_b64decode(padded))
+        if sample is datetime and value is not None:
+            value = datetime.fromisoformat(value)
+        return value, tie
+    except (ValueError, TypeError) as exc:
+        raise BadUserInput.one("after", "is not a cursor returned by this list", root="") from exc
+
+
+def check_page_size(first: int) -> None:
+    if first < 0 or first > MAX_PAGE_SIZE:
+        raise BadUserInput.one("first", f"must be between 0 and {MAX_PAGE_SIZE}", root="")
+
+
+async def fetch_page(
+    session: AsyncSession,
+    stmt: Select[tuple[T]],
+    key: SortKey,
+    first: int,
+    after: str | None,
+    *,
+    value_type: type = str,
+) -> Page[T]:
+    """Rows of ``stmt`` after the cursor ``after`` in ``key`` order, at most ``first``."""
+    check_page_size(first)
+    cols = tuple_(key.column, key.tiebreak)
+    if after is not None:
+        value, tie = decode_cursor(after, value_type)
+        # Typed binds, so that e.g. datetimes compare in the column's storage format.
+        bound = tuple_(
+            bindparam(None, value, type_=key.column.type),
+            bindparam(None, tie, type_=key.tiebreak.type),
+        )
+        stmt = stmt.where(cols < bound if key.descending else cols > bound)
+    order = (key.column.desc(), key.tiebreak.desc()) if key.descending else (key.column, key.tiebreak)
+    rows = list((await session.scalars(stmt.order_by(*order).limit(first + 1))).unique())
+    items = rows[:first]
+    return Page(
+        items=items,
+        cursors=[encode_cursor(key.value_of(r), key.tie_of(r)) for r in items],
+        has_next=len(rows) > first,
+    )
+
+
+async def count_rows(session: AsyncSession, stmt: Select[Any]) -> int:
+    """The number of rows ``stmt`` would return (for ``totalCount``)."""
+    return int(await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
