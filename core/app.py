@@ -21,10 +21,6 @@ from core.services import Services
 log = logging.getLogger("baton")
 
 
-class NotMigrated(RuntimeError):
-    """The PostgreSQL database is behind the code's migrations."""
-
-
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
     """Build the ASGI app. SQLite databases are migrated on start; PostgreSQL must be current."""
     settings = settings or Settings.from_env()
@@ -34,10 +30,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if db.is_sqlite:
-            await db.upgrade()
-        elif not await db.is_current():
-            raise NotMigrated("the database is not migrated: run `baton db upgrade` first")
+        await db.prepare()
         yield
         await db.dispose()
 

@@ -52,6 +52,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class NotMigrated(RuntimeError):
+    """The PostgreSQL database is behind the code's migrations."""
+
+
 class Database:
     """The process's connection pool and session factory."""
 
@@ -116,6 +120,15 @@ class Database:
         """True when every migration has been applied."""
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         return await self.current_revision() == head
+
+    async def prepare(self) -> None:
+        """Make the database usable: SQLite is migrated in place (the embedded default);
+        PostgreSQL must already be current, because several workers must not race to migrate.
+        """
+        if self.is_sqlite:
+            await self.upgrade()
+        elif not await self.is_current():
+            raise NotMigrated("the database is not migrated: run `baton db upgrade` first")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -8,7 +8,7 @@ from typing import Any
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 USER_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
-INDUSTRY = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")
+INDUSTRY = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 
 
 def text(value: Any, *, max_length: int, required: bool = False) -> str | None:

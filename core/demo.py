@@ -1,0 +1,124 @@
+"""A realistic demo data set: two sales teams, the supporting roles, ~200 customers."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+
+from core.domain import (
+    CommunicationChannel,
+    CustomerKind,
+    LifecycleStage,
+    LoyaltyTier,
+    NeedsTier,
+    PaymentMethod,
+    User,
+    ValueTier,
+)
+from core.services import Actor, Services
+
+ADMIN_ID = "admin"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    id: str
+    name: str
+    roles: tuple[str, ...]
+    manager: str | None = None
+    team: str | None = None
+    capacity: int | None = None
+
+
+TEAMS = {"east": ("CN/East", "tm.li"), "north": ("CN/North", "tm.zhao")}
+USERS = [
+    DemoUser(ADMIN_ID, "Ada Admin", ("admin",)),
+    DemoUser("sd.wang", "Wang Fang", ("sales_director",)),
+    DemoUser("tm.li", "Li Wei", ("team_manager",), "sd.wang", "east"),
+    DemoUser("tm.zhao", "Zhao Min", ("team_manager",), "sd.wang", "north"),
+    *[DemoUser(f"am.{n}", name, ("account_manager",), "tm.li", "east", 60)
+      for n, name in (("chen", "Chen Jie"), ("huang", "Huang Lei"), ("zhou", "Zhou Yan"),
+                      ("wu", "Wu Hao"))],
+    *[DemoUser(f"am.{n}", name, ("account_manager",), "tm.zhao", "north", 60)
+      for n, name in (("sun", "Sun Li"), ("ma", "Ma Tao"), ("guo", "Guo Jing"),
+                      ("lin", "Lin Yu"))],
+    DemoUser("fin.he", "He Xin", ("finance",)),
+    DemoUser("cs.liu", "Liu Yang", ("customer_service",)),
+    DemoUser("aud.xu", "Xu Ning", ("auditor",)),
+]
+CITIES = {"CN/East": ["Shanghai", "Hangzhou", "Nanjing", "Suzhou"],
+          "CN/North": ["Beijing", "Tianjin", "Shijiazhuang"]}
+INDUSTRIES = ["manufacturing.automotive", "manufacturing.electronics", "manufacturing.chemicals",
+              "banking.retail", "banking.private", "retail.grocery", "logistics", "healthcare"]
+PRODUCT_LINES = ["erp", "analytics", "payments", "support-plus", "iot", "training"]
+NAME_PARTS = (["Golden", "Eastern", "Silver", "Harbor", "Summit", "Jade", "Pacific", "Lotus",
+               "Evergreen", "Phoenix", "Unity", "Bright", "Crown", "Delta", "Orient"],
+              ["Motors", "Electronics", "Bank", "Logistics", "Foods", "Chemicals", "Health",
+               "Trading", "Systems", "Capital", "Textiles", "Materials"])
+
+
+def demo_customer(rng: random.Random, index: int) -> tuple[dict[str, Any], str | None]:
+    """The profile of demo customer ``index`` and the user who first contacted it."""
+    team = rng.choice(list(TEAMS))
+    region, _ = TEAMS[team]
+    owners = [u.id for u in USERS if u.team == team and "account_manager" in u.roles]
+    revenue = Decimal(int(rng.lognormvariate(13.5, 1.1))).quantize(Decimal("1"))
+    tier = (ValueTier.STRATEGIC if revenue > 3_000_000 else ValueTier.HIGH if revenue > 1_200_000
+            else ValueTier.MEDIUM if revenue > 400_000 else ValueTier.LOW)
+    name = f"{rng.choice(NAME_PARTS[0])} {rng.choice(NAME_PARTS[1])} {index:03d}"
+    profile = {
+        "name": name,
+        "kind": CustomerKind.INDIVIDUAL if rng.random() < 0.1 else CustomerKind.ENTERPRISE,
+        "industry": rng.choice(INDUSTRIES),
+        "territory": f"{region}/{rng.choice(CITIES[region])}",
+        "product_lines": sorted(rng.sample(PRODUCT_LINES, rng.randint(1, 3))),
+        "lifecycle_stage": rng.choices(list(LifecycleStage), weights=[15, 15, 55, 10, 5])[0],
+        "value_tier": tier,
+        "needs_tier": rng.choice(list(NeedsTier)),
+        "loyalty_tier": rng.choices(list(LoyaltyTier), weights=[40, 50, 10])[0],
+        "annual_revenue": revenue,
+        "profit_contribution": (revenue * Decimal(rng.uniform(0.05, 0.3))).quantize(Decimal("1")),
+        "growth_potential": rng.randint(0, 100),
+        "strategic_fit": rng.randint(0, 100),
+        "payment_terms_days": rng.choice([0, 15, 30, 45, 60, 90]),
+        "payment_method": rng.choice(list(PaymentMethod)),
+        "invoice_requirements": rng.choice([None, "PO number on every invoice",
+                                            "e-invoice (fapiao) within 5 days"]),
+        "communication_preference": rng.choice(list(CommunicationChannel)),
+        "contacts": [{"name": f"Contact {index}-{i}", "title": rng.choice(["CFO", "CTO", "Buyer"]),
+                      "email": f"contact{index}.{i}@example.com"} for i in range(rng.randint(1, 2))],
+    }
+    return profile, rng.choice(owners)
+
+
+async def seed_demo(
+    services: Services,
+    customers: int = 200,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> bool:
+    """Create the demo users and customers unless users exist already; True if it seeded."""
+    async with services.db.reader() as session:
+        if await session.scalar(select(func.count()).select_from(User)):
+            return False
+    system = Actor.system()
+    for u in USERS:
+        await services.users.create(system, u.id, u.name, email=f"{u.id}@baton.example",
+                                    roles=list(u.roles), manager_id=u.manager, team=u.team,
+                                    capacity=u.capacity)
+    rng = random.Random(20261124)
+    for index in range(customers):
+        profile, contact = demo_customer(rng, index)
+        owned = rng.random() < 0.85
+        await services.customers.create(
+            Actor(contact), profile, owner_id=contact if owned else None,
+            reason="demo data",
+        )
+        if progress:
+            progress(1)
+    return True
