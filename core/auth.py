@@ -25,8 +25,9 @@ def user_id_from_header(header: str | None, secret: str) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("Authorization must be 'Bearer <token>'")
     try:
-        claims = jwt.decode(token.strip(), secret, algorithms=["HS256"],
-                            options={"require": ["sub"]})
+        claims = jwt.decode(
+            token.strip(), secret, algorithms=["HS256"], options={"require": ["sub"]}
+        )
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("token expired") from exc
     except jwt.PyJWTError as exc:

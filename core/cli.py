@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from core.auth import issue_token
+from core.clock import SystemClock
 from core.config import Settings
 from core.db import Database, NotMigrated
 from core.errors import BatonError
@@ -41,7 +42,9 @@ def _settings(database: str | None) -> Settings:
     return Settings.from_env(database_url=database)
 
 
-def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, prepare: bool = True) -> T:
+def _run(
+    settings: Settings, work: Callable[[Services], Awaitable[T]], *, prepare: bool = True
+) -> T:
     """Run one piece of async work against the database, turning domain errors into exit 1."""
 
     async def main() -> T:
@@ -66,7 +69,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     database: DatabaseOption = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Seed demo data into an empty database.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Seed demo data into an empty database.")
+    ] = False,
 ) -> None:
     """Serve the GraphQL API (``/graphql``) with probes (``/healthz``, ``/readyz``)."""
     import uvicorn
@@ -78,16 +83,16 @@ def serve(
         _seed(settings, 200)
         token = issue_token("admin", settings.jwt_secret, now=_now(), ttl=timedelta(days=1))
         url = f"http://{host}:{port}/graphql"
-        typer.echo(f"Baton demo at {url}\nAdmin token (24 h):\n{token}\n"
-                   f"Try: curl -s {url} -H 'Authorization: Bearer {token}' "
-                   "-H 'Content-Type: application/json' "
-                   "-d '{\"query\": \"{ viewer { user { name } roles } }\"}'")
+        typer.echo(
+            f"Baton demo at {url}\nAdmin token (24 h):\n{token}\n"
+            f"Try: curl -s {url} -H 'Authorization: Bearer {token}' "
+            "-H 'Content-Type: application/json' "
+            '-d \'{"query": "{ viewer { user { name } roles } }"}\''
+        )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
-def _now():  # type: ignore[no-untyped-def]
-    from core.clock import SystemClock
-
+def _now() -> datetime:
     return SystemClock().now()
 
 
@@ -97,8 +102,7 @@ def _seed(settings: Settings, customers: int) -> None:
     async def work(services: Services) -> bool:
         with Progress(console=console) as bar:
             task = bar.add_task("Seeding demo customers", total=customers)
-            return await seed_demo(services, customers,
-                                   progress=lambda n: bar.advance(task, n))
+            return await seed_demo(services, customers, progress=lambda n: bar.advance(task, n))
 
     if not _run(settings, work):
         console.print("Database already has users; demo data not added.")
@@ -148,9 +152,16 @@ def user_add(
     """Create a user with roles (stored in the policy store)."""
 
     async def work(services: Services) -> None:
-        await services.users.create(Actor.system(), user_id, name, email=email,
-                                    roles=role or [], manager_id=manager, team=team,
-                                    capacity=capacity)
+        await services.users.create(
+            Actor.system(),
+            user_id,
+            name,
+            email=email,
+            roles=role or [],
+            manager_id=manager,
+            team=team,
+            capacity=capacity,
+        )
 
     _run(_settings(database), work)
     typer.echo(f"created user {user_id}")

@@ -41,25 +41,71 @@ USERS = [
     DemoUser("sd.wang", "Wang Fang", ("sales_director",)),
     DemoUser("tm.li", "Li Wei", ("team_manager",), "sd.wang", "east"),
     DemoUser("tm.zhao", "Zhao Min", ("team_manager",), "sd.wang", "north"),
-    *[DemoUser(f"am.{n}", name, ("account_manager",), "tm.li", "east", 60)
-      for n, name in (("chen", "Chen Jie"), ("huang", "Huang Lei"), ("zhou", "Zhou Yan"),
-                      ("wu", "Wu Hao"))],
-    *[DemoUser(f"am.{n}", name, ("account_manager",), "tm.zhao", "north", 60)
-      for n, name in (("sun", "Sun Li"), ("ma", "Ma Tao"), ("guo", "Guo Jing"),
-                      ("lin", "Lin Yu"))],
+    *[
+        DemoUser(f"am.{n}", name, ("account_manager",), "tm.li", "east", 60)
+        for n, name in (
+            ("chen", "Chen Jie"),
+            ("huang", "Huang Lei"),
+            ("zhou", "Zhou Yan"),
+            ("wu", "Wu Hao"),
+        )
+    ],
+    *[
+        DemoUser(f"am.{n}", name, ("account_manager",), "tm.zhao", "north", 60)
+        for n, name in (("sun", "Sun Li"), ("ma", "Ma Tao"), ("guo", "Guo Jing"), ("lin", "Lin Yu"))
+    ],
     DemoUser("fin.he", "He Xin", ("finance",)),
     DemoUser("cs.liu", "Liu Yang", ("customer_service",)),
     DemoUser("aud.xu", "Xu Ning", ("auditor",)),
 ]
-CITIES = {"CN/East": ["Shanghai", "Hangzhou", "Nanjing", "Suzhou"],
-          "CN/North": ["Beijing", "Tianjin", "Shijiazhuang"]}
-INDUSTRIES = ["manufacturing.automotive", "manufacturing.electronics", "manufacturing.chemicals",
-              "banking.retail", "banking.private", "retail.grocery", "logistics", "healthcare"]
+CITIES = {
+    "CN/East": ["Shanghai", "Hangzhou", "Nanjing", "Suzhou"],
+    "CN/North": ["Beijing", "Tianjin", "Shijiazhuang"],
+}
+INDUSTRIES = [
+    "manufacturing.automotive",
+    "manufacturing.electronics",
+    "manufacturing.chemicals",
+    "banking.retail",
+    "banking.private",
+    "retail.grocery",
+    "logistics",
+    "healthcare",
+]
 PRODUCT_LINES = ["erp", "analytics", "payments", "support-plus", "iot", "training"]
-NAME_PARTS = (["Golden", "Eastern", "Silver", "Harbor", "Summit", "Jade", "Pacific", "Lotus",
-               "Evergreen", "Phoenix", "Unity", "Bright", "Crown", "Delta", "Orient"],
-              ["Motors", "Electronics", "Bank", "Logistics", "Foods", "Chemicals", "Health",
-               "Trading", "Systems", "Capital", "Textiles", "Materials"])
+NAME_PARTS = (
+    [
+        "Golden",
+        "Eastern",
+        "Silver",
+        "Harbor",
+        "Summit",
+        "Jade",
+        "Pacific",
+        "Lotus",
+        "Evergreen",
+        "Phoenix",
+        "Unity",
+        "Bright",
+        "Crown",
+        "Delta",
+        "Orient",
+    ],
+    [
+        "Motors",
+        "Electronics",
+        "Bank",
+        "Logistics",
+        "Foods",
+        "Chemicals",
+        "Health",
+        "Trading",
+        "Systems",
+        "Capital",
+        "Textiles",
+        "Materials",
+    ],
+)
 
 
 def demo_customer(rng: random.Random, index: int) -> tuple[dict[str, Any], str | None]:
@@ -68,8 +114,15 @@ def demo_customer(rng: random.Random, index: int) -> tuple[dict[str, Any], str |
     region, _ = TEAMS[team]
     owners = [u.id for u in USERS if u.team == team and "account_manager" in u.roles]
     revenue = Decimal(int(rng.lognormvariate(13.5, 1.1))).quantize(Decimal("1"))
-    tier = (ValueTier.STRATEGIC if revenue > 3_000_000 else ValueTier.HIGH if revenue > 1_200_000
-            else ValueTier.MEDIUM if revenue > 400_000 else ValueTier.LOW)
+    tier = (
+        ValueTier.STRATEGIC
+        if revenue > 3_000_000
+        else ValueTier.HIGH
+        if revenue > 1_200_000
+        else ValueTier.MEDIUM
+        if revenue > 400_000
+        else ValueTier.LOW
+    )
     name = f"{rng.choice(NAME_PARTS[0])} {rng.choice(NAME_PARTS[1])} {index:03d}"
     profile = {
         "name": name,
@@ -87,11 +140,18 @@ def demo_customer(rng: random.Random, index: int) -> tuple[dict[str, Any], str |
         "strategic_fit": rng.randint(0, 100),
         "payment_terms_days": rng.choice([0, 15, 30, 45, 60, 90]),
         "payment_method": rng.choice(list(PaymentMethod)),
-        "invoice_requirements": rng.choice([None, "PO number on every invoice",
-                                            "e-invoice (fapiao) within 5 days"]),
+        "invoice_requirements": rng.choice(
+            [None, "PO number on every invoice", "e-invoice (fapiao) within 5 days"]
+        ),
         "communication_preference": rng.choice(list(CommunicationChannel)),
-        "contacts": [{"name": f"Contact {index}-{i}", "title": rng.choice(["CFO", "CTO", "Buyer"]),
-                      "email": f"contact{index}.{i}@example.com"} for i in range(rng.randint(1, 2))],
+        "contacts": [
+            {
+                "name": f"Contact {index}-{i}",
+                "title": rng.choice(["CFO", "CTO", "Buyer"]),
+                "email": f"contact{index}.{i}@example.com",
+            }
+            for i in range(rng.randint(1, 2))
+        ],
     }
     return profile, rng.choice(owners)
 
@@ -108,15 +168,24 @@ async def seed_demo(
             return False
     system = Actor.system()
     for u in USERS:
-        await services.users.create(system, u.id, u.name, email=f"{u.id}@baton.example",
-                                    roles=list(u.roles), manager_id=u.manager, team=u.team,
-                                    capacity=u.capacity)
+        await services.users.create(
+            system,
+            u.id,
+            u.name,
+            email=f"{u.id}@baton.example",
+            roles=list(u.roles),
+            manager_id=u.manager,
+            team=u.team,
+            capacity=u.capacity,
+        )
     rng = random.Random(20261124)
     for index in range(customers):
         profile, contact = demo_customer(rng, index)
         owned = rng.random() < 0.85
         await services.customers.create(
-            Actor(contact), profile, owner_id=contact if owned else None,
+            Actor(contact),
+            profile,
+            owner_id=contact if owned else None,
             reason="demo data",
         )
         if progress:

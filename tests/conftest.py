@@ -131,22 +131,33 @@ class GraphQLClient:
     def token(self, user_id: str, ttl: timedelta = timedelta(hours=1)) -> str:
         return issue_token(user_id, JWT_SECRET, now=datetime.now(UTC), ttl=ttl)
 
-    async def post(self, user_id: str | None, query: str, variables: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> httpx.Response:
+    async def post(
+        self,
+        user_id: str | None,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         all_headers = {"Authorization": f"Bearer {self.token(user_id)}"} if user_id else {}
         all_headers.update(headers or {})
-        return await self.http.post("/graphql", json={"query": query, "variables": variables},
-                                    headers=all_headers)
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=all_headers
+        )
 
-    async def execute(self, user_id: str, query: str, variables: dict[str, Any] | None = None,
-                      **kwargs: Any) -> dict[str, Any]:
+    async def execute(
+        self, user_id: str, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """The JSON body of a GraphQL request that must get HTTP 200."""
         response = await self.post(user_id, query, variables, **kwargs)
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    async def data(self, user_id: str, query: str, variables: dict[str, Any] | None = None,
-                   ) -> dict[str, Any]:
+    async def data(
+        self,
+        user_id: str,
+        query: str,
+        variables: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The ``data`` of a request that must succeed without errors."""
         body = await self.execute(user_id, query, variables)
         assert "errors" not in body, body["errors"]
@@ -167,8 +178,9 @@ async def admin(services: Services) -> str:
     await services.users.create(system, "admin", "Ada Admin", roles=["admin"])
     await services.users.create(system, "tm.li", "Li Wei", roles=["team_manager"], team="east")
     for uid in ("am.chen", "am.wu"):
-        await services.users.create(system, uid, uid.title(), roles=["account_manager"],
-                                    manager_id="tm.li", team="east")
+        await services.users.create(
+            system, uid, uid.title(), roles=["account_manager"], manager_id="tm.li", team="east"
+        )
     return "admin"
 
 

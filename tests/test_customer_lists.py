@@ -36,8 +36,14 @@ async def _seed(services: Services) -> None:
     ]
     for name, territory, industry, tier, owner in rows:
         await services.customers.create(
-            admin, {"name": name, "territory": territory, "industry": industry, "value_tier": tier,
-                    "lifecycle_stage": LifecycleStage.ACTIVE if owner else LifecycleStage.LEAD},
+            admin,
+            {
+                "name": name,
+                "territory": territory,
+                "industry": industry,
+                "value_tier": tier,
+                "lifecycle_stage": LifecycleStage.ACTIVE if owner else LifecycleStage.LEAD,
+            },
             owner_id=owner,
         )
 
@@ -48,8 +54,11 @@ async def test_filters_combine(gql: GraphQLClient, services: Services, admin: st
     assert await _names(gql, filter={"industry": "manufacturing"}) == ["Alpha", "Bravo"]
     assert await _names(gql, filter={"ownerId": "am.chen"}) == ["Alpha", "Delta"]
     assert await _names(gql, filter={"unassigned": True}) == ["Charlie", "echo 50%_off"]
-    assert await _names(gql, filter={"valueTiers": ["HIGH", "STRATEGIC"],
-                                     "territory": "CN"}) == ["Alpha", "Charlie", "Delta"]
+    assert await _names(gql, filter={"valueTiers": ["HIGH", "STRATEGIC"], "territory": "CN"}) == [
+        "Alpha",
+        "Charlie",
+        "Delta",
+    ]
     assert await _names(gql, filter={"lifecycleStages": ["LEAD"]}) == ["Charlie", "echo 50%_off"]
     assert await _names(gql, filter={"search": "LT"}) == ["Delta"]
     assert await _names(gql, filter={"search": "50%_"}) == ["echo 50%_off"]
@@ -73,8 +82,9 @@ async def test_garbage_cursor_is_bad_input(gql: GraphQLClient, admin: str) -> No
     assert error_codes(body) == ["BAD_USER_INPUT"]
 
 
-async def _walk(gql: GraphQLClient, order: dict[str, str], page: int,
-                between_pages: Any = None) -> list[str]:
+async def _walk(
+    gql: GraphQLClient, order: dict[str, str], page: int, between_pages: Any = None
+) -> list[str]:
     seen: list[str] = []
     after = None
     while True:
@@ -92,8 +102,10 @@ async def test_keyset_pages_return_every_row_once_while_rows_are_inserted(
     gql: GraphQLClient, services: Services, admin: str
 ) -> None:
     admin_actor = Actor("admin")
-    original = [(await services.customers.create(admin_actor, {"name": f"Customer {i:02d}"})).id
-                for i in range(23)]
+    original = [
+        (await services.customers.create(admin_actor, {"name": f"Customer {i:02d}"})).id
+        for i in range(23)
+    ]
     inserted = iter(range(100))
 
     async def insert_some() -> None:
@@ -102,8 +114,10 @@ async def test_keyset_pages_return_every_row_once_while_rows_are_inserted(
         for name in (f"AAA new {i}", f"Customer 10.5 new {i}", f"ZZZ new {i}"):
             await services.customers.create(admin_actor, {"name": name})
 
-    for order in ({"field": "NAME", "direction": "ASC"},
-                  {"field": "CREATED_AT", "direction": "DESC"}):
+    for order in (
+        {"field": "NAME", "direction": "ASC"},
+        {"field": "CREATED_AT", "direction": "DESC"},
+    ):
         seen = await _walk(gql, order, 5, insert_some)
         assert len(seen) == len(set(seen)), "a row was returned twice"
         assert set(original) <= set(seen), "an existing row was skipped"
@@ -114,8 +128,9 @@ _part = st.sampled_from(["CN", "East", "Eastern", "US", "a_b", "a%b", "x"])
 _territory = st.lists(_part, min_size=1, max_size=3).map("/".join)
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(territories=st.lists(_territory, min_size=1, max_size=6), prefix=_territory)
 async def test_territory_prefix_filter_matches_the_path_rule(
     gql: GraphQLClient, services: Services, admin: str, territories: list[str], prefix: str
@@ -123,8 +138,11 @@ async def test_territory_prefix_filter_matches_the_path_rule(
     """A prefix matches the territory itself and everything below it, nothing else."""
     tag = f"h{len(territories)}{abs(hash((tuple(territories), prefix))) % 10**8}"
     for i, territory in enumerate(territories):
-        await services.customers.create(Actor("admin"), {"name": f"{tag} {i}", "territory": territory})
+        await services.customers.create(
+            Actor("admin"), {"name": f"{tag} {i}", "territory": territory}
+        )
     names = await _names(gql, filter={"territory": prefix, "search": tag})
-    expected = sorted(f"{tag} {i}" for i, t in enumerate(territories)
-                      if t == prefix or t.startswith(prefix + "/"))
+    expected = sorted(
+        f"{tag} {i}" for i, t in enumerate(territories) if t == prefix or t.startswith(prefix + "/")
+    )
     assert sorted(names) == expected

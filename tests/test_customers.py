@@ -19,7 +19,7 @@ UPDATE = """mutation($input: UpdateCustomerInput!) {
   }
 }"""
 GET = "query($id: ID!) { customer(id: $id) { id version name territory paymentTermsDays } }"
-AUDIT_COUNT = "{ auditLog(filter: {entityType: \"Customer\"}) { totalCount } }"
+AUDIT_COUNT = '{ auditLog(filter: {entityType: "Customer"}) { totalCount } }'
 
 
 async def create(gql: GraphQLClient, user: str = "admin", **fields: Any) -> dict[str, Any]:
@@ -28,10 +28,16 @@ async def create(gql: GraphQLClient, user: str = "admin", **fields: Any) -> dict
 
 
 async def test_create_returns_the_customer_with_defaults(gql: GraphQLClient, admin: str) -> None:
-    customer = await create(gql, "am.chen", territory="CN/East/Shanghai",
-                            industry="manufacturing.automotive", paymentTermsDays=45,
-                            annualRevenue="1250000.50", productLines=["erp", "iot"],
-                            contacts=[{"name": "Mia", "email": "mia@acme.example"}])
+    customer = await create(
+        gql,
+        "am.chen",
+        territory="CN/East/Shanghai",
+        industry="manufacturing.automotive",
+        paymentTermsDays=45,
+        annualRevenue="1250000.50",
+        productLines=["erp", "iot"],
+        contacts=[{"name": "Mia", "email": "mia@acme.example"}],
+    )
     assert customer["id"].startswith("cus_")
     assert customer["version"] == 1
     assert customer["kind"] == "ENTERPRISE"
@@ -46,9 +52,12 @@ async def test_create_returns_the_customer_with_defaults(gql: GraphQLClient, adm
 
 
 async def test_create_with_owner_is_a_manual_assignment(gql: GraphQLClient, admin: str) -> None:
-    data = await gql.data("admin", """mutation {
+    data = await gql.data(
+        "admin",
+        """mutation {
       createCustomer(input: {name: "Owned", ownerId: "am.wu", reason: "key account"}) {
-        customer { owner { id } ownership { assignedBy reason since } } } }""")
+        customer { owner { id } ownership { assignedBy reason since } } } }""",
+    )
     customer = data["createCustomer"]["customer"]
     assert customer["owner"] == {"id": "am.wu"}
     assert customer["ownership"]["assignedBy"] == "MANUAL"
@@ -57,10 +66,18 @@ async def test_create_with_owner_is_a_manual_assignment(gql: GraphQLClient, admi
 
 async def test_update_is_partial_and_null_clears(gql: GraphQLClient, admin: str) -> None:
     customer = await create(gql, territory="CN/East", paymentTermsDays=30)
-    data = await gql.data("admin", UPDATE, {"input": {
-        "id": customer["id"], "expectedVersion": 1, "paymentTermsDays": None,
-        "invoiceRequirements": "PO number on every invoice",
-    }})
+    data = await gql.data(
+        "admin",
+        UPDATE,
+        {
+            "input": {
+                "id": customer["id"],
+                "expectedVersion": 1,
+                "paymentTermsDays": None,
+                "invoiceRequirements": "PO number on every invoice",
+            }
+        },
+    )
     updated = data["updateCustomer"]["customer"]
     assert updated["version"] == 2
     assert updated["territory"] == "CN/East"  # omitted: left as it was
@@ -70,11 +87,15 @@ async def test_update_is_partial_and_null_clears(gql: GraphQLClient, admin: str)
 
 async def test_stale_version_is_conflict_and_writes_nothing(gql: GraphQLClient, admin: str) -> None:
     customer = await create(gql)
-    await gql.data("admin", UPDATE, {"input": {"id": customer["id"], "expectedVersion": 1,
-                                               "name": "Renamed"}})
+    await gql.data(
+        "admin", UPDATE, {"input": {"id": customer["id"], "expectedVersion": 1, "name": "Renamed"}}
+    )
     entries_before = (await gql.data("admin", AUDIT_COUNT))["auditLog"]["totalCount"]
-    body = await gql.execute("admin", UPDATE, {"input": {
-        "id": customer["id"], "expectedVersion": 1, "name": "Lost update"}})
+    body = await gql.execute(
+        "admin",
+        UPDATE,
+        {"input": {"id": customer["id"], "expectedVersion": 1, "name": "Lost update"}},
+    )
     assert error_codes(body) == ["CONFLICT"]
     assert body["data"] is None
     current = (await gql.data("admin", GET, {"id": customer["id"]}))["customer"]
@@ -82,10 +103,15 @@ async def test_stale_version_is_conflict_and_writes_nothing(gql: GraphQLClient, 
     assert (await gql.data("admin", AUDIT_COUNT))["auditLog"]["totalCount"] == entries_before
 
 
-async def test_update_without_changes_keeps_version_and_audit(gql: GraphQLClient, admin: str) -> None:
+async def test_update_without_changes_keeps_version_and_audit(
+    gql: GraphQLClient, admin: str
+) -> None:
     customer = await create(gql, territory="CN/East")
-    data = await gql.data("admin", UPDATE, {"input": {"id": customer["id"], "expectedVersion": 1,
-                                                      "territory": "CN/East"}})
+    data = await gql.data(
+        "admin",
+        UPDATE,
+        {"input": {"id": customer["id"], "expectedVersion": 1, "territory": "CN/East"}},
+    )
     assert data["updateCustomer"]["customer"]["version"] == 1
     assert (await gql.data("admin", AUDIT_COUNT))["auditLog"]["totalCount"] == 1
 
@@ -113,10 +139,22 @@ async def test_empty_name_names_the_field(gql: GraphQLClient, admin: str) -> Non
 
 
 async def test_every_invalid_field_is_reported_at_once(gql: GraphQLClient, admin: str) -> None:
-    fields = await _bad_input(gql, {"name": "X", "territory": "CN//East", "industry": "Bad Code",
-                                    "growthPotential": 101, "annualRevenue": "-1"})
-    assert {f["path"] for f in fields} == {"input.territory", "input.industry",
-                                            "input.growthPotential", "input.annualRevenue"}
+    fields = await _bad_input(
+        gql,
+        {
+            "name": "X",
+            "territory": "CN//East",
+            "industry": "Bad Code",
+            "growthPotential": 101,
+            "annualRevenue": "-1",
+        },
+    )
+    assert {f["path"] for f in fields} == {
+        "input.territory",
+        "input.industry",
+        "input.growthPotential",
+        "input.annualRevenue",
+    }
 
 
 async def test_unknown_reference_is_bad_input(gql: GraphQLClient, admin: str) -> None:
@@ -137,13 +175,15 @@ async def test_unknown_id_is_not_found(gql: GraphQLClient, admin: str) -> None:
     assert error_codes(body) == ["NOT_FOUND"]
 
 
-async def test_node_resolves_customers_users_and_audit_entries(gql: GraphQLClient, admin: str) -> None:
+async def test_node_resolves_customers_users_and_audit_entries(
+    gql: GraphQLClient, admin: str
+) -> None:
     customer = await create(gql)
     query = """query($id: ID!) { node(id: $id) { __typename id
       ... on Customer { name } ... on User { name } ... on AuditEntry { action } } }"""
     assert (await gql.data("admin", query, {"id": customer["id"]}))["node"]["name"] == "Acme Motors"
     assert (await gql.data("admin", query, {"id": "am.wu"}))["node"]["__typename"] == "User"
-    entry = (await gql.data("admin", "{ auditLog(first: 1) { edges { node { id } } } }"))
+    entry = await gql.data("admin", "{ auditLog(first: 1) { edges { node { id } } } }")
     entry_id = entry["auditLog"]["edges"][0]["node"]["id"]
     assert (await gql.data("admin", query, {"id": entry_id}))["node"]["action"] == "createCustomer"
     assert error_codes(await gql.execute("admin", query, {"id": "nobody"})) == ["NOT_FOUND"]
@@ -158,8 +198,9 @@ async def test_unexpected_error_is_masked_with_request_id(
         raise RuntimeError("secret internals: annual revenue 123")
 
     monkeypatch.setattr(customers, "diff", broken)
-    body = await gql.execute("admin", CREATE, {"input": {"name": "Boom"}},
-                             headers={"X-Request-Id": "req-boom"})
+    body = await gql.execute(
+        "admin", CREATE, {"input": {"name": "Boom"}}, headers={"X-Request-Id": "req-boom"}
+    )
     error = body["errors"][0]
     assert error["extensions"] == {"code": "INTERNAL", "requestId": "req-boom"}
     assert "secret" not in error["message"]

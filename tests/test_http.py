@@ -18,8 +18,10 @@ async def test_healthz_and_readyz_answer_when_the_database_is_up(gql: GraphQLCli
 
 async def test_viewer_sees_own_user_and_roles(gql: GraphQLClient, admin: str) -> None:
     data = await gql.data("am.chen", VIEWER)
-    assert data["viewer"] == {"user": {"id": "am.chen", "name": "Am.Chen"},
-                              "roles": ["account_manager"]}
+    assert data["viewer"] == {
+        "user": {"id": "am.chen", "name": "Am.Chen"},
+        "roles": ["account_manager"],
+    }
 
 
 async def _assert_unauthenticated(gql: GraphQLClient, headers: dict[str, str]) -> None:
@@ -42,8 +44,12 @@ async def test_token_signed_with_another_secret_is_401(gql: GraphQLClient, admin
     from core.auth import issue_token
     from core.clock import SystemClock
 
-    forged = issue_token("admin", "another-secret-that-is-long-enough-too",
-                         now=SystemClock().now(), ttl=timedelta(hours=1))
+    forged = issue_token(
+        "admin",
+        "another-secret-that-is-long-enough-too",
+        now=SystemClock().now(),
+        ttl=timedelta(hours=1),
+    )
     await _assert_unauthenticated(gql, {"Authorization": f"Bearer {forged}"})
 
 
@@ -58,16 +64,26 @@ async def test_unknown_user_is_401(gql: GraphQLClient, admin: str) -> None:
 
 async def test_deactivated_user_is_401_on_the_next_request(gql: GraphQLClient, admin: str) -> None:
     token = {"Authorization": f"Bearer {gql.token('am.wu')}"}
-    assert (await gql.http.post("/graphql", json={"query": VIEWER}, headers=token)).status_code == 200
-    await gql.data("admin", 'mutation { deactivateUser(input: {userId: "am.wu", reason: "left"}) '
-                            "{ user { id active } } }")
+    assert (
+        await gql.http.post("/graphql", json={"query": VIEWER}, headers=token)
+    ).status_code == 200
+    await gql.data(
+        "admin",
+        'mutation { deactivateUser(input: {userId: "am.wu", reason: "left"}) '
+        "{ user { id active } } }",
+    )
     await _assert_unauthenticated(gql, token)
 
 
 async def test_malformed_json_is_400(gql: GraphQLClient, admin: str) -> None:
-    response = await gql.http.post("/graphql", content=b'{"query": ',
-                                   headers={"Authorization": f"Bearer {gql.token('admin')}",
-                                            "Content-Type": "application/json"})
+    response = await gql.http.post(
+        "/graphql",
+        content=b'{"query": ',
+        headers={
+            "Authorization": f"Bearer {gql.token('admin')}",
+            "Content-Type": "application/json",
+        },
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
@@ -75,7 +91,8 @@ async def test_malformed_json_is_400(gql: GraphQLClient, admin: str) -> None:
 async def test_body_over_the_limit_is_413(gql: GraphQLClient, admin: str) -> None:
     padding = " " * (1024 * 1024)
     response = await gql.http.post(
-        "/graphql", content=('{"query": "{ viewer { roles } }"' + padding + "}").encode(),
+        "/graphql",
+        content=('{"query": "{ viewer { roles } }"' + padding + "}").encode(),
         headers={"Authorization": f"Bearer {gql.token('admin')}"},
     )
     assert response.status_code == 413
@@ -84,8 +101,11 @@ async def test_body_over_the_limit_is_413(gql: GraphQLClient, admin: str) -> Non
 
 async def test_mutation_over_get_is_405_and_writes_nothing(gql: GraphQLClient, admin: str) -> None:
     mutation = 'mutation { createCustomer(input: {name: "Via GET"}) { customer { id } } }'
-    response = await gql.http.get("/graphql", params={"query": mutation},
-                                  headers={"Authorization": f"Bearer {gql.token('admin')}"})
+    response = await gql.http.get(
+        "/graphql",
+        params={"query": mutation},
+        headers={"Authorization": f"Bearer {gql.token('admin')}"},
+    )
     assert response.status_code == 405
     assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
     data = await gql.data("admin", "{ customers { totalCount } }")
@@ -93,8 +113,11 @@ async def test_mutation_over_get_is_405_and_writes_nothing(gql: GraphQLClient, a
 
 
 async def test_query_over_get_works(gql: GraphQLClient, admin: str) -> None:
-    response = await gql.http.get("/graphql", params={"query": VIEWER},
-                                  headers={"Authorization": f"Bearer {gql.token('admin')}"})
+    response = await gql.http.get(
+        "/graphql",
+        params={"query": VIEWER},
+        headers={"Authorization": f"Bearer {gql.token('admin')}"},
+    )
     assert response.status_code == 200
     assert response.json()["data"]["viewer"]["user"]["id"] == "admin"
 
@@ -107,18 +130,21 @@ async def test_get_without_query_serves_graphiql(gql: GraphQLClient) -> None:
 
 async def test_request_id_is_echoed_and_stamped_on_audit(gql: GraphQLClient, admin: str) -> None:
     response = await gql.post(
-        "admin", 'mutation { createCustomer(input: {name: "Traced"}) { customer { id } } }',
+        "admin",
+        'mutation { createCustomer(input: {name: "Traced"}) { customer { id } } }',
         headers={"X-Request-Id": "req-42"},
     )
     assert response.headers["x-request-id"] == "req-42"
-    data = await gql.data("admin", '{ auditLog(filter: {action: "createCustomer"}) '
-                                   "{ edges { node { requestId } } } }")
+    data = await gql.data(
+        "admin", '{ auditLog(filter: {action: "createCustomer"}) { edges { node { requestId } } } }'
+    )
     assert [e["node"]["requestId"] for e in data["auditLog"]["edges"]] == ["req-42"]
 
 
 async def test_batched_operations_each_get_a_result(gql: GraphQLClient, admin: str) -> None:
     response = await gql.http.post(
-        "/graphql", json=[{"query": VIEWER}, {"query": "{ nope }"}],
+        "/graphql",
+        json=[{"query": VIEWER}, {"query": "{ nope }"}],
         headers={"Authorization": f"Bearer {gql.token('admin')}"},
     )
     first, second = response.json()

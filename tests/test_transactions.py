@@ -14,19 +14,25 @@ from tests.conftest import GraphQLClient, error_codes
 async def _counts(services: Services) -> tuple[int, int, int]:
     async with services.db.reader() as session:
         return tuple(  # type: ignore[return-value]
-            [await session.scalar(select(func.count()).select_from(model))
-             for model in (Customer, Ownership, AuditEntry)]
+            [
+                await session.scalar(select(func.count()).select_from(model))
+                for model in (Customer, Ownership, AuditEntry)
+            ]
         )
 
 
 async def test_failed_owner_step_rolls_back_the_created_customer(
     gql: GraphQLClient, services: Services, admin: str
 ) -> None:
-    await services.users.create(Actor.system(), "am.full", "Full", roles=["account_manager"],
-                                capacity=0)
+    await services.users.create(
+        Actor.system(), "am.full", "Full", roles=["account_manager"], capacity=0
+    )
     before = await _counts(services)
-    body = await gql.execute("admin", """mutation { createCustomer(input:
-        {name: "Half-way", ownerId: "am.full"}) { customer { id } } }""")
+    body = await gql.execute(
+        "admin",
+        """mutation { createCustomer(input:
+        {name: "Half-way", ownerId: "am.full"}) { customer { id } } }""",
+    )
     assert error_codes(body) == ["BAD_USER_INPUT"]
     assert body["errors"][0]["extensions"]["fields"][0]["path"] == "input.ownerId"
     assert await _counts(services) == before
@@ -42,7 +48,8 @@ async def test_crash_after_the_insert_leaves_nothing(
 
     before = await _counts(services)
     monkeypatch.setattr(AuditWriter, "record", crash)
-    body = await gql.execute("admin", 'mutation { createCustomer(input: {name: "Crash"}) '
-                                      "{ customer { id } } }")
+    body = await gql.execute(
+        "admin", 'mutation { createCustomer(input: {name: "Crash"}) { customer { id } } }'
+    )
     assert error_codes(body) == ["INTERNAL"]
     assert await _counts(services) == before

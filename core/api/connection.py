@@ -41,10 +41,14 @@ class Connection(Generic[NodeT]):
         convert: Callable[[object], NodeT],
         count: Callable[[], Awaitable[int]],
     ) -> Connection[NodeT]:
-        edges = [Edge(cursor=c, node=convert(item)) for item, c in zip(page.items, page.cursors, strict=True)]
+        edges = [
+            Edge(cursor=c, node=convert(item))
+            for item, c in zip(page.items, page.cursors, strict=True)
+        ]
         return cls(
             edges=edges,
-            page_info=PageInfo(has_next_page=page.has_next,
-                               end_cursor=page.cursors[-1] if page.cursors else None),
+            page_info=PageInfo(
+                has_next_page=page.has_next, end_cursor=page.cursors[-1] if page.cursors else None
+            ),
             count=count,
         )

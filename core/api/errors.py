@@ -14,7 +14,8 @@ log = logging.getLogger("baton.api")
 
 _DID_YOU_MEAN = re.compile(r"\s*Did you mean .*?\?$")
 _VARIABLE = re.compile(
-    r"^Variable '\$(?P<name>\w+)' (?:got|has) invalid value(?: at (?P<at>[\w.\[\]]+))?: (?P<reason>.*)$",
+    r"^Variable '\$(?P<name>\w+)' (?:got|has) invalid value"
+    r"(?: at (?P<at>[\w.\[\]]+))?: (?P<reason>.*)$",
     re.S,
 )
 
@@ -38,7 +39,9 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
         extensions = {"code": "INTERNAL", "requestId": request_id}
     formatted: dict[str, Any] = {"message": message, "extensions": extensions}
     if error.locations:
-        formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+        formatted["locations"] = [
+            {"line": loc.line, "column": loc.column} for loc in error.locations
+        ]
     if error.path:
         formatted["path"] = error.path
     return formatted
@@ -50,6 +53,8 @@ def _request_error(message: str) -> tuple[str, dict[str, Any]]:
     if match:
         path = match["name"] + (match["at"] or "")
         reason = _DID_YOU_MEAN.sub("", match["reason"]).strip()
-        return (f"Invalid value for {path}: {reason}",
-                {"code": "BAD_USER_INPUT", "fields": [{"path": path, "reason": reason}]})
+        return (
+            f"Invalid value for {path}: {reason}",
+            {"code": "BAD_USER_INPUT", "fields": [{"path": path, "reason": reason}]},
+        )
     return _DID_YOU_MEAN.sub("", message), {"code": "GRAPHQL_VALIDATION_FAILED"}

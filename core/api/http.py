@@ -7,12 +7,12 @@ import uuid
 from typing import Any
 
 import orjson
-from strawberry.types.graphql import OperationType
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from core.api.context import RequestContext
 from core.api.errors import format_error, http_error
@@ -32,8 +32,9 @@ class BodyTooLarge(Exception):
 
 def json_response(body: Any, status: int = 200, request_id: str | None = None) -> Response:
     headers = {"X-Request-Id": request_id} if request_id else None
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers=headers)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 class GraphQLEndpoint:
@@ -70,32 +71,47 @@ class GraphQLEndpoint:
             payload = await self._payload(request)
         except BodyTooLarge:
             return json_response(
-                http_error(f"request body over {self.settings.max_body_bytes} bytes",
-                           "PAYLOAD_TOO_LARGE"), 413, request_id)
+                http_error(
+                    f"request body over {self.settings.max_body_bytes} bytes", "PAYLOAD_TOO_LARGE"
+                ),
+                413,
+                request_id,
+            )
         except ValueError as exc:
             return json_response(http_error(str(exc), "BAD_REQUEST"), 400, request_id)
-        allowed = ({OperationType.QUERY} if request.method == "GET"
-                   else {OperationType.QUERY, OperationType.MUTATION})
+        allowed = (
+            {OperationType.QUERY}
+            if request.method == "GET"
+            else {OperationType.QUERY, OperationType.MUTATION}
+        )
         context = RequestContext(self.services, viewer, request_id)
         try:
             if isinstance(payload, list):
                 if len(payload) > self.settings.max_batch_size:
-                    return json_response(http_error(
-                        f"at most {self.settings.max_batch_size} operations per batch",
-                        "BAD_REQUEST"), 400, request_id)
+                    return json_response(
+                        http_error(
+                            f"at most {self.settings.max_batch_size} operations per batch",
+                            "BAD_REQUEST",
+                        ),
+                        400,
+                        request_id,
+                    )
                 results = [await self._execute(op, context, allowed) for op in payload]
                 return json_response(results, request_id=request_id)
-            return json_response(await self._execute(payload, context, allowed),
-                                 request_id=request_id)
+            return json_response(
+                await self._execute(payload, context, allowed), request_id=request_id
+            )
         except InvalidOperationTypeError:
-            return json_response(http_error("mutations need POST", "METHOD_NOT_ALLOWED"), 405,
-                                 request_id)
+            return json_response(
+                http_error("mutations need POST", "METHOD_NOT_ALLOWED"), 405, request_id
+            )
         finally:
             await context.close()
 
     async def _authenticate(self, request: Request) -> User:
-        user_id = user_id_from_header(request.headers.get("authorization"),
-                                      self.settings.jwt_secret)
+        user_id = user_id_from_header(
+            request.headers.get("authorization"), self.settings.jwt_secret
+        )
         async with self.services.db.reader() as session:
             user = await session.scalar(select(User).where(User.id == user_id))
         if user is None or not user.active:
@@ -129,8 +145,9 @@ class GraphQLEndpoint:
             raise ValueError("request body must be a JSON object {query, variables, operationName}")
         return payload
 
-    async def _execute(self, operation: dict[str, Any], context: RequestContext,
-                       allowed: set[OperationType]) -> dict[str, Any]:
+    async def _execute(
+        self, operation: dict[str, Any], context: RequestContext, allowed: set[OperationType]
+    ) -> dict[str, Any]:
         query = operation.get("query")
         variables = operation.get("variables")
         if not isinstance(query, str) or not query.strip():
@@ -138,8 +155,11 @@ class GraphQLEndpoint:
         if variables is not None and not isinstance(variables, dict):
             return http_error("`variables` must be an object", "BAD_REQUEST")
         result = await self.schema.execute(
-            query, variable_values=variables, context_value=context,
-            operation_name=operation.get("operationName"), allowed_operation_types=allowed,
+            query,
+            variable_values=variables,
+            context_value=context,
+            operation_name=operation.get("operationName"),
+            allowed_operation_types=allowed,
         )
         body: dict[str, Any] = {"data": result.data}
         if result.errors:

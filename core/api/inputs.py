@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from enum import Enum
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import strawberry
 from strawberry import UNSET
 
-from core.api.types import (
+from core.api.enums import (
     CommunicationChannel,
     CustomerKind,
     LifecycleStage,

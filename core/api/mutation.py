@@ -48,8 +48,11 @@ class Mutation:
     async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload:
         ctx = context_of(info)
         model = await ctx.services.customers.assign_owner(
-            ctx.actor, input.customer_id, input.owner_id,
-            backup_owner_id=input.backup_owner_id, reason=input.reason,
+            ctx.actor,
+            input.customer_id,
+            input.owner_id,
+            backup_owner_id=input.backup_owner_id,
+            reason=input.reason,
         )
         return CustomerPayload(customer=Customer.from_model(model))
 
@@ -57,8 +60,14 @@ class Mutation:
     async def create_user(self, info: Info, input: CreateUserInput) -> UserPayload:
         ctx = context_of(info)
         model = await ctx.services.users.create(
-            ctx.actor, input.id, input.name, email=input.email, roles=input.roles,
-            manager_id=input.manager_id, team=input.team, capacity=input.capacity,
+            ctx.actor,
+            input.id,
+            input.name,
+            email=input.email,
+            roles=input.roles,
+            manager_id=input.manager_id,
+            team=input.team,
+            capacity=input.capacity,
         )
         return UserPayload(user=User.from_model(model))
 

@@ -59,9 +59,7 @@ class Query:
             if user is not None:
                 return user
         if kind == "AuditEntry":
-            entry = await context_of(info).read(
-                lambda s: s.get(domain.AuditEntry, _audit_seq(id))
-            )
+            entry = await context_of(info).read(lambda s: s.get(domain.AuditEntry, _audit_seq(id)))
             if entry is not None:
                 return AuditEntry.from_model(entry)
         raise NotFound("Node", id)
@@ -81,11 +79,17 @@ class Query:
     ) -> Connection[Customer]:
         f = filter or CustomerFilter()
         order = order_by or CustomerOrder()
-        stmt = customer_service.customers_query(customer_service.CustomerFilter(
-            owner_id=f.owner_id, territory=f.territory, industry=f.industry,
-            value_tiers=tuple(f.value_tiers or ()), lifecycle_stages=tuple(f.lifecycle_stages or ()),
-            unassigned=f.unassigned, search=f.search,
-        ))
+        stmt = customer_service.customers_query(
+            customer_service.CustomerFilter(
+                owner_id=f.owner_id,
+                territory=f.territory,
+                industry=f.industry,
+                value_tiers=tuple(f.value_tiers or ()),
+                lifecycle_stages=tuple(f.lifecycle_stages or ()),
+                unassigned=f.unassigned,
+                search=f.search,
+            )
+        )
         column = getattr(domain.Customer, order.field.value)
         key = SortKey(column, domain.Customer.id, order.direction == OrderDirection.DESC)
         value_type = str if order.field.value == "name" else datetime
@@ -100,7 +104,10 @@ class Query:
 
     @strawberry.field(description="Users ordered by id; a Relay connection.")
     async def users(
-        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: str | None = None,
+        self,
+        info: Info,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
         filter: UserFilter | None = None,
     ) -> Connection[User]:
         f = filter or UserFilter()
@@ -116,14 +123,23 @@ class Query:
 
     @strawberry.field(description="Audit entries, newest first.")
     async def audit_log(
-        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: str | None = None,
+        self,
+        info: Info,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
         filter: AuditFilter | None = None,
     ) -> Connection[AuditEntry]:
         f = filter or AuditFilter()
-        stmt = audit_service.audit_query(audit_service.AuditFilter(
-            entity_type=f.entity_type, entity_id=f.entity_id, actor_id=f.actor_id,
-            action=f.action, since=f.since, until=f.until,
-        ))
+        stmt = audit_service.audit_query(
+            audit_service.AuditFilter(
+                entity_type=f.entity_type,
+                entity_id=f.entity_id,
+                actor_id=f.actor_id,
+                action=f.action,
+                since=f.since,
+                until=f.until,
+            )
+        )
         key = SortKey(domain.AuditEntry.id, domain.AuditEntry.id, descending=True)
         return await _connection(info, stmt, key, first, after, AuditEntry.from_model, int)
 

@@ -12,16 +12,17 @@ from strawberry.types import Info
 
 from core import domain
 from core.api.context import context_of
+from core.api.enums import (
+    AssignedBy,
+    CommunicationChannel,
+    CustomerKind,
+    LifecycleStage,
+    LoyaltyTier,
+    NeedsTier,
+    PaymentMethod,
+    ValueTier,
+)
 from core.ids import PREFIXES
-
-CustomerKind = strawberry.enum(domain.CustomerKind, description="Company or private person.")
-LifecycleStage = strawberry.enum(domain.LifecycleStage, description="Where the customer stands.")
-ValueTier = strawberry.enum(domain.ValueTier, description="Value to the business.")
-NeedsTier = strawberry.enum(domain.NeedsTier, description="How tailored the service must be.")
-LoyaltyTier = strawberry.enum(domain.LoyaltyTier, description="Loyalty and churn risk.")
-PaymentMethod = strawberry.enum(domain.PaymentMethod)
-CommunicationChannel = strawberry.enum(domain.CommunicationChannel)
-AssignedBy = strawberry.enum(domain.AssignedBy, description="How the current owner came to own.")
 
 
 @strawberry.interface(description="An object with a stable, globally unique id.")
@@ -59,8 +60,15 @@ class User(Node):
 
     @classmethod
     def from_model(cls, m: domain.User) -> User:
-        return cls(id=strawberry.ID(m.id), name=m.name, email=m.email, active=m.active,
-                   team=m.team, capacity=m.capacity, manager_id=m.manager_id)
+        return cls(
+            id=strawberry.ID(m.id),
+            name=m.name,
+            email=m.email,
+            active=m.active,
+            team=m.team,
+            capacity=m.capacity,
+            manager_id=m.manager_id,
+        )
 
 
 @strawberry.type(description="A person to talk to at the customer.")
@@ -84,8 +92,12 @@ class Customer(Node):
     version: int
     name: str | None
     kind: CustomerKind | None
-    industry: str | None = strawberry.field(description="Dotted code, e.g. `manufacturing.automotive`.")
-    territory: str | None = strawberry.field(description="`/`-separated path, e.g. `CN/East/Shanghai`.")
+    industry: str | None = strawberry.field(
+        description="Dotted code, e.g. `manufacturing.automotive`."
+    )
+    territory: str | None = strawberry.field(
+        description="`/`-separated path, e.g. `CN/East/Shanghai`."
+    )
     product_lines: list[str] | None
     lifecycle_stage: LifecycleStage | None
     first_contact_at: datetime | None
@@ -126,22 +138,40 @@ class Customer(Node):
     def from_model(cls, m: domain.Customer) -> Customer:
         active = m.active_ownership
         return cls(
-            id=strawberry.ID(m.id), version=m.version, name=m.name, kind=m.kind,
-            industry=m.industry, territory=m.territory, product_lines=list(m.product_lines),
-            lifecycle_stage=m.lifecycle_stage, first_contact_at=m.first_contact_at,
-            value_tier=m.value_tier, needs_tier=m.needs_tier, loyalty_tier=m.loyalty_tier,
-            annual_revenue=m.annual_revenue, profit_contribution=m.profit_contribution,
-            growth_potential=m.growth_potential, strategic_fit=m.strategic_fit,
-            payment_terms_days=m.payment_terms_days, payment_method=m.payment_method,
+            id=strawberry.ID(m.id),
+            version=m.version,
+            name=m.name,
+            kind=m.kind,
+            industry=m.industry,
+            territory=m.territory,
+            product_lines=list(m.product_lines),
+            lifecycle_stage=m.lifecycle_stage,
+            first_contact_at=m.first_contact_at,
+            value_tier=m.value_tier,
+            needs_tier=m.needs_tier,
+            loyalty_tier=m.loyalty_tier,
+            annual_revenue=m.annual_revenue,
+            profit_contribution=m.profit_contribution,
+            growth_potential=m.growth_potential,
+            strategic_fit=m.strategic_fit,
+            payment_terms_days=m.payment_terms_days,
+            payment_method=m.payment_method,
             invoice_requirements=m.invoice_requirements,
             communication_preference=m.communication_preference,
-            contacts=[Contact(**{k: c.get(k) for k in ("name", "title", "role", "email", "phone")})
-                      for c in m.contacts],
-            created_at=m.created_at, updated_at=m.updated_at,
-            ownership=Ownership(assigned_by=active.assigned_by, since=active.valid_from,
-                                reason=active.reason) if active else None,
+            contacts=[
+                Contact(**{k: c.get(k) for k in ("name", "title", "role", "email", "phone")})
+                for c in m.contacts
+            ],
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            ownership=Ownership(
+                assigned_by=active.assigned_by, since=active.valid_from, reason=active.reason
+            )
+            if active
+            else None,
             owner_id=active.owner_id if active else None,
-            backup_owner_id=m.backup_owner_id, first_contact_id=m.first_contact_id,
+            backup_owner_id=m.backup_owner_id,
+            first_contact_id=m.first_contact_id,
         )
 
 
@@ -171,10 +201,17 @@ class AuditEntry(Node):
     def from_model(cls, m: domain.AuditEntry) -> AuditEntry:
         changes: list[dict[str, Any]] = m.changes
         return cls(
-            id=strawberry.ID(f"{PREFIXES['AuditEntry']}_{m.id}"), at=m.at, action=m.action, entity_type=m.entity_type,
-            entity_id=m.entity_id, reason=m.reason, request_id=m.request_id, actor_id=m.actor_id,
-            changes=[FieldChange(field=c["field"], before=c["before"], after=c["after"])
-                     for c in changes],
+            id=strawberry.ID(f"{PREFIXES['AuditEntry']}_{m.id}"),
+            at=m.at,
+            action=m.action,
+            entity_type=m.entity_type,
+            entity_id=m.entity_id,
+            reason=m.reason,
+            request_id=m.request_id,
+            actor_id=m.actor_id,
+            changes=[
+                FieldChange(field=c["field"], before=c["before"], after=c["after"]) for c in changes
+            ],
         )
 
 

@@ -33,7 +33,7 @@ async def roles_of(session: AsyncSession, user_ids: Iterable[str]) -> dict[str, 
         .order_by(CasbinRule.v0, CasbinRule.v1)
     )
     for user_id, role in rows:
-        result[user_id].append(role)
+        result[str(user_id)].append(str(role))
     return result
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class CustomerKind(str, Enum):
+class CustomerKind(StrEnum):
     ENTERPRISE = "ENTERPRISE"
     INDIVIDUAL = "INDIVIDUAL"
 
 
-class LifecycleStage(str, Enum):
+class LifecycleStage(StrEnum):
     LEAD = "LEAD"
     PROSPECT = "PROSPECT"
     ACTIVE = "ACTIVE"
@@ -18,26 +18,26 @@ class LifecycleStage(str, Enum):
     CHURNED = "CHURNED"
 
 
-class ValueTier(str, Enum):
+class ValueTier(StrEnum):
     STRATEGIC = "STRATEGIC"
     HIGH = "HIGH"
     MEDIUM = "MEDIUM"
     LOW = "LOW"
 
 
-class NeedsTier(str, Enum):
+class NeedsTier(StrEnum):
     PERSONALIZED = "PERSONALIZED"
     STANDARD = "STANDARD"
     POTENTIAL = "POTENTIAL"
 
 
-class LoyaltyTier(str, Enum):
+class LoyaltyTier(StrEnum):
     LOYAL = "LOYAL"
     GENERAL = "GENERAL"
     CHURN_RISK = "CHURN_RISK"
 
 
-class PaymentMethod(str, Enum):
+class PaymentMethod(StrEnum):
     BANK_TRANSFER = "BANK_TRANSFER"
     DIRECT_DEBIT = "DIRECT_DEBIT"
     CREDIT_CARD = "CREDIT_CARD"
@@ -45,7 +45,7 @@ class PaymentMethod(str, Enum):
     CHEQUE = "CHEQUE"
 
 
-class CommunicationChannel(str, Enum):
+class CommunicationChannel(StrEnum):
     EMAIL = "EMAIL"
     PHONE = "PHONE"
     VIDEO = "VIDEO"
@@ -53,7 +53,7 @@ class CommunicationChannel(str, Enum):
     MESSAGING = "MESSAGING"
 
 
-class AssignedBy(str, Enum):
+class AssignedBy(StrEnum):
     RULE = "RULE"
     MANUAL = "MANUAL"
     HANDOVER = "HANDOVER"

@@ -36,8 +36,14 @@ from core.domain.enums import (
 
 def _enum(enum_cls: type) -> SAEnum:
     # Stored as plain strings with a CHECK: adding a value later is a small migration.
-    return SAEnum(enum_cls, native_enum=False, length=32, validate_strings=True,
-                  create_constraint=True, name=enum_cls.__name__.lower())
+    return SAEnum(
+        enum_cls,
+        native_enum=False,
+        length=32,
+        validate_strings=True,
+        create_constraint=True,
+        name=enum_cls.__name__.lower(),
+    )
 
 
 class User(Base):
@@ -105,8 +111,9 @@ class Customer(Base):
         Index("ix_customers_name_id", "name", "id"),
         Index("ix_customers_created_at_id", "created_at", "id"),
         Index("ix_customers_updated_at_id", "updated_at", "id"),
-        CheckConstraint("payment_terms_days IS NULL OR payment_terms_days >= 0",
-                        name="payment_terms_days"),
+        CheckConstraint(
+            "payment_terms_days IS NULL OR payment_terms_days >= 0", name="payment_terms_days"
+        ),
     )
 
 
@@ -128,10 +135,19 @@ class Ownership(Base):
 
     __table_args__ = (
         # The invariant "at most one active owner per customer", held by the database.
-        Index("uq_ownerships_active_customer", "customer_id", unique=True,
-              sqlite_where=text("valid_to IS NULL"), postgresql_where=text("valid_to IS NULL")),
-        Index("ix_ownerships_active_owner", "owner_id",
-              sqlite_where=text("valid_to IS NULL"), postgresql_where=text("valid_to IS NULL")),
+        Index(
+            "uq_ownerships_active_customer",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        Index(
+            "ix_ownerships_active_owner",
+            "owner_id",
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
         Index("ix_ownerships_customer_from", "customer_id", "valid_from"),
     )
 

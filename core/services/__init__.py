@@ -23,8 +23,9 @@ class Services:
     @classmethod
     def create(cls, db: Database, clock: Clock | None = None) -> Services:
         clock = clock or SystemClock()
-        return cls(db=db, clock=clock, customers=CustomerService(db, clock),
-                   users=UserService(db, clock))
+        return cls(
+            db=db, clock=clock, customers=CustomerService(db, clock), users=UserService(db, clock)
+        )
 
 
 __all__ = ["Actor", "Services"]

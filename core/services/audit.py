@@ -106,7 +106,7 @@ class AuditFilter:
     until: datetime | None = None
 
 
-def audit_query(f: AuditFilter) -> Select[tuple[AuditEntry]]:
+def audit_query(f: AuditFilter) -> Select[AuditEntry]:
     """Entries matching ``f``; paginate with ``core.services.pagination`` on ``id``."""
     stmt = select(AuditEntry)
     if f.entity_type is not None:

@@ -68,7 +68,7 @@ LIST_FIELDS = ("product_lines", "contacts")
 
 
 def field_name(attr: str) -> str:
-    """The GraphQL (and audit) name of a profile attribute: ``backup_owner_id`` → ``backupOwner``."""
+    """The GraphQL (and audit) name of an attribute: ``backup_owner_id`` → ``backupOwner``."""
     return to_camel(attr.removesuffix("_id"))
 
 
@@ -128,7 +128,7 @@ def _prefix(column: Any, value: str, separator: str) -> Any:
     return or_(column == value, column.like(_escape_like(value + separator) + "%", escape="\\"))
 
 
-def customers_query(f: CustomerFilter) -> Select[tuple[Customer]]:
+def customers_query(f: CustomerFilter) -> Select[Customer]:
     """Customers matching ``f``, each with its active ownership loaded (one statement)."""
     active = and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
     stmt = (
@@ -190,25 +190,33 @@ class CustomerService:
             data.setdefault("first_contact_at", now)
         async with self.db.transaction() as session:
             await check_users_active(session, {k: data.get(k) for k in USER_REFERENCES})
-            customer = Customer(id=new_id("Customer"), created_at=now, updated_at=now,
-                                product_lines=[], contacts=[])
+            customer = Customer(
+                id=new_id("Customer"), created_at=now, updated_at=now, product_lines=[], contacts=[]
+            )
             for attr, value in data.items():
                 setattr(customer, attr, value)
             session.add(customer)
             await session.flush()
             changes = diff({}, snapshot(customer))
             if owner_id is not None:
-                changes.append(await open_ownership(
-                    session, customer, owner_id, now=now, actor_id=actor.user_id, reason=reason
-                ))
+                changes.append(
+                    await open_ownership(
+                        session, customer, owner_id, now=now, actor_id=actor.user_id, reason=reason
+                    )
+                )
             AuditWriter(session, actor, now).record(
                 "createCustomer", "Customer", customer.id, changes, reason
             )
             return await load_customer(session, customer.id)
 
     async def assign_owner(
-        self, actor: Actor, customer_id: str, owner_id: str, *,
-        backup_owner_id: str | None = None, reason: str | None = None,
+        self,
+        actor: Actor,
+        customer_id: str,
+        owner_id: str,
+        *,
+        backup_owner_id: str | None = None,
+        reason: str | None = None,
     ) -> Customer:
         """Manually assign a customer that has no owner (and optionally its backup)."""
         now = self.clock.now()
@@ -222,14 +230,22 @@ class CustomerService:
                 session, customer, owner_id, now=now, actor_id=actor.user_id, reason=reason
             )
             AuditWriter(session, actor, now).record(
-                "assignOwner", "Customer", customer.id,
-                [owner_change, *diff(before, snapshot(customer))], reason,
+                "assignOwner",
+                "Customer",
+                customer.id,
+                [owner_change, *diff(before, snapshot(customer))],
+                reason,
             )
             return await load_customer(session, customer_id)
 
     async def update(
-        self, actor: Actor, customer_id: str, expected_version: int, data: dict[str, Any],
-        *, reason: str | None = None,
+        self,
+        actor: Actor,
+        customer_id: str,
+        expected_version: int,
+        data: dict[str, Any],
+        *,
+        reason: str | None = None,
     ) -> Customer:
         """Apply a partial update; a stale ``expected_version`` is a CONFLICT."""
         validate_profile(data)
@@ -241,9 +257,7 @@ class CustomerService:
                     f"not {expected_version}; reload and retry",
                     currentVersion=customer.version,
                 )
-            await check_users_active(
-                session, {k: data[k] for k in USER_REFERENCES if k in data}
-            )
+            await check_users_active(session, {k: data[k] for k in USER_REFERENCES if k in data})
             before = snapshot(customer)
             for attr, value in data.items():
                 setattr(customer, attr, list(value) if attr in LIST_FIELDS else value)

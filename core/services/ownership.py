@@ -62,10 +62,16 @@ async def open_ownership(
             state="OWNED",
         )
     await check_eligible_owner(session, owner_id, "ownerId")
-    session.add(Ownership(
-        customer_id=customer.id, owner_id=owner_id, assigned_by=assigned_by, reason=reason,
-        actor_id=actor_id, valid_from=now,
-    ))
+    session.add(
+        Ownership(
+            customer_id=customer.id,
+            owner_id=owner_id,
+            assigned_by=assigned_by,
+            reason=reason,
+            actor_id=actor_id,
+            valid_from=now,
+        )
+    )
     customer.updated_at = now  # a dirty row: the ORM bumps ``version`` on flush
     await session.flush()
     return {"field": "owner", "before": None, "after": owner_id}

@@ -68,13 +68,13 @@ def check_page_size(first: int) -> None:
 
 async def fetch_page(
     session: AsyncSession,
-    stmt: Select[tuple[T]],
+    stmt: Select[Any],
     key: SortKey,
     first: int,
     after: str | None,
     *,
     value_type: type = str,
-) -> Page[T]:
+) -> Page[Any]:
     """Rows of ``stmt`` after the cursor ``after`` in ``key`` order, at most ``first``."""
     check_page_size(first)
     cols = tuple_(key.column, key.tiebreak)
@@ -86,7 +86,9 @@ async def fetch_page(
             bindparam(None, tie, type_=key.tiebreak.type),
         )
         stmt = stmt.where(cols < bound if key.descending else cols > bound)
-    order = (key.column.desc(), key.tiebreak.desc()) if key.descending else (key.column, key.tiebreak)
+    order = (
+        (key.column.desc(), key.tiebreak.desc()) if key.descending else (key.column, key.tiebreak)
+    )
     rows = list((await session.scalars(stmt.order_by(*order).limit(first + 1))).unique())
     items = rows[:first]
     return Page(
@@ -98,4 +100,6 @@ async def fetch_page(
 
 async def count_rows(session: AsyncSession, stmt: Select[Any]) -> int:
     """The number of rows ``stmt`` would return (for ``totalCount``)."""
-    return int(await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+    return int(
+        await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    )

@@ -17,8 +17,13 @@ from core.services.audit import Actor, AuditWriter, diff
 def snapshot(user: User, roles: list[str]) -> dict[str, object]:
     """The user's fields keyed by GraphQL field name, for audit diffs."""
     return {
-        "name": user.name, "email": user.email, "active": user.active, "team": user.team,
-        "manager": user.manager_id, "capacity": user.capacity, "roles": sorted(roles),
+        "name": user.name,
+        "email": user.email,
+        "active": user.active,
+        "team": user.team,
+        "manager": user.manager_id,
+        "capacity": user.capacity,
+        "roles": sorted(roles),
     }
 
 
@@ -58,8 +63,10 @@ class UserService:
                 ("email", v.email(email)),
                 ("team", v.text(team, max_length=100)),
                 ("capacity", v.int_range(capacity, 0, 100_000)),
-                ("roles", next((f"unknown role {r!r}" for r in roles if r not in DEFAULT_ROLES),
-                               None)),
+                (
+                    "roles",
+                    next((f"unknown role {r!r}" for r in roles if r not in DEFAULT_ROLES), None),
+                ),
             )
             if reason
         ]
@@ -69,14 +76,24 @@ class UserService:
         async with self.db.transaction() as session:
             if await session.get(User, user_id) is not None:
                 raise BadUserInput.one("id", "a user with this id already exists")
-            if email is not None and await session.scalar(select(User.id).where(User.email == email)):
+            if email is not None and await session.scalar(
+                select(User.id).where(User.email == email)
+            ):
                 raise BadUserInput.one("email", "another user has this e-mail address")
             if manager_id is not None:
                 manager = await session.get(User, manager_id)
                 if manager is None or not manager.active:
                     raise BadUserInput.one("managerId", "no active user has this id")
-            user = User(id=user_id, name=name.strip(), email=email, active=True, team=team,
-                        manager_id=manager_id, capacity=capacity, created_at=now)
+            user = User(
+                id=user_id,
+                name=name.strip(),
+                email=email,
+                active=True,
+                team=team,
+                manager_id=manager_id,
+                capacity=capacity,
+                created_at=now,
+            )
             session.add(user)
             grant_roles(session, user_id, roles)
             await session.flush()

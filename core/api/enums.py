@@ -1,0 +1,43 @@
+"""The domain enums, registered with strawberry; API modules import them from here.
+
+Registering before any GraphQL type refers to them keeps one definition per enum.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from core.domain.enums import (
+    AssignedBy,
+    CommunicationChannel,
+    CustomerKind,
+    LifecycleStage,
+    LoyaltyTier,
+    NeedsTier,
+    PaymentMethod,
+    ValueTier,
+)
+
+# Registering the domain enums (same names in GraphQL) keeps one definition of each value set.
+for _enum, _description in (
+    (CustomerKind, "Company or private person."),
+    (LifecycleStage, "Where the customer stands."),
+    (ValueTier, "Value to the business."),
+    (NeedsTier, "How tailored the service must be."),
+    (LoyaltyTier, "Loyalty and churn risk."),
+    (PaymentMethod, "How the customer pays."),
+    (CommunicationChannel, "How the customer prefers to be contacted."),
+    (AssignedBy, "How the current owner came to own the customer."),
+):
+    strawberry.enum(_enum, description=_description)
+
+__all__ = [
+    "AssignedBy",
+    "CommunicationChannel",
+    "CustomerKind",
+    "LifecycleStage",
+    "LoyaltyTier",
+    "NeedsTier",
+    "PaymentMethod",
+    "ValueTier",
+]
