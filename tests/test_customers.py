@@ -97,7 +97,7 @@ async def test_stale_version_is_conflict_and_writes_nothing(gql: GraphQLClient, 
         {"input": {"id": customer["id"], "expectedVersion": 1, "name": "Lost update"}},
     )
     assert error_codes(body) == ["CONFLICT"]
-    assert body["data"] is None
+    assert body["data"] == {"updateCustomer": None}
     current = (await gql.data("admin", GET, {"id": customer["id"]}))["customer"]
     assert (current["name"], current["version"]) == ("Renamed", 2)
     assert (await gql.data("admin", AUDIT_COUNT))["auditLog"]["totalCount"] == entries_before

@@ -29,7 +29,9 @@ class UserPayload:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create a customer; `ownerId` assigns its owner at once.")
-    async def create_customer(self, info: Info, input: CreateCustomerInput) -> CustomerPayload:
+    async def create_customer(
+        self, info: Info, input: CreateCustomerInput
+    ) -> CustomerPayload | None:
         ctx = context_of(info)
         model = await ctx.services.customers.create(
             ctx.actor, input.profile(), owner_id=input.owner_id, reason=input.reason
@@ -37,7 +39,9 @@ class Mutation:
         return CustomerPayload(customer=Customer.from_model(model))
 
     @strawberry.mutation(description="Change profile fields; needs the current `version`.")
-    async def update_customer(self, info: Info, input: UpdateCustomerInput) -> CustomerPayload:
+    async def update_customer(
+        self, info: Info, input: UpdateCustomerInput
+    ) -> CustomerPayload | None:
         ctx = context_of(info)
         model = await ctx.services.customers.update(
             ctx.actor, input.id, input.expected_version, input.profile(), reason=input.reason
@@ -45,7 +49,7 @@ class Mutation:
         return CustomerPayload(customer=Customer.from_model(model))
 
     @strawberry.mutation(description="Give a customer that has no owner its owner.")
-    async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload:
+    async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload | None:
         ctx = context_of(info)
         model = await ctx.services.customers.assign_owner(
             ctx.actor,
@@ -57,7 +61,7 @@ class Mutation:
         return CustomerPayload(customer=Customer.from_model(model))
 
     @strawberry.mutation(description="Create a user with roles.")
-    async def create_user(self, info: Info, input: CreateUserInput) -> UserPayload:
+    async def create_user(self, info: Info, input: CreateUserInput) -> UserPayload | None:
         ctx = context_of(info)
         model = await ctx.services.users.create(
             ctx.actor,
@@ -72,7 +76,7 @@ class Mutation:
         return UserPayload(user=User.from_model(model))
 
     @strawberry.mutation(description="Deactivate a user: no sign-in, never an eligible owner.")
-    async def deactivate_user(self, info: Info, input: DeactivateUserInput) -> UserPayload:
+    async def deactivate_user(self, info: Info, input: DeactivateUserInput) -> UserPayload | None:
         ctx = context_of(info)
         model = await ctx.services.users.deactivate(ctx.actor, input.user_id, input.reason)
         return UserPayload(user=User.from_model(model))

@@ -50,7 +50,7 @@ class Query:
         return Viewer(user=User.from_model(ctx.viewer), roles=await ctx.roles.load(ctx.viewer.id))
 
     @strawberry.field(description="Any object by its id.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node:
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         kind = type_of_id(id)
         if kind == "Customer":
             return await _customer(info, id)
@@ -65,7 +65,7 @@ class Query:
         raise NotFound("Node", id)
 
     @strawberry.field(description="One customer by id.")
-    async def customer(self, info: Info, id: strawberry.ID) -> Customer:
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         return await _customer(info, id)
 
     @strawberry.field(description="Customers, filtered and ordered; a Relay connection.")
@@ -76,7 +76,7 @@ class Query:
         after: str | None = None,
         filter: CustomerFilter | None = None,
         order_by: CustomerOrder | None = None,
-    ) -> Connection[Customer]:
+    ) -> Connection[Customer] | None:
         f = filter or CustomerFilter()
         order = order_by or CustomerOrder()
         stmt = customer_service.customers_query(
@@ -96,7 +96,7 @@ class Query:
         return await _connection(info, stmt, key, first, after, Customer.from_model, value_type)
 
     @strawberry.field(description="One user by id.")
-    async def user(self, info: Info, id: strawberry.ID) -> User:
+    async def user(self, info: Info, id: strawberry.ID) -> User | None:
         user = await _user_or_none(info, id)
         if user is None:
             raise NotFound("User", id)
@@ -109,7 +109,7 @@ class Query:
         first: First = DEFAULT_PAGE_SIZE,
         after: str | None = None,
         filter: UserFilter | None = None,
-    ) -> Connection[User]:
+    ) -> Connection[User] | None:
         f = filter or UserFilter()
         stmt = select(domain.User)
         if f.team is not None:
@@ -128,7 +128,7 @@ class Query:
         first: First = DEFAULT_PAGE_SIZE,
         after: str | None = None,
         filter: AuditFilter | None = None,
-    ) -> Connection[AuditEntry]:
+    ) -> Connection[AuditEntry] | None:
         f = filter or AuditFilter()
         stmt = audit_service.audit_query(
             audit_service.AuditFilter(

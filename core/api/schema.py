@@ -20,7 +20,11 @@ class BatonSchema(strawberry.Schema):
 
 
 def build_schema() -> BatonSchema:
-    """The GraphQL schema (plugins will add their typed fields here)."""
+    """The GraphQL schema (plugins will add their typed fields here).
+
+    Root fields are nullable: an error in one (NOT_FOUND, FORBIDDEN) nulls only that field,
+    never the sibling fields of the same request.
+    """
     return BatonSchema(
         query=Query,
         mutation=Mutation,
