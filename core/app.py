@@ -30,8 +30,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await db.prepare()
+        await services.prepare()
+        await services.authz.start()
         yield
+        await services.authz.stop()
         await db.dispose()
 
     async def healthz(request: Request) -> Response:

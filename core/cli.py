@@ -50,9 +50,10 @@ def _run(
     async def main() -> T:
         db = Database(settings.database_url)
         try:
+            services = Services.create(db)
             if prepare:
-                await db.prepare()
-            return await work(Services.create(db))
+                await services.prepare()
+            return await work(services)
         finally:
             await db.dispose()
 

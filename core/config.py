@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./baton.db"
 DEV_JWT_SECRET = "baton-development-secret-change-me-in-production"
@@ -35,7 +35,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_batch_size: int = 10
     log_sql: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    # Only for the benchmark's baseline: never read from the environment.
+    authorization: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

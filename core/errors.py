@@ -55,6 +55,15 @@ class Forbidden(BatonError):
     code = "FORBIDDEN"
 
 
+class ForbiddenField(BatonError):
+    """The viewer may not read this field; it resolves to null, its siblings still resolve."""
+
+    code = "FORBIDDEN_FIELD"
+
+    def __init__(self, obj: str) -> None:
+        super().__init__(f"Not allowed to read {obj}", object=obj)
+
+
 class BadUserInput(BatonError):
     """One or more input values are invalid; nothing was written.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 import strawberry
 
@@ -14,18 +14,24 @@ NodeT = TypeVar("NodeT")
 
 @strawberry.type(description="Where a page ends and whether more follow.")
 class PageInfo:
+    authz_exempt: ClassVar[bool] = True
+
     has_next_page: bool
     end_cursor: str | None
 
 
 @strawberry.type
 class Edge(Generic[NodeT]):
+    authz_exempt: ClassVar[bool] = True
+
     cursor: str
     node: NodeT
 
 
 @strawberry.type(description="A page of a list; pass `pageInfo.endCursor` as `after` for the next.")
 class Connection(Generic[NodeT]):
+    authz_exempt: ClassVar[bool] = True
+
     edges: list[Edge[NodeT]]
     page_info: PageInfo
     count: strawberry.Private[Callable[[], Awaitable[int]]]

@@ -10,10 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
+from core.authz.defaults import Scope
 from core.authz.roles import roles_of
+from core.authz.view import PermissionView
 from core.domain import User
 from core.services import Actor, Services
+from core.services.customers import CustomerScope
 from core.services.ownership import active_account_counts
+from core.services.users import reports_of
 
 T = TypeVar("T")
 
@@ -21,11 +25,15 @@ T = TypeVar("T")
 class RequestContext:
     """Everything a resolver may use; created once per GraphQL request."""
 
-    def __init__(self, services: Services, viewer: User, request_id: str) -> None:
+    def __init__(
+        self, services: Services, viewer: User, permissions: PermissionView, request_id: str
+    ) -> None:
         self.services = services
         self.viewer = viewer
+        self.permissions = permissions
         self.actor = Actor(viewer.id)
         self.request_id = request_id
+        self._scope: CustomerScope | None = None
         self._session: AsyncSession | None = None
         # Resolvers run concurrently; one AsyncSession must not, so reads take turns.
         self._lock = asyncio.Lock()
@@ -39,6 +47,16 @@ class RequestContext:
             if self._session is None:
                 self._session = self.services.db.reader()
             return await query(self._session)
+
+    async def scope(self) -> CustomerScope:
+        """The viewer's customer scope (TEAM costs one query, once per request)."""
+        if self._scope is None:
+            level = self.permissions.scope
+            members = {self.viewer.id}
+            if level == Scope.TEAM:
+                members |= await self.read(lambda s: reports_of(s, self.viewer.id))
+            self._scope = CustomerScope(level, frozenset(members))
+        return self._scope
 
     async def close(self) -> None:
         if self._session is not None:

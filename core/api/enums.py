@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import strawberry
 
+from core.authz.defaults import Scope
 from core.domain.enums import (
     AssignedBy,
     CommunicationChannel,
@@ -30,6 +31,7 @@ for _enum, _description in (
     (AssignedBy, "How the current owner came to own the customer."),
 ):
     strawberry.enum(_enum, description=_description)
+strawberry.enum(Scope, name="CustomerScope", description="Which customers a role reaches.")
 
 __all__ = [
     "AssignedBy",
@@ -39,5 +41,6 @@ __all__ = [
     "LoyaltyTier",
     "NeedsTier",
     "PaymentMethod",
+    "Scope",
     "ValueTier",
 ]

@@ -18,6 +18,7 @@ from core.api.context import RequestContext
 from core.api.errors import format_error, http_error
 from core.api.schema import BatonSchema
 from core.auth import InvalidToken, user_id_from_header
+from core.authz.view import PermissionView
 from core.config import Settings
 from core.domain import User
 from core.services import Services
@@ -84,7 +85,12 @@ class GraphQLEndpoint:
             if request.method == "GET"
             else {OperationType.QUERY, OperationType.MUTATION}
         )
-        context = RequestContext(self.services, viewer, request_id)
+        permissions = (
+            await self.services.authz.view_for(viewer.id)
+            if self.settings.authorization
+            else PermissionView.allow_all()
+        )
+        context = RequestContext(self.services, viewer, permissions, request_id)
         try:
             if isinstance(payload, list):
                 if len(payload) > self.settings.max_batch_size:

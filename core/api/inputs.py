@@ -6,7 +6,7 @@ import dataclasses
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import strawberry
 from strawberry import UNSET
@@ -20,7 +20,7 @@ from core.api.enums import (
     PaymentMethod,
     ValueTier,
 )
-from core.services.customers import PROFILE_FIELDS
+from core.services.customers import PROFILE_FIELDS, field_name
 
 
 @strawberry.input(description="A person to talk to at the customer.")
@@ -56,6 +56,14 @@ class CustomerProfileInput:
     contacts: list[ContactInput] | None = UNSET
     reason: str | None = strawberry.field(default=None, description="Recorded in the audit log.")
 
+    authz_entity: ClassVar[str] = "Customer"
+
+    def authz_write_fields(self) -> list[str]:
+        return [field_name(attr) for attr in self.profile()]
+
+    def authz_operations(self) -> list[str]:
+        return []
+
     def profile(self) -> dict[str, Any]:
         """The given profile fields as ``attribute → value`` (omitted ones left out)."""
         data: dict[str, Any] = {}
@@ -79,6 +87,10 @@ class CreateCustomerInput(CustomerProfileInput):
     def profile(self) -> dict[str, Any]:
         return {"name": self.name, **super().profile()}
 
+    def authz_operations(self) -> list[str]:
+        # Naming the owner at creation is a manual assignment.
+        return ["Mutation.assignOwner"] if self.owner_id is not None else []
+
 
 @strawberry.input
 class UpdateCustomerInput(CustomerProfileInput):
@@ -94,6 +106,14 @@ class AssignOwnerInput:
     backup_owner_id: strawberry.ID | None = None
     reason: str | None = None
 
+    authz_entity: ClassVar[str] = "Customer"
+
+    def authz_write_fields(self) -> list[str]:
+        return ["owner"] + (["backupOwner"] if self.backup_owner_id is not None else [])
+
+    def authz_operations(self) -> list[str]:
+        return []
+
 
 @strawberry.input
 class CreateUserInput:
@@ -105,11 +125,35 @@ class CreateUserInput:
     team: str | None = None
     capacity: int | None = None
 
+    authz_entity: ClassVar[str] = "User"
+
+    def authz_write_fields(self) -> list[str]:
+        given = {
+            "name": self.name,
+            "email": self.email,
+            "roles": self.roles,
+            "manager": self.manager_id,
+            "team": self.team,
+            "capacity": self.capacity,
+        }
+        return [name for name, value in given.items() if value not in (None, [])]
+
+    def authz_operations(self) -> list[str]:
+        return []
+
 
 @strawberry.input
 class DeactivateUserInput:
     user_id: strawberry.ID
     reason: str | None = None
+
+    authz_entity: ClassVar[str] = "User"
+
+    def authz_write_fields(self) -> list[str]:
+        return ["active"]
+
+    def authz_operations(self) -> list[str]:
+        return []
 
 
 @strawberry.input(description="Combined with AND; prefixes match a code and everything below it.")
@@ -121,6 +165,21 @@ class CustomerFilter:
     lifecycle_stages: list[LifecycleStage] | None = None
     unassigned: bool | None = None
     search: str | None = strawberry.field(default=None, description="Part of the name.")
+
+    authz_entity: ClassVar[str] = "Customer"
+    _FIELDS: ClassVar[dict[str, str]] = {
+        "owner_id": "owner",
+        "territory": "territory",
+        "industry": "industry",
+        "value_tiers": "valueTier",
+        "lifecycle_stages": "lifecycleStage",
+        "unassigned": "owner",
+        "search": "name",
+    }
+
+    def authz_read_fields(self) -> set[str]:
+        """Filtering by a field reveals its values, so it needs read on that field."""
+        return {f for attr, f in self._FIELDS.items() if getattr(self, attr) is not None}
 
 
 @strawberry.enum
@@ -141,12 +200,23 @@ class CustomerOrder:
     field: CustomerOrderField = CustomerOrderField.NAME
     direction: OrderDirection = OrderDirection.ASC
 
+    authz_entity: ClassVar[str] = "Customer"
+
+    def authz_read_fields(self) -> set[str]:
+        return {field_name(self.field.value)}
+
 
 @strawberry.input
 class UserFilter:
     team: str | None = None
     active: bool | None = None
     manager_id: strawberry.ID | None = None
+
+    authz_entity: ClassVar[str] = "User"
+
+    def authz_read_fields(self) -> set[str]:
+        given = {"team": self.team, "active": self.active, "manager": self.manager_id}
+        return {name for name, value in given.items() if value is not None}
 
 
 @strawberry.input
@@ -157,3 +227,15 @@ class AuditFilter:
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    authz_entity: ClassVar[str] = "AuditEntry"
+
+    def authz_read_fields(self) -> set[str]:
+        given = {
+            "entityType": self.entity_type,
+            "entityId": self.entity_id,
+            "actor": self.actor_id,
+            "action": self.action,
+            "at": self.since or self.until,
+        }
+        return {name for name, value in given.items() if value is not None}

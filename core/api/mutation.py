@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import strawberry
 from strawberry.types import Info
 
@@ -18,11 +20,15 @@ from core.api.types import Customer, User
 
 @strawberry.type
 class CustomerPayload:
+    authz_exempt: ClassVar[bool] = True
+
     customer: Customer
 
 
 @strawberry.type
 class UserPayload:
+    authz_exempt: ClassVar[bool] = True
+
     user: User
 
 
@@ -44,7 +50,12 @@ class Mutation:
     ) -> CustomerPayload | None:
         ctx = context_of(info)
         model = await ctx.services.customers.update(
-            ctx.actor, input.id, input.expected_version, input.profile(), reason=input.reason
+            ctx.actor,
+            input.id,
+            input.expected_version,
+            input.profile(),
+            reason=input.reason,
+            scope=await ctx.scope(),
         )
         return CustomerPayload(customer=Customer.from_model(model))
 
@@ -57,6 +68,7 @@ class Mutation:
             input.owner_id,
             backup_owner_id=input.backup_owner_id,
             reason=input.reason,
+            scope=await ctx.scope(),
         )
         return CustomerPayload(customer=Customer.from_model(model))
 

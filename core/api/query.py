@@ -15,7 +15,8 @@ from core import domain
 from core.api.connection import Connection
 from core.api.context import context_of
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
-from core.api.types import AuditEntry, Customer, Node, User, Viewer
+from core.api.types import AuditEntry, Customer, Node, Permission, User, Viewer
+from core.authz.defaults import Scope
 from core.errors import NotFound
 from core.ids import PREFIXES, type_of_id
 from core.services import audit as audit_service
@@ -33,7 +34,9 @@ First = Annotated[int, strawberry.argument(description="Page size, at most 100."
 
 
 async def _customer(info: Info, customer_id: str) -> Customer:
-    model = await context_of(info).read(lambda s: customer_service.load_customer(s, customer_id))
+    ctx = context_of(info)
+    scope = await ctx.scope()
+    model = await ctx.read(lambda s: customer_service.load_customer(s, customer_id, scope))
     return Customer.from_model(model)
 
 
@@ -42,16 +45,46 @@ async def _user_or_none(info: Info, user_id: str) -> User | None:
     return User.from_model(model) if model is not None else None
 
 
+async def _audit_entries(info: Info, f: audit_service.AuditFilter) -> Select[Any]:
+    """Audit entries matching ``f`` that the viewer's customer scope reaches."""
+    ctx = context_of(info)
+    scope = await ctx.scope()
+    visible = None
+    if scope.level != Scope.ALL:
+        visible = customer_service.customers_query(customer_service.CustomerFilter(), scope)
+        visible = visible.with_only_columns(domain.Customer.id)
+    return audit_service.audit_query(f, visible)
+
+
+# ``node`` reaches each type only as far as the type's own root field does.
+NODE_OPERATIONS = {
+    "Customer": "Query.customer",
+    "User": "Query.user",
+    "AuditEntry": "Query.auditLog",
+}
+
+
 @strawberry.type
 class Query:
-    @strawberry.field(description="The signed-in user, their roles.")
+    @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:
         ctx = context_of(info)
-        return Viewer(user=User.from_model(ctx.viewer), roles=await ctx.roles.load(ctx.viewer.id))
+        view = ctx.permissions
+        return Viewer(
+            user=User.from_model(ctx.viewer),
+            roles=await ctx.services.authz.roles_of(ctx.viewer.id),
+            permissions=[
+                Permission(object=p.object, action=p.action)
+                for p in sorted(view.permissions, key=lambda p: (p.object, p.action))
+            ],
+            scope=view.scope,
+        )
 
     @strawberry.field(description="Any object by its id.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         kind = type_of_id(id)
+        if not context_of(info).permissions.allows(NODE_OPERATIONS[kind], "call"):
+            raise NotFound("Node", id)
         if kind == "Customer":
             return await _customer(info, id)
         if kind == "User":
@@ -59,9 +92,11 @@ class Query:
             if user is not None:
                 return user
         if kind == "AuditEntry":
-            entry = await context_of(info).read(lambda s: s.get(domain.AuditEntry, _audit_seq(id)))
+            stmt = await _audit_entries(info, audit_service.AuditFilter())
+            stmt = stmt.where(domain.AuditEntry.id == _audit_seq(id))
+            entry = await context_of(info).read(lambda s: s.scalar(stmt))
             if entry is not None:
-                return AuditEntry.from_model(entry)
+                return AuditEntry.from_model(entry, context_of(info).permissions)
         raise NotFound("Node", id)
 
     @strawberry.field(description="One customer by id.")
@@ -79,6 +114,7 @@ class Query:
     ) -> Connection[Customer] | None:
         f = filter or CustomerFilter()
         order = order_by or CustomerOrder()
+        scope = await context_of(info).scope()
         stmt = customer_service.customers_query(
             customer_service.CustomerFilter(
                 owner_id=f.owner_id,
@@ -88,7 +124,8 @@ class Query:
                 lifecycle_stages=tuple(f.lifecycle_stages or ()),
                 unassigned=f.unassigned,
                 search=f.search,
-            )
+            ),
+            scope,
         )
         column = getattr(domain.Customer, order.field.value)
         key = SortKey(column, domain.Customer.id, order.direction == OrderDirection.DESC)
@@ -130,7 +167,8 @@ class Query:
         filter: AuditFilter | None = None,
     ) -> Connection[AuditEntry] | None:
         f = filter or AuditFilter()
-        stmt = audit_service.audit_query(
+        stmt = await _audit_entries(
+            info,
             audit_service.AuditFilter(
                 entity_type=f.entity_type,
                 entity_id=f.entity_id,
@@ -138,10 +176,13 @@ class Query:
                 action=f.action,
                 since=f.since,
                 until=f.until,
-            )
+            ),
         )
         key = SortKey(domain.AuditEntry.id, domain.AuditEntry.id, descending=True)
-        return await _connection(info, stmt, key, first, after, AuditEntry.from_model, int)
+        view = context_of(info).permissions
+        return await _connection(
+            info, stmt, key, first, after, lambda m: AuditEntry.from_model(m, view), int
+        )
 
 
 def _audit_seq(node_id: str) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
+from core.api.guard import protect
 from core.api.mutation import Mutation
 from core.api.query import Query
 from core.api.types import AuditEntry, Customer, User
@@ -25,12 +26,14 @@ def build_schema() -> BatonSchema:
     Root fields are nullable: an error in one (NOT_FOUND, FORBIDDEN) nulls only that field,
     never the sibling fields of the same request.
     """
-    return BatonSchema(
+    schema = BatonSchema(
         query=Query,
         mutation=Mutation,
         types=[Customer, User, AuditEntry],
         config=StrawberryConfig(auto_camel_case=True),
     )
+    protect(schema._schema)
+    return schema
 
 
 def export_sdl() -> str:

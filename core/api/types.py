@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -20,8 +20,10 @@ from core.api.enums import (
     LoyaltyTier,
     NeedsTier,
     PaymentMethod,
+    Scope,
     ValueTier,
 )
+from core.authz.view import PermissionView
 from core.ids import PREFIXES
 
 
@@ -73,6 +75,9 @@ class User(Node):
 
 @strawberry.type(description="A person to talk to at the customer.")
 class Contact:
+    # Authorised as a whole by ``Customer.contacts``.
+    authz_exempt: ClassVar[bool] = True
+
     name: str | None
     title: str | None
     role: str | None
@@ -116,7 +121,8 @@ class Customer(Node):
     created_at: datetime | None
     updated_at: datetime | None
     ownership: Ownership | None = strawberry.field(
-        description="The current ownership; null while the customer has no owner."
+        description="The current ownership; null while the customer has no owner.",
+        metadata={"authz": "container"},
     )
     owner_id: strawberry.Private[str | None]
     backup_owner_id: strawberry.Private[str | None]
@@ -177,9 +183,15 @@ class Customer(Node):
 
 @strawberry.type(description="One field's value before and after a change.")
 class FieldChange:
+    # Authorised by ``AuditEntry.changes``; values by the changed field itself (redaction).
+    authz_exempt: ClassVar[bool] = True
+
     field: str
     before: JSON | None
     after: JSON | None
+    redacted: bool = strawberry.field(
+        default=False, description="True when you may not read the field: values are withheld."
+    )
 
 
 @strawberry.type(description="One changed entity in one successful mutation.")
@@ -198,7 +210,8 @@ class AuditEntry(Node):
         return await _user(info, self.actor_id)
 
     @classmethod
-    def from_model(cls, m: domain.AuditEntry) -> AuditEntry:
+    def from_model(cls, m: domain.AuditEntry, view: PermissionView) -> AuditEntry:
+        """The entry as ``view`` may see it: values of unreadable fields are redacted."""
         changes: list[dict[str, Any]] = m.changes
         return cls(
             id=strawberry.ID(f"{PREFIXES['AuditEntry']}_{m.id}"),
@@ -209,13 +222,31 @@ class AuditEntry(Node):
             reason=m.reason,
             request_id=m.request_id,
             actor_id=m.actor_id,
-            changes=[
-                FieldChange(field=c["field"], before=c["before"], after=c["after"]) for c in changes
-            ],
+            changes=[_change(c, m.entity_type, view) for c in changes],
         )
+
+
+def _change(change: dict[str, Any], entity_type: str, view: PermissionView) -> FieldChange:
+    if view.can_read(entity_type, change["field"]):
+        return FieldChange(field=change["field"], before=change["before"], after=change["after"])
+    return FieldChange(field=change["field"], before=None, after=None, redacted=True)
+
+
+@strawberry.type(description="An allowed action on an object (`Customer.name`, `Customer.*`).")
+class Permission:
+    authz_exempt: ClassVar[bool] = True
+
+    object: str
+    action: str
 
 
 @strawberry.type(description="The signed-in user and what they may do.")
 class Viewer:
+    authz_exempt: ClassVar[bool] = True
+
     user: User
-    roles: list[str]
+    roles: list[str] = strawberry.field(description="Roles assigned to the user.")
+    permissions: list[Permission] = strawberry.field(
+        description="Effective permissions, inherited ones included: decide what to render."
+    )
+    scope: Scope = strawberry.field(description="Which customers the viewer reaches.")

@@ -1,4 +1,4 @@
-"""Role grants, stored as Casbin grouping policies (``g, user, role``) in ``casbin_rule``."""
+"""Policy lines in ``casbin_rule``: role grants (``g, user, role``) and known roles."""
 
 from __future__ import annotations
 
@@ -9,16 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.domain import CasbinRule
-
-DEFAULT_ROLES = (
-    "admin",
-    "sales_director",
-    "team_manager",
-    "account_manager",
-    "finance",
-    "customer_service",
-    "auditor",
-)
 
 
 async def roles_of(session: AsyncSession, user_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -35,6 +25,12 @@ async def roles_of(session: AsyncSession, user_ids: Iterable[str]) -> dict[str, 
     for user_id, role in rows:
         result[str(user_id)].append(str(role))
     return result
+
+
+async def known_roles(session: AsyncSession) -> set[str]:
+    """Roles that exist: every role has at least one ``p`` line (a permission or its scope)."""
+    rows = await session.scalars(select(CasbinRule.v0).where(CasbinRule.ptype == "p").distinct())
+    return {str(r) for r in rows}
 
 
 def grant_roles(session: AsyncSession, user_id: str, roles: Iterable[str]) -> None:

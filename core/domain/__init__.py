@@ -11,7 +11,14 @@ from core.domain.enums import (
     PaymentMethod,
     ValueTier,
 )
-from core.domain.models import AuditEntry, CasbinRule, Customer, Ownership, User
+from core.domain.models import (
+    AuditEntry,
+    CasbinRule,
+    Customer,
+    Ownership,
+    PolicyVersion,
+    User,
+)
 
 __all__ = [
     "AssignedBy",
@@ -26,6 +33,7 @@ __all__ = [
     "NeedsTier",
     "Ownership",
     "PaymentMethod",
+    "PolicyVersion",
     "User",
     "ValueTier",
 ]

@@ -188,3 +188,19 @@ class CasbinRule(Base):
     v5: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (Index("ix_casbin_rule_ptype_v0", "ptype", "v0"),)
+
+    def __str__(self) -> str:
+        """The policy line as Casbin's adapters load it: ``p, role, Customer.name, read``."""
+        values = [
+            v for v in (self.v0, self.v1, self.v2, self.v3, self.v4, self.v5) if v is not None
+        ]
+        return ", ".join([self.ptype, *values])
+
+
+class PolicyVersion(Base):
+    """One row whose ``version`` grows with every policy change; workers compare it."""
+
+    __tablename__ = "policy_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.authz.store import PolicyStore
 from core.clock import Clock, SystemClock
 from core.db import Database
 from core.services.audit import Actor
 from core.services.customers import CustomerService
+from core.services.policies import PolicyService
 from core.services.users import UserService
 
 
@@ -17,15 +19,28 @@ class Services:
 
     db: Database
     clock: Clock
+    authz: PolicyStore
     customers: CustomerService
     users: UserService
+    policies: PolicyService
 
     @classmethod
     def create(cls, db: Database, clock: Clock | None = None) -> Services:
         clock = clock or SystemClock()
+        authz = PolicyStore(db)
         return cls(
-            db=db, clock=clock, customers=CustomerService(db, clock), users=UserService(db, clock)
+            db=db,
+            clock=clock,
+            authz=authz,
+            customers=CustomerService(db, clock),
+            users=UserService(db, clock),
+            policies=PolicyService(db, clock, authz),
         )
+
+    async def prepare(self) -> None:
+        """Make the database usable (see ``Database.prepare``) and install default policies."""
+        await self.db.prepare()
+        await self.policies.ensure_defaults()
 
 
 __all__ = ["Actor", "Services"]

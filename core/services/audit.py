@@ -106,9 +106,17 @@ class AuditFilter:
     until: datetime | None = None
 
 
-def audit_query(f: AuditFilter) -> Select[AuditEntry]:
-    """Entries matching ``f``; paginate with ``core.services.pagination`` on ``id``."""
+def audit_query(f: AuditFilter, visible_customers: Select[Any] | None = None) -> Select[AuditEntry]:
+    """Entries matching ``f``; paginate with ``core.services.pagination`` on ``id``.
+
+    ``visible_customers`` (ids) narrows the log to entries about those customers, for viewers
+    whose scope is narrower than ALL.
+    """
     stmt = select(AuditEntry)
+    if visible_customers is not None:
+        stmt = stmt.where(
+            AuditEntry.entity_type == "Customer", AuditEntry.entity_id.in_(visible_customers)
+        )
     if f.entity_type is not None:
         stmt = stmt.where(AuditEntry.entity_type == f.entity_type)
     if f.entity_id is not None:

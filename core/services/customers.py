@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
+from core.authz.defaults import Scope
 from core.clock import Clock
 from core.db import Database
 from core.domain import Customer, CustomerKind, LifecycleStage, Ownership, User, ValueTier
@@ -118,6 +119,35 @@ class CustomerFilter:
     search: str | None = None
 
 
+@dataclass(frozen=True)
+class CustomerScope:
+    """Which customers a viewer reaches: all, or those of ``members`` (the viewer, plus the
+    viewer's reports for TEAM). A member's customers are those they own or back up, and
+    unowned ones they first contacted."""
+
+    level: Scope
+    members: frozenset[str] = frozenset()
+
+    @classmethod
+    def everything(cls) -> CustomerScope:
+        return cls(Scope.ALL)
+
+    def clause(self) -> ColumnElement[bool] | None:
+        """The SQL condition for customers in scope (None: no restriction)."""
+        if self.level == Scope.ALL:
+            return None
+        if self.level == Scope.NONE or not self.members:
+            return false()
+        return or_(
+            Ownership.owner_id.in_(self.members),
+            Customer.backup_owner_id.in_(self.members),
+            and_(Ownership.id.is_(None), Customer.first_contact_id.in_(self.members)),
+        )
+
+
+EVERYTHING = CustomerScope.everything()
+
+
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -128,14 +158,16 @@ def _prefix(column: Any, value: str, separator: str) -> Any:
     return or_(column == value, column.like(_escape_like(value + separator) + "%", escape="\\"))
 
 
-def customers_query(f: CustomerFilter) -> Select[Customer]:
-    """Customers matching ``f``, each with its active ownership loaded (one statement)."""
+def customers_query(f: CustomerFilter, scope: CustomerScope = EVERYTHING) -> Select[Customer]:
+    """Customers in ``scope`` matching ``f``, each with its active ownership (one statement)."""
     active = and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
     stmt = (
         select(Customer)
         .outerjoin(Ownership, active)
         .options(contains_eager(Customer.active_ownership))
     )
+    if (in_scope := scope.clause()) is not None:
+        stmt = stmt.where(in_scope)
     if f.owner_id is not None:
         stmt = stmt.where(Ownership.owner_id == f.owner_id)
     if f.unassigned is not None:
@@ -154,9 +186,15 @@ def customers_query(f: CustomerFilter) -> Select[Customer]:
     return stmt
 
 
-async def load_customer(session: AsyncSession, customer_id: str, *, lock: bool = False) -> Customer:
-    """The customer with its active ownership, or NOT_FOUND."""
-    stmt = customers_query(CustomerFilter()).where(Customer.id == customer_id)
+async def load_customer(
+    session: AsyncSession,
+    customer_id: str,
+    scope: CustomerScope = EVERYTHING,
+    *,
+    lock: bool = False,
+) -> Customer:
+    """The customer with its active ownership; NOT_FOUND if absent or out of scope alike."""
+    stmt = customers_query(CustomerFilter(), scope).where(Customer.id == customer_id)
     stmt = stmt.execution_options(populate_existing=True)
     if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=Customer)
@@ -217,11 +255,12 @@ class CustomerService:
         *,
         backup_owner_id: str | None = None,
         reason: str | None = None,
+        scope: CustomerScope = EVERYTHING,
     ) -> Customer:
         """Manually assign a customer that has no owner (and optionally its backup)."""
         now = self.clock.now()
         async with self.db.transaction() as session:
-            customer = await load_customer(session, customer_id, lock=True)
+            customer = await load_customer(session, customer_id, scope, lock=True)
             before = snapshot(customer)
             if backup_owner_id is not None:
                 await check_users_active(session, {"backup_owner_id": backup_owner_id})
@@ -246,11 +285,12 @@ class CustomerService:
         data: dict[str, Any],
         *,
         reason: str | None = None,
+        scope: CustomerScope = EVERYTHING,
     ) -> Customer:
         """Apply a partial update; a stale ``expected_version`` is a CONFLICT."""
         validate_profile(data)
         async with self.db.transaction() as session:
-            customer = await load_customer(session, customer_id, lock=True)
+            customer = await load_customer(session, customer_id, scope, lock=True)
             if customer.version != expected_version:
                 raise Conflict(
                     f"Customer {customer_id!r} is at version {customer.version}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.authz.roles import DEFAULT_ROLES, grant_roles, roles_of
+from core.authz.roles import grant_roles, known_roles, roles_of
 from core.clock import Clock
 from core.db import Database
 from core.domain import User
@@ -25,6 +25,13 @@ def snapshot(user: User, roles: list[str]) -> dict[str, object]:
         "capacity": user.capacity,
         "roles": sorted(roles),
     }
+
+
+async def reports_of(session: AsyncSession, manager_id: str) -> set[str]:
+    """Everyone who reports to ``manager_id``, directly or not (one recursive query)."""
+    chain = select(User.id).where(User.manager_id == manager_id).cte("reports", recursive=True)
+    chain = chain.union(select(User.id).where(User.manager_id == chain.c.id))
+    return set(await session.scalars(select(chain.c.id)))
 
 
 async def load_user(session: AsyncSession, user_id: str) -> User:
@@ -63,27 +70,14 @@ class UserService:
                 ("email", v.email(email)),
                 ("team", v.text(team, max_length=100)),
                 ("capacity", v.int_range(capacity, 0, 100_000)),
-                (
-                    "roles",
-                    next((f"unknown role {r!r}" for r in roles if r not in DEFAULT_ROLES), None),
-                ),
             )
             if reason
         ]
-        if errors:
-            raise BadUserInput(errors)
         now = self.clock.now()
         async with self.db.transaction() as session:
-            if await session.get(User, user_id) is not None:
-                raise BadUserInput.one("id", "a user with this id already exists")
-            if email is not None and await session.scalar(
-                select(User.id).where(User.email == email)
-            ):
-                raise BadUserInput.one("email", "another user has this e-mail address")
-            if manager_id is not None:
-                manager = await session.get(User, manager_id)
-                if manager is None or not manager.active:
-                    raise BadUserInput.one("managerId", "no active user has this id")
+            errors += await self._reference_errors(session, user_id, email, manager_id, roles)
+            if errors:
+                raise BadUserInput(errors)
             user = User(
                 id=user_id,
                 name=name.strip(),
@@ -101,6 +95,29 @@ class UserService:
                 "createUser", "User", user_id, diff({}, snapshot(user, roles))
             )
             return user
+
+    @staticmethod
+    async def _reference_errors(
+        session: AsyncSession,
+        user_id: str,
+        email: str | None,
+        manager_id: str | None,
+        roles: list[str],
+    ) -> list[FieldError]:
+        """Input errors that need the database: duplicates, unknown manager or roles."""
+        errors = []
+        if await session.get(User, user_id) is not None:
+            errors.append(FieldError("id", "a user with this id already exists"))
+        if email is not None and await session.scalar(select(User.id).where(User.email == email)):
+            errors.append(FieldError("email", "another user has this e-mail address"))
+        if manager_id is not None:
+            manager = await session.get(User, manager_id)
+            if manager is None or not manager.active:
+                errors.append(FieldError("managerId", "no active user has this id"))
+        unknown = sorted(set(roles) - await known_roles(session))
+        if unknown:
+            errors.append(FieldError("roles", f"unknown role {', '.join(map(repr, unknown))}"))
+        return errors
 
     async def deactivate(self, actor: Actor, user_id: str, reason: str | None = None) -> User:
         """Mark the user inactive: no more sign-in, never eligible as an owner."""

@@ -1,0 +1,80 @@
+"""Authorisation applied by the field machinery: every field of every type, checked once per
+resolution against the request's PermissionView, so a new field is protected the day it appears.
+
+- Query and Mutation fields are operations: ``(Query.customers, call)``.
+- Arguments that filter or order (inputs with ``authz_read_fields``) need read on those fields;
+  mutation inputs (``authz_write_fields``) need write on every field they set.
+- Every other field needs ``(Type.field, read)``, except ``id``, ``version``, containers
+  (``metadata={"authz": "container"}``) and types that only carry others (``authz_exempt``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, default_field_resolver
+
+from core.api.context import context_of
+from core.errors import ForbiddenField
+
+STRUCTURAL = frozenset({"id", "version"})
+DEFINITION = "strawberry-definition"
+Resolver = Callable[..., Any]
+
+
+def protect(schema: GraphQLSchema) -> None:
+    """Wrap the resolvers of ``schema`` in place (called once, when the schema is built)."""
+    for type_name, type_ in schema.type_map.items():
+        if not isinstance(type_, GraphQLObjectType) or type_name.startswith("__"):
+            continue
+        if type_name in ("Query", "Mutation"):
+            for field_name, field in type_.fields.items():
+                field.resolve = _operation(f"{type_name}.{field_name}", _resolver(field))
+            continue
+        definition = type_.extensions.get(DEFINITION)
+        if getattr(getattr(definition, "origin", None), "authz_exempt", False):
+            continue
+        for field_name, field in type_.fields.items():
+            if field_name in STRUCTURAL or _is_container(field):
+                continue
+            field.resolve = _readable(type_name, field_name, _resolver(field))
+
+
+def _resolver(field: GraphQLField) -> Resolver:
+    return field.resolve or default_field_resolver
+
+
+def _is_container(field: GraphQLField) -> bool:
+    definition = field.extensions.get(DEFINITION) if field.extensions else None
+    return bool(definition and definition.metadata.get("authz") == "container")
+
+
+def _readable(type_name: str, field_name: str, inner: Resolver) -> Resolver:
+    obj = f"{type_name}.{field_name}"
+
+    def resolve(root: Any, info: Any, **kwargs: Any) -> Any:
+        if not context_of(info).permissions.can_read(type_name, field_name):
+            raise ForbiddenField(obj)
+        return inner(root, info, **kwargs)
+
+    return resolve
+
+
+def _operation(operation: str, inner: Resolver) -> Resolver:
+    def resolve(root: Any, info: Any, **kwargs: Any) -> Any:
+        view = context_of(info).permissions
+        view.require_call(operation)
+        for value in kwargs.values():
+            entity = getattr(value, "authz_entity", None)
+            if entity is None:
+                continue
+            if hasattr(value, "authz_write_fields"):
+                for required in value.authz_operations():
+                    view.require_call(required)
+                view.require_write(entity, value.authz_write_fields())
+            if hasattr(value, "authz_read_fields"):
+                view.require_read(entity, value.authz_read_fields(), "filter or order")
+        return inner(root, info, **kwargs)
+
+    return resolve

@@ -1,0 +1,109 @@
+"""The default roles, what they may do, and their customer scope (installed on first start)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Scope(IntEnum):
+    """Which customers a role reaches; a user with several roles gets the widest."""
+
+    NONE = 0
+    OWN = 1
+    TEAM = 2
+    ALL = 3
+
+
+# Scope is stored as a policy line too: ``p, account_manager, Customer, scope:OWN``.
+SCOPE_OBJECT = "Customer"
+SCOPE_ACTION_PREFIX = "scope:"
+
+CUSTOMER_IDENTITY = ("name", "kind", "industry", "territory")
+PAYMENT_FIELDS = ("paymentTermsDays", "paymentMethod", "invoiceRequirements")
+SERVICE_FIELDS = (
+    "contacts",
+    "communicationPreference",
+    "lifecycleStage",
+    "needsTier",
+    "owner",
+    "backupOwner",
+    "firstContact",
+)
+USER_BASICS = ("name", "email", "team", "active", "manager")
+CUSTOMER_QUERIES = ("Query.customer", "Query.customers")
+
+
+def _read(*objects: str) -> list[tuple[str, str]]:
+    return [(o, "read") for o in objects]
+
+
+def _call(*operations: str) -> list[tuple[str, str]]:
+    return [(o, "call") for o in operations]
+
+
+def _customer(fields: tuple[str, ...]) -> list[str]:
+    return [f"Customer.{f}" for f in fields]
+
+
+# role → (roles it inherits, its own permissions, its scope or None to inherit)
+DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | None]] = {
+    "staff": (
+        (),
+        _read(*[f"User.{f}" for f in USER_BASICS])
+        + _call("Query.viewer", "Query.node", "Query.user", "Query.users"),
+        None,
+    ),
+    "account_manager": (
+        ("staff",),
+        [
+            ("Customer.*", "read"),
+            ("Customer.*", "write"),
+            ("Ownership.*", "read"),
+            *_call(*CUSTOMER_QUERIES, "Mutation.createCustomer", "Mutation.updateCustomer"),
+        ],
+        Scope.OWN,
+    ),
+    "team_manager": (
+        ("account_manager",),
+        [("User.*", "read"), *_call("Mutation.assignOwner")],
+        Scope.TEAM,
+    ),
+    "sales_director": (("team_manager",), [], Scope.ALL),
+    "finance": (
+        ("staff",),
+        _read(*_customer(CUSTOMER_IDENTITY + PAYMENT_FIELDS))
+        + [(f, "write") for f in _customer(PAYMENT_FIELDS)]
+        + _call(*CUSTOMER_QUERIES, "Mutation.updateCustomer"),
+        Scope.ALL,
+    ),
+    "customer_service": (
+        ("staff",),
+        _read(*_customer(CUSTOMER_IDENTITY + SERVICE_FIELDS)) + _call(*CUSTOMER_QUERIES),
+        Scope.ALL,
+    ),
+    "auditor": (
+        ("staff",),
+        _read(*_customer(CUSTOMER_IDENTITY), "AuditEntry.*", "User.*")
+        + _call(*CUSTOMER_QUERIES, "Query.auditLog"),
+        Scope.ALL,
+    ),
+    "admin": (
+        (),
+        [("*", "read"), ("*", "write"), ("*", "call")],
+        Scope.ALL,
+    ),
+}
+
+# Roles a user can be given; ``staff`` is only inherited.
+ASSIGNABLE_ROLES = tuple(r for r in DEFAULT_ROLES if r != "staff")
+
+
+def default_policy_lines() -> list[tuple[str, str, str, str]]:
+    """Every default policy as ``(ptype, v0, v1, v2)`` rows for ``casbin_rule``."""
+    lines: list[tuple[str, str, str, str]] = []
+    for role, (parents, permissions, scope) in DEFAULT_ROLES.items():
+        lines += [("g", role, parent, "") for parent in parents]
+        lines += [("p", role, obj, act) for obj, act in permissions]
+        if scope is not None:
+            lines.append(("p", role, SCOPE_OBJECT, f"{SCOPE_ACTION_PREFIX}{scope.name}"))
+    return lines

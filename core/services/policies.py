@@ -1,0 +1,176 @@
+"""Policy administration: grant and revoke permissions, assign and unassign roles.
+
+Each change is one transaction with its audit entry; it bumps ``policy_version`` and, on
+PostgreSQL, notifies every worker (delivered at commit), so it applies on the next request.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.authz.defaults import default_policy_lines
+from core.authz.model import ACTIONS
+from core.authz.roles import known_roles, roles_of
+from core.authz.store import CHANNEL, PolicyStore
+from core.clock import Clock
+from core.db import Database
+from core.domain import CasbinRule, PolicyVersion, User
+from core.errors import BadUserInput, FieldError, NotFound
+from core.services.audit import Actor, AuditWriter
+from core.services.users import load_user
+
+ROLE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+OBJECT = re.compile(r"^(\*|[A-Z][A-Za-z0-9]*\.(\*|[A-Za-z][A-Za-z0-9]*))$")
+
+
+@dataclass(frozen=True)
+class RolePolicy:
+    """A role's own lines: the roles it inherits and its permissions (``scope:…`` included)."""
+
+    role: str
+    inherits: list[str]
+    permissions: list[tuple[str, str]]
+
+
+def _permission_errors(role: str, obj: str, action: str) -> list[FieldError]:
+    checks = (
+        ("role", None if ROLE.match(role) else "must be lower_snake_case, e.g. key_account_lead"),
+        ("object", None if OBJECT.match(obj) else "must be 'Type.field', 'Type.*' or '*'"),
+        ("action", None if action in ACTIONS else f"must be one of {', '.join(ACTIONS)}"),
+    )
+    return [FieldError(path, reason) for path, reason in checks if reason]
+
+
+class PolicyService:
+    """Admin use cases over the policy store."""
+
+    def __init__(self, db: Database, clock: Clock, store: PolicyStore) -> None:
+        self.db = db
+        self.clock = clock
+        self.store = store
+
+    async def ensure_defaults(self) -> bool:
+        """Install the default roles on a database that has no permissions yet."""
+        async with self.db.transaction() as session:
+            if not self.db.is_sqlite:  # several workers may start at once
+                await session.execute(text("SELECT pg_advisory_xact_lock(804517)"))
+            if await session.scalar(select(func.count()).where(CasbinRule.ptype == "p")):
+                return False
+            for ptype, v0, v1, v2 in default_policy_lines():
+                session.add(CasbinRule(ptype=ptype, v0=v0, v1=v1, v2=v2 or None))
+            await self._bump(session)
+        self.store.invalidate()
+        return True
+
+    async def role_policies(self, session: AsyncSession, role: str | None) -> list[RolePolicy]:
+        """Each role's own lines (or one role's), ordered by role."""
+        stmt = select(CasbinRule).where(CasbinRule.ptype.in_(("p", "g")))
+        lines = list(await session.scalars(stmt.order_by(CasbinRule.id)))
+        roles = sorted(await known_roles(session)) if role is None else [role]
+        return [
+            RolePolicy(
+                role=r,
+                inherits=sorted(str(x.v1) for x in lines if x.ptype == "g" and x.v0 == r),
+                permissions=sorted(
+                    (str(x.v1), str(x.v2)) for x in lines if x.ptype == "p" and x.v0 == r
+                ),
+            )
+            for r in roles
+        ]
+
+    async def grant(self, actor: Actor, role: str, obj: str, action: str) -> tuple[str, str, str]:
+        """Allow ``role`` to ``action`` on ``obj``; granting twice changes nothing."""
+        errors = _permission_errors(role, obj, action)
+        if errors:
+            raise BadUserInput(errors)
+        async with self.db.transaction() as session:
+            if await self._line(session, role, obj, action) is None:
+                session.add(CasbinRule(ptype="p", v0=role, v1=obj, v2=action))
+                await self._changed(
+                    session, actor, "grantPermission", role, None, f"{obj}:{action}"
+                )
+        self.store.invalidate()
+        return role, obj, action
+
+    async def revoke(self, actor: Actor, role: str, obj: str, action: str) -> tuple[str, str, str]:
+        """Withdraw a granted permission; one that was never granted is NOT_FOUND."""
+        async with self.db.transaction() as session:
+            line = await self._line(session, role, obj, action)
+            if line is None:
+                raise NotFound("Permission", f"{role}, {obj}, {action}")
+            await session.delete(line)
+            await self._changed(session, actor, "revokePermission", role, f"{obj}:{action}", None)
+        self.store.invalidate()
+        return role, obj, action
+
+    async def assign_role(self, actor: Actor, user_id: str, role: str, *, add: bool) -> User:
+        """Give (``add``) or take away a role; the user's next request sees the change."""
+        async with self.db.transaction() as session:
+            user = await load_user(session, user_id)
+            if role not in await known_roles(session):
+                raise BadUserInput.one("role", "no such role")
+            before = (await roles_of(session, [user_id]))[user_id]
+            if add and role not in before:
+                session.add(CasbinRule(ptype="g", v0=user_id, v1=role))
+            elif not add and role in before:
+                await session.execute(
+                    delete(CasbinRule).where(
+                        CasbinRule.ptype == "g", CasbinRule.v0 == user_id, CasbinRule.v1 == role
+                    )
+                )
+            after = sorted({*before, role} if add else set(before) - {role})
+            if after != before:
+                await self._bump(session)
+                AuditWriter(session, actor, self.clock.now()).record(
+                    "assignRole" if add else "unassignRole",
+                    "User",
+                    user_id,
+                    [{"field": "roles", "before": before, "after": after}],
+                )
+        self.store.invalidate()
+        return user
+
+    @staticmethod
+    async def _line(session: AsyncSession, role: str, obj: str, action: str) -> CasbinRule | None:
+        return await session.scalar(
+            select(CasbinRule).where(
+                CasbinRule.ptype == "p",
+                CasbinRule.v0 == role,
+                CasbinRule.v1 == obj,
+                CasbinRule.v2 == action,
+            )
+        )
+
+    async def _changed(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        action: str,
+        role: str,
+        before: str | None,
+        after: str | None,
+    ) -> None:
+        await self._bump(session)
+        AuditWriter(session, actor, self.clock.now()).record(
+            action, "Role", role, [{"field": "permission", "before": before, "after": after}]
+        )
+
+    async def _bump(self, session: AsyncSession) -> None:
+        version = await session.scalar(
+            update(PolicyVersion)
+            .where(PolicyVersion.id == 1)
+            .values(version=PolicyVersion.version + 1)
+            .returning(PolicyVersion.version)
+        )
+        if version is None:
+            session.add(PolicyVersion(id=1, version=1))
+            version = 1
+        if not self.db.is_sqlite:
+            await session.execute(
+                text("SELECT pg_notify(:channel, :version)"),
+                {"channel": CHANNEL, "version": str(version)},
+            )
