@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,11 @@ app = typer.Typer(help="Baton: key-account ownership service.", no_args_is_help=
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+policy_app = typer.Typer(help="Role permissions (Casbin policies).", no_args_is_help=True)
+role_app = typer.Typer(help="Which users have which roles.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+app.add_typer(policy_app, name="policy")
+app.add_typer(role_app, name="role")
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
 
@@ -73,6 +78,9 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Seed demo data into an empty database.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (more than 1 needs PostgreSQL).")
+    ] = 1,
 ) -> None:
     """Serve the GraphQL API (``/graphql``) with probes (``/healthz``, ``/readyz``)."""
     import uvicorn
@@ -90,6 +98,21 @@ def serve(
             "-H 'Content-Type: application/json' "
             '-d \'{"query": "{ viewer { user { name } roles } }"}\''
         )
+    if workers > 1:
+        if settings.is_sqlite:
+            console.print("[red]error:[/red] several workers need PostgreSQL (BATON_DATABASE_URL)")
+            raise typer.Exit(1)
+        # Each worker process builds its own app from the environment.
+        os.environ["BATON_DATABASE_URL"] = settings.database_url
+        uvicorn.run(
+            "core.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
@@ -166,6 +189,83 @@ def user_add(
 
     _run(_settings(database), work)
     typer.echo(f"created user {user_id}")
+
+
+RoleArg = Annotated[str, typer.Argument(help="Role, e.g. finance.")]
+ObjectArg = Annotated[str, typer.Argument(help="Type.field, Type.*, Mutation.name or *.")]
+ActionArg = Annotated[str, typer.Argument(help="read, write or call.")]
+
+
+@policy_app.command("list")
+def policy_list(
+    role: Annotated[str | None, typer.Option(help="Only this role.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Print each role's inherited roles and own permissions."""
+
+    async def work(services: Services) -> None:
+        async with services.db.reader() as session:
+            for policy in await services.policies.role_policies(session, role):
+                inherits = f" (inherits {', '.join(policy.inherits)})" if policy.inherits else ""
+                typer.echo(f"{policy.role}{inherits}")
+                for obj, action in policy.permissions:
+                    typer.echo(f"  {action:<12} {obj}")
+
+    _run(_settings(database), work)
+
+
+@policy_app.command("grant")
+def policy_grant(
+    role: RoleArg, obj: ObjectArg, action: ActionArg, database: DatabaseOption = None
+) -> None:
+    """Allow a role an action on an object (a new role is created by its first grant)."""
+
+    async def work(services: Services) -> object:
+        return await services.policies.grant(Actor.system(), role, obj, action)
+
+    _run(_settings(database), work)
+    typer.echo(f"granted {action} on {obj} to {role}")
+
+
+@policy_app.command("revoke")
+def policy_revoke(
+    role: RoleArg, obj: ObjectArg, action: ActionArg, database: DatabaseOption = None
+) -> None:
+    """Withdraw a permission from a role."""
+
+    async def work(services: Services) -> object:
+        return await services.policies.revoke(Actor.system(), role, obj, action)
+
+    _run(_settings(database), work)
+    typer.echo(f"revoked {action} on {obj} from {role}")
+
+
+def _assign(user_id: str, role: str, database: str | None, *, add: bool) -> None:
+    async def work(services: Services) -> object:
+        return await services.policies.assign_role(Actor.system(), user_id, role, add=add)
+
+    _run(_settings(database), work)
+    typer.echo(f"{'assigned' if add else 'unassigned'} {role} {'to' if add else 'from'} {user_id}")
+
+
+@role_app.command("assign")
+def role_assign(
+    user_id: Annotated[str, typer.Argument(metavar="USER")],
+    role: RoleArg,
+    database: DatabaseOption = None,
+) -> None:
+    """Give a user a role."""
+    _assign(user_id, role, database, add=True)
+
+
+@role_app.command("unassign")
+def role_unassign(
+    user_id: Annotated[str, typer.Argument(metavar="USER")],
+    role: RoleArg,
+    database: DatabaseOption = None,
+) -> None:
+    """Take a role away from a user."""
+    _assign(user_id, role, database, add=False)
 
 
 @db_app.command("upgrade")

@@ -7,6 +7,7 @@ from typing import ClassVar
 import strawberry
 from strawberry.types import Info
 
+from core.api.admin import AdminMutation
 from core.api.context import context_of
 from core.api.inputs import (
     AssignOwnerInput,
@@ -33,7 +34,7 @@ class UserPayload:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(AdminMutation):
     @strawberry.mutation(description="Create a customer; `ownerId` assigns its owner at once.")
     async def create_customer(
         self, info: Info, input: CreateCustomerInput

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from core import domain
+from core.api.admin import AdminQuery
 from core.api.connection import Connection
 from core.api.context import context_of
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
@@ -65,7 +66,7 @@ NODE_OPERATIONS = {
 
 
 @strawberry.type
-class Query:
+class Query(AdminQuery):
     @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:
         ctx = context_of(info)
