@@ -10,10 +10,13 @@ resolution against the request's PermissionView, so a new field is protected the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, default_field_resolver
+from strawberry.extensions import FieldExtension
+from strawberry.types import Info
 
 from core.api.context import context_of
 from core.errors import ForbiddenField
@@ -24,13 +27,16 @@ Resolver = Callable[..., Any]
 
 
 def protect(schema: GraphQLSchema) -> None:
-    """Wrap the resolvers of ``schema`` in place (called once, when the schema is built)."""
+    """Wrap the field resolvers of ``schema`` in place (once, when the schema is built).
+
+    Root fields are guarded by ``OperationGuard`` instead, which sees converted arguments.
+    """
     for type_name, type_ in schema.type_map.items():
-        if not isinstance(type_, GraphQLObjectType) or type_name.startswith("__"):
-            continue
-        if type_name in ("Query", "Mutation"):
-            for field_name, field in type_.fields.items():
-                field.resolve = _operation(f"{type_name}.{field_name}", _resolver(field))
+        if (
+            not isinstance(type_, GraphQLObjectType)
+            or type_name.startswith("__")
+            or type_name in ("Query", "Mutation")
+        ):
             continue
         definition = type_.extensions.get(DEFINITION)
         if getattr(getattr(definition, "origin", None), "authz_exempt", False):
@@ -38,11 +44,17 @@ def protect(schema: GraphQLSchema) -> None:
         for field_name, field in type_.fields.items():
             if field_name in STRUCTURAL or _is_container(field):
                 continue
-            field.resolve = _readable(type_name, field_name, _resolver(field))
+            field.resolve = _readable(
+                type_name, field_name, field.resolve or default_field_resolver
+            )
 
 
-def _resolver(field: GraphQLField) -> Resolver:
-    return field.resolve or default_field_resolver
+def guard_operations(*roots: type) -> None:
+    """Attach ``OperationGuard`` to every field of the root types (idempotent)."""
+    for root in roots:
+        for field in root.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            if not any(isinstance(e, OperationGuard) for e in field.extensions):
+                field.extensions.append(OperationGuard())
 
 
 def _is_container(field: GraphQLField) -> bool:
@@ -61,20 +73,33 @@ def _readable(type_name: str, field_name: str, inner: Resolver) -> Resolver:
     return resolve
 
 
-def _operation(operation: str, inner: Resolver) -> Resolver:
-    def resolve(root: Any, info: Any, **kwargs: Any) -> Any:
-        view = context_of(info).permissions
-        view.require_call(operation)
-        for value in kwargs.values():
-            entity = getattr(value, "authz_entity", None)
-            if entity is None:
-                continue
-            if hasattr(value, "authz_write_fields"):
-                for required in value.authz_operations():
-                    view.require_call(required)
-                view.require_write(entity, value.authz_write_fields())
-            if hasattr(value, "authz_read_fields"):
-                view.require_read(entity, value.authz_read_fields(), "filter or order")
-        return inner(root, info, **kwargs)
+def authorize_operation(info: Info, arguments: dict[str, Any]) -> None:
+    """The operation may be called, and its arguments only read and write what they may."""
+    view = context_of(info).permissions
+    root = info.operation.operation.value.capitalize()  # "Query" or "Mutation"
+    view.require_call(f"{root}.{info.field_name}")
+    for value in arguments.values():
+        entity = getattr(value, "authz_entity", None)
+        if entity is None:
+            continue
+        if hasattr(value, "authz_write_fields"):
+            for required in value.authz_operations():
+                view.require_call(required)
+            view.require_write(entity, value.authz_write_fields())
+        if hasattr(value, "authz_read_fields"):
+            view.require_read(entity, value.authz_read_fields(), "filter or order")
 
-    return resolve
+
+class OperationGuard(FieldExtension):
+    """Checks a root field (``Query.customers``, ``Mutation.createCustomer``) before it runs."""
+
+    def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
+        authorize_operation(info, kwargs)
+        return next_(source, info, **kwargs)
+
+    async def resolve_async(
+        self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any
+    ) -> Any:
+        authorize_operation(info, kwargs)
+        result = next_(source, info, **kwargs)
+        return await result if inspect.isawaitable(result) else result

@@ -7,7 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
-from core.api.guard import protect
+from core.api.guard import guard_operations, protect
 from core.api.mutation import Mutation
 from core.api.query import Query
 from core.api.types import AuditEntry, Customer, User
@@ -26,6 +26,7 @@ def build_schema() -> BatonSchema:
     Root fields are nullable: an error in one (NOT_FOUND, FORBIDDEN) nulls only that field,
     never the sibling fields of the same request.
     """
+    guard_operations(Query, Mutation)
     schema = BatonSchema(
         query=Query,
         mutation=Mutation,
