@@ -1,0 +1,219 @@
+"""The assignment engine's one evaluation function, shared by assign, explain, preview and run.
+
+Everything here is pure: facts in, decision out. Callers load the facts in bulk (one query
+for customers, one for rules, one for users), so evaluating many customers costs no query
+per customer, and the same facts always give the same decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Strategy(StrEnum):
+    FIXED_OWNER = "FIXED_OWNER"
+    FIRST_CONTACT = "FIRST_CONTACT"
+    ROUND_ROBIN = "ROUND_ROBIN"
+    LEAST_LOADED = "LEAST_LOADED"
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Every non-empty condition must match; within one, any listed value matches."""
+
+    territories: tuple[str, ...] = ()
+    industries: tuple[str, ...] = ()
+    value_tiers: tuple[str, ...] = ()
+    product_lines: tuple[str, ...] = ()
+    lifecycle_stages: tuple[str, ...] = ()
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule as the engine sees it (enabled rules only)."""
+
+    id: str
+    version: int
+    name: str
+    priority: int
+    conditions: Conditions
+    strategy: Strategy
+    owner_id: str | None = None
+    pool: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """The customer attributes rules can look at."""
+
+    id: str
+    territory: str | None
+    industry: str | None
+    value_tier: str | None
+    product_lines: tuple[str, ...]
+    lifecycle_stage: str
+    first_contact_id: str | None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Workforce:
+    """Who can take one more customer: active users, their capacity and current load.
+
+    ``load`` and the round-robin ``cursors`` change as a batch assigns, so one batch sees
+    the consequences of its own earlier decisions (a preview is exact).
+    """
+
+    active: set[str]
+    capacity: dict[str, int | None]
+    load: dict[str, int]
+    cursors: dict[str, int] = field(default_factory=dict)
+
+    def eligible(self, user_id: str | None) -> bool:
+        if user_id is None or user_id not in self.active:
+            return False
+        cap = self.capacity.get(user_id)
+        return cap is None or self.load.get(user_id, 0) < cap
+
+    def take(self, user_id: str) -> None:
+        self.load[user_id] = self.load.get(user_id, 0) + 1
+
+    def release(self, user_id: str) -> None:
+        self.load[user_id] = self.load.get(user_id, 0) - 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """Why one rule did or did not decide."""
+
+    rule: Rule
+    matched: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The deciding rule and owner (both None when no rule decides), and every step taken."""
+
+    owner_id: str | None
+    rule: Rule | None
+    steps: tuple[Step, ...]
+
+
+def _under(value: str | None, prefixes: Iterable[str], separator: str) -> bool:
+    if value is None:
+        return False
+    return any(value == p or value.startswith(p + separator) for p in prefixes)
+
+
+def mismatches(rule: Rule, c: CustomerFacts) -> list[str]:
+    """The reasons ``rule``'s conditions do not match ``c`` (empty when they all match)."""
+    cond = rule.conditions
+    reasons = []
+    if cond.territories and not _under(c.territory, cond.territories, "/"):
+        reasons.append(f"territory {c.territory!r} is not under {', '.join(cond.territories)}")
+    if cond.industries and not _under(c.industry, cond.industries, "."):
+        reasons.append(f"industry {c.industry!r} is not under {', '.join(cond.industries)}")
+    if cond.value_tiers and c.value_tier not in cond.value_tiers:
+        reasons.append(f"value tier {c.value_tier} is not one of {', '.join(cond.value_tiers)}")
+    if cond.product_lines and not set(cond.product_lines) & set(c.product_lines):
+        reasons.append(f"no product line among {', '.join(cond.product_lines)}")
+    if cond.lifecycle_stages and c.lifecycle_stage not in cond.lifecycle_stages:
+        reasons.append(
+            f"lifecycle stage {c.lifecycle_stage} is not one of {', '.join(cond.lifecycle_stages)}"
+        )
+    for dimension, wanted in sorted(cond.extra.items()):
+        if wanted and c.extra.get(dimension) not in wanted:
+            reasons.append(
+                f"{dimension} {c.extra.get(dimension)!r} is not one of {', '.join(wanted)}"
+            )
+    return reasons
+
+
+def _candidate(rule: Rule, c: CustomerFacts, staff: Workforce) -> tuple[str | None, str]:
+    """The owner the rule's strategy yields for ``c`` (None with a reason when nobody can)."""
+    if rule.strategy is Strategy.FIXED_OWNER:
+        if staff.eligible(rule.owner_id):
+            return rule.owner_id, f"fixed owner {rule.owner_id}"
+        return None, f"fixed owner {rule.owner_id} is inactive or at capacity"
+    if rule.strategy is Strategy.FIRST_CONTACT:
+        if staff.eligible(c.first_contact_id):
+            return c.first_contact_id, f"first contact {c.first_contact_id}"
+        return None, "no first contact, or the first contact is inactive or at capacity"
+    eligible = [u for u in rule.pool if staff.eligible(u)]
+    if not eligible:
+        return None, "no pool member is active and below capacity"
+    if rule.strategy is Strategy.LEAST_LOADED:
+        chosen = min(eligible, key=lambda u: (staff.load.get(u, 0), u))
+        return chosen, f"least loaded in pool ({staff.load.get(chosen, 0)} accounts)"
+    # ROUND_ROBIN: the next eligible member after the rule's cursor, in pool order.
+    start = staff.cursors.get(rule.id, 0)
+    for offset in range(len(rule.pool)):
+        member = rule.pool[(start + offset) % len(rule.pool)]
+        if staff.eligible(member):
+            return member, f"round robin, position {(start + offset) % len(rule.pool)}"
+    return None, "no pool member is active and below capacity"  # pragma: no cover
+
+
+def evaluate(
+    c: CustomerFacts, rules: Sequence[Rule], staff: Workforce, *, commit: bool = True
+) -> Decision:
+    """Walk ``rules`` (ascending priority); the first that matches and yields an owner decides.
+
+    With ``commit`` the decision is counted in ``staff`` (load, round-robin cursor), so that the
+    next customer of the same batch sees it. Every step is recorded (``explainAssignment``).
+    """
+    return _decide(c, [(rule, tuple(mismatches(rule, c))) for rule in rules], staff, commit)
+
+
+def evaluate_many(
+    customers: Iterable[CustomerFacts], rules: Sequence[Rule], staff: Workforce
+) -> list[Decision]:
+    """``evaluate`` for a batch, in order, committing each decision.
+
+    Conditions depend only on a customer's attributes, so they are matched once per distinct
+    combination of attributes; only the owner choice runs per customer. Steps list only the
+    rules whose conditions matched.
+    """
+    matched_by_signature: dict[tuple[object, ...], list[tuple[Rule, tuple[str, ...]]]] = {}
+    decisions = []
+    for c in customers:
+        signature = (
+            c.territory,
+            c.industry,
+            c.value_tier,
+            c.product_lines,
+            c.lifecycle_stage,
+            tuple(sorted(c.extra.items())),
+        )
+        matched = matched_by_signature.get(signature)
+        if matched is None:
+            matched = [(r, ()) for r in rules if not mismatches(r, c)]
+            matched_by_signature[signature] = matched
+        decisions.append(_decide(c, matched, staff, True))
+    return decisions
+
+
+def _decide(
+    c: CustomerFacts,
+    checked: Sequence[tuple[Rule, tuple[str, ...]]],
+    staff: Workforce,
+    commit: bool,
+) -> Decision:
+    steps = []
+    for rule, reasons in checked:
+        if reasons:
+            steps.append(Step(rule, False, reasons))
+            continue
+        owner, why = _candidate(rule, c, staff)
+        steps.append(Step(rule, True, (why,)))
+        if owner is not None:
+            if commit:
+                staff.take(owner)
+                if rule.strategy is Strategy.ROUND_ROBIN:
+                    staff.cursors[rule.id] = (rule.pool.index(owner) + 1) % len(rule.pool)
+            return Decision(owner, rule, tuple(steps))
+    return Decision(None, None, tuple(steps))
