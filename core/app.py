@@ -26,7 +26,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings = settings or Settings.from_env()
     db = Database(settings.database_url, echo=settings.log_sql)
     services = Services.create(db, clock)
-    endpoint = GraphQLEndpoint(build_schema(), services, settings)
+    endpoint = GraphQLEndpoint(
+        build_schema(authorization=settings.authorization), services, settings
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -20,7 +20,7 @@ class BatonSchema(strawberry.Schema):
         return None
 
 
-def build_schema() -> BatonSchema:
+def build_schema(*, authorization: bool = True) -> BatonSchema:
     """The GraphQL schema (plugins will add their typed fields here).
 
     Root fields are nullable: an error in one (NOT_FOUND, FORBIDDEN) nulls only that field,
@@ -33,7 +33,8 @@ def build_schema() -> BatonSchema:
         types=[Customer, User, AuditEntry],
         config=StrawberryConfig(auto_camel_case=True),
     )
-    protect(schema._schema)
+    if authorization:  # off only for the benchmark's baseline (Settings.authorization)
+        protect(schema._schema)
     return schema
 
 

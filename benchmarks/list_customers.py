@@ -1,0 +1,288 @@
+"""The customers list over real HTTP, against a bare floor and with authorisation switched off.
+
+    python -m benchmarks.list_customers [--customers 2000] [--requests 300] [--database URL]
+
+One run seeds a fresh database, serves it with uvicorn in worker processes on 127.0.0.1, and
+prints requests/s, p50 and p95 for:
+
+- floor: a bare Starlette route answering the same rows with one SQLAlchemy Core query + orjson;
+- Baton as the admin, and as an account manager (default policies, OWN scope);
+- Baton as the same account manager with authorisation off (the benchmark-only switch).
+
+Then, in process, SQL statements and Casbin calls per request for ``first: 10`` and
+``first: 100`` (they must not grow with the page size). Exits non-zero if they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+from sqlalchemy import event, insert, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.app import create_app
+from core.auth import issue_token
+from core.config import Settings
+from core.db import Database
+from core.demo import ADMIN_ID, USERS, demo_customer
+from core.domain import Customer, Ownership, User
+from core.ids import new_id
+from core.services import Actor, Services
+
+QUERY = """query($first: Int!) { customers(first: $first) {
+  edges { node { id name territory valueTier owner { id name } } }
+  pageInfo { hasNextPage endCursor } } }"""
+ACCOUNT_MANAGER = "am.chen"
+
+
+async def seed(url: str, count: int) -> None:
+    """Demo users through the services; customers and ownerships in bulk (same tables)."""
+    db = Database(url)
+    services = Services.create(db)
+    await services.prepare()
+    for u in USERS:
+        await services.users.create(
+            Actor.system(), u.id, u.name, roles=list(u.roles), manager_id=u.manager, team=u.team
+        )
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    customers, ownerships = [], []
+    for i in range(count):
+        profile, owner = demo_customer(rng, i)
+        cid = new_id("Customer")
+        customers.append(
+            {
+                "id": cid,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+                "first_contact_id": owner,
+                **profile,
+            }
+        )
+        # Account manager am.chen owns a good share, so an OWN-scoped page is full.
+        owner = ACCOUNT_MANAGER if i % 4 == 0 else owner
+        ownerships.append(
+            {"customer_id": cid, "owner_id": owner, "assigned_by": "MANUAL", "valid_from": now}
+        )
+    async with db.transaction() as session:
+        await session.execute(insert(Customer), customers)
+        await session.execute(insert(Ownership), ownerships)
+    await db.dispose()
+
+
+def floor_app(url: str) -> Starlette:
+    """The same rows with no GraphQL, no authorisation: one Core query and orjson."""
+    db = Database(url)
+    owner = User.__table__.alias("owner")
+    stmt = (
+        select(
+            Customer.id,
+            Customer.name,
+            Customer.territory,
+            Customer.value_tier,
+            owner.c.id.label("owner_id"),
+            owner.c.name.label("owner_name"),
+        )
+        .outerjoin(Ownership, (Ownership.customer_id == Customer.id) & Ownership.valid_to.is_(None))
+        .outerjoin(owner, owner.c.id == Ownership.owner_id)
+        .order_by(Customer.name, Customer.id)
+    )
+
+    async def floor(request: Request) -> Response:
+        first = (await request.json())["variables"]["first"]
+        async with db.engine.connect() as conn:
+            rows = (await conn.execute(stmt.limit(first + 1))).all()
+        edges = [
+            {
+                "node": {
+                    "id": r.id,
+                    "name": r.name,
+                    "territory": r.territory,
+                    "valueTier": r.value_tier,
+                    "owner": {"id": r.owner_id, "name": r.owner_name} if r.owner_id else None,
+                }
+            }
+            for r in rows[:first]
+        ]
+        body = {
+            "data": {
+                "customers": {
+                    "edges": edges,
+                    "pageInfo": {"hasNextPage": len(rows) > first, "endCursor": None},
+                }
+            }
+        }
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    return Starlette(routes=[Route("/graphql", floor, methods=["POST"])])
+
+
+def _serve(factory: Callable[[], Any], port: int) -> None:
+    uvicorn.run(factory(), host="127.0.0.1", port=port, log_level="warning")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """An app served by uvicorn in its own process (so client and server do not share a core)."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.port = _free_port()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_serve, args=(factory, self.port), daemon=True
+        )
+
+    def __enter__(self) -> str:
+        self.process.start()
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)  # any answer means it listens
+                return url
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.join(10)
+
+
+async def measure(url: str, token: str | None, requests: int, concurrency: int) -> dict[str, float]:
+    """Requests/s, p50 and p95 (ms) of ``requests`` list queries with ``first: 50``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    payload = {"query": QUERY, "variables": {"first": 50}}
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        for _ in range(10):  # warm-up: connections, caches, the permission view
+            (await client.post("/graphql", json=payload)).raise_for_status()
+        queue = iter(range(requests))
+
+        async def worker() -> None:
+            for _ in queue:
+                start = time.perf_counter()
+                response = await client.post("/graphql", json=payload)
+                latencies.append(time.perf_counter() - start)
+                body = response.json()
+                if "errors" in body or len(body["data"]["customers"]["edges"]) != 50:
+                    raise RuntimeError(f"unexpected answer: {str(body)[:300]}")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"rps": requests / elapsed, "p50": cuts[49] * 1000, "p95": cuts[94] * 1000}
+
+
+async def per_request_costs(url: str, first: int) -> tuple[int, int]:
+    """SQL statements and Casbin calls of one list request as the account manager."""
+    app = create_app(Settings(database_url=url))
+    services: Services = app.state.services
+    statements = 0
+
+    def count(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    async with app.router.lifespan_context(app):
+        token = issue_token(
+            ACCOUNT_MANAGER, Settings().jwt_secret, now=datetime.now(UTC), ttl=timedelta(hours=1)
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            payload = {"query": QUERY, "variables": {"first": first}}
+            headers = {"Authorization": f"Bearer {token}"}
+            await client.post("/graphql", json=payload, headers=headers)  # warm-up
+            event.listen(services.db.engine.sync_engine, "before_cursor_execute", count)
+            calls_before = services.authz.casbin_calls
+            body = (await client.post("/graphql", json=payload, headers=headers)).json()
+            event.remove(services.db.engine.sync_engine, "before_cursor_execute", count)
+            assert len(body["data"]["customers"]["edges"]) == first, body
+    return statements, services.authz.casbin_calls - calls_before
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
+    args = parser.parse_args()
+    url = args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    asyncio.run(seed(url, args.customers))
+    secret = Settings().jwt_secret
+    now = datetime.now(UTC)
+    tokens = {
+        u: issue_token(u, secret, now=now, ttl=timedelta(hours=1))
+        for u in (ADMIN_ID, ACCOUNT_MANAGER)
+    }
+    runs = {
+        "floor (Core query + orjson)": (lambda: floor_app(url), None),
+        "baton, admin": (lambda: create_app(Settings(database_url=url)), tokens[ADMIN_ID]),
+        "baton, account manager": (
+            lambda: create_app(Settings(database_url=url)),
+            tokens[ACCOUNT_MANAGER],
+        ),
+        "baton, account manager, authz off": (
+            lambda: create_app(Settings(database_url=url, authorization=False)),
+            tokens[ACCOUNT_MANAGER],
+        ),
+    }
+    results = {}
+    for name, (factory, token) in runs.items():
+        with Server(factory) as base:
+            results[name] = asyncio.run(measure(base, token, args.requests, args.concurrency))
+    floor = results["floor (Core query + orjson)"]
+    print(
+        f"customers(first: 50), {args.customers} customers, {args.requests} requests, "
+        f"concurrency {args.concurrency}, {url.split(':')[0]}"
+    )
+    print(f"{'run':<36} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'vs floor':>9}")
+    for name, r in results.items():
+        print(
+            f"{name:<36} {r['rps']:>8.1f} {r['p50']:>8.2f} {r['p95']:>8.2f} "
+            f"{r['rps'] / floor['rps']:>8.2f}x"
+        )
+    on, off = results["baton, account manager"], results["baton, account manager, authz off"]
+    print(
+        f"authorisation overhead (authz off req/s / authz on req/s): {off['rps'] / on['rps']:.3f}"
+        f"  (p50 ratio {on['p50'] / off['p50']:.3f}; goal <= 1.05)"
+    )
+    costs = {first: asyncio.run(per_request_costs(url, first)) for first in (10, 100)}
+    for first, (statements, calls) in costs.items():
+        print(
+            f"first={first:<4} SQL statements per request: {statements}, "
+            f"Casbin calls per request: {calls}"
+        )
+    if costs[10] != costs[100]:
+        print("FAIL: per-request SQL statements or Casbin calls grow with the page size")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
