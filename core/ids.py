@@ -9,7 +9,12 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 # Ids of generated entities carry a prefix so that ``node(id)`` can find the type;
 # user ids are chosen by admins and may not use these prefixes.
-PREFIXES = {"Customer": "cus", "AuditEntry": "aud"}
+PREFIXES = {
+    "Customer": "cus",
+    "AuditEntry": "aud",
+    "AssignmentRule": "rule",
+    "ReassignmentRequest": "req",
+}
 
 
 def _base32(value: int, length: int) -> str:

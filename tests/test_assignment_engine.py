@@ -58,7 +58,9 @@ def test_territory_matches_the_path_and_below_only() -> None:
     assert evaluate(customer(), rules, staff(*EVERYONE)).owner_id == "am.fixed"
     decision = evaluate(customer(territory="CN/Eastern"), rules, staff(*EVERYONE))
     assert decision.owner_id is None
-    assert "territory 'CN/Eastern' is not under CN/East" in decision.steps[0].reasons
+    assert [r.text for r in decision.steps[0].reasons] == [
+        "territory 'CN/Eastern' is not under CN/East"
+    ]
 
 
 def test_each_dimension_must_match() -> None:
@@ -104,7 +106,7 @@ def test_rule_without_eligible_owner_falls_through() -> None:
     )
     assert decision.owner_id == "am.b"
     assert [s.matched for s in decision.steps] == [True, True, True]
-    assert "inactive or at capacity" in decision.steps[0].reasons[0]
+    assert "inactive or at capacity" in decision.steps[0].reasons[0].text
 
 
 def test_first_contact_strategy() -> None:

@@ -83,6 +83,9 @@ class CreateCustomerInput(CustomerProfileInput):
     owner_id: strawberry.ID | None = strawberry.field(
         default=None, description="Assign this owner at once (a manual assignment)."
     )
+    auto_assign: bool = strawberry.field(
+        default=True, description="Without `ownerId`, let the live assignment rules decide."
+    )
 
     def profile(self) -> dict[str, Any]:
         return {"name": self.name, **super().profile()}

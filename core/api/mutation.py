@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from core.api.admin import AdminMutation
+from core.api.assignment import AssignmentMutation
 from core.api.context import context_of
 from core.api.inputs import (
     AssignOwnerInput,
@@ -34,14 +35,18 @@ class UserPayload:
 
 
 @strawberry.type
-class Mutation(AdminMutation):
+class Mutation(AdminMutation, AssignmentMutation):
     @strawberry.mutation(description="Create a customer; `ownerId` assigns its owner at once.")
     async def create_customer(
         self, info: Info, input: CreateCustomerInput
     ) -> CustomerPayload | None:
         ctx = context_of(info)
         model = await ctx.services.customers.create(
-            ctx.actor, input.profile(), owner_id=input.owner_id, reason=input.reason
+            ctx.actor,
+            input.profile(),
+            owner_id=input.owner_id,
+            reason=input.reason,
+            auto_assign=input.auto_assign,
         )
         return CustomerPayload(customer=Customer.from_model(model))
 

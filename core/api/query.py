@@ -13,10 +13,11 @@ from strawberry.types import Info
 
 from core import domain
 from core.api.admin import AdminQuery
+from core.api.assignment import AssignmentQuery
 from core.api.connection import Connection
 from core.api.context import context_of
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
-from core.api.types import AuditEntry, Customer, Node, Permission, User, Viewer
+from core.api.types import AuditEntry, Customer, Node, Permission, User, Viewer, user_or_none
 from core.authz.defaults import Scope
 from core.errors import NotFound
 from core.ids import PREFIXES, type_of_id
@@ -41,11 +42,6 @@ async def _customer(info: Info, customer_id: str) -> Customer:
     return Customer.from_model(model)
 
 
-async def _user_or_none(info: Info, user_id: str) -> User | None:
-    model = await context_of(info).users.load(user_id)
-    return User.from_model(model) if model is not None else None
-
-
 async def _audit_entries(info: Info, f: audit_service.AuditFilter) -> Select[Any]:
     """Audit entries matching ``f`` that the viewer's customer scope reaches."""
     ctx = context_of(info)
@@ -66,7 +62,7 @@ NODE_OPERATIONS = {
 
 
 @strawberry.type
-class Query(AdminQuery):
+class Query(AdminQuery, AssignmentQuery):
     @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:
         ctx = context_of(info)
@@ -89,7 +85,7 @@ class Query(AdminQuery):
         if kind == "Customer":
             return await _customer(info, id)
         if kind == "User":
-            user = await _user_or_none(info, id)
+            user = await user_or_none(info, id)
             if user is not None:
                 return user
         if kind == "AuditEntry":
@@ -135,7 +131,7 @@ class Query(AdminQuery):
 
     @strawberry.field(description="One user by id.")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:
-        user = await _user_or_none(info, id)
+        user = await user_or_none(info, id)
         if user is None:
             raise NotFound("User", id)
         return user

@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
+from core.api.assignment import AssignmentRule, ReassignmentRequest
 from core.api.guard import guard_operations, protect
 from core.api.mutation import Mutation
 from core.api.query import Query
@@ -30,7 +31,7 @@ def build_schema(*, authorization: bool = True) -> BatonSchema:
     schema = BatonSchema(
         query=Query,
         mutation=Mutation,
-        types=[Customer, User, AuditEntry],
+        types=[Customer, User, AuditEntry, AssignmentRule, ReassignmentRequest],
         config=StrawberryConfig(auto_camel_case=True),
     )
     if authorization:  # off only for the benchmark's baseline (Settings.authorization)

@@ -32,7 +32,8 @@ class Node:
     id: strawberry.ID
 
 
-async def _user(info: Info, user_id: str | None) -> User | None:
+async def user_or_none(info: Info, user_id: str | None) -> User | None:
+    """The user with this id through the request's dataloader (None for None or unknown)."""
     if user_id is None:
         return None
     model = await context_of(info).users.load(user_id)
@@ -50,7 +51,7 @@ class User(Node):
 
     @strawberry.field(description="The user this user reports to.")
     async def manager(self, info: Info) -> User | None:
-        return await _user(info, self.manager_id)
+        return await user_or_none(info, self.manager_id)
 
     @strawberry.field(description="Roles assigned to the user (from the policy store).")
     async def roles(self, info: Info) -> list[str] | None:
@@ -130,15 +131,15 @@ class Customer(Node):
 
     @strawberry.field(description="The one accountable owner; null while unassigned.")
     async def owner(self, info: Info) -> User | None:
-        return await _user(info, self.owner_id)
+        return await user_or_none(info, self.owner_id)
 
     @strawberry.field(description="Stands in when the owner is away or leaves.")
     async def backup_owner(self, info: Info) -> User | None:
-        return await _user(info, self.backup_owner_id)
+        return await user_or_none(info, self.backup_owner_id)
 
     @strawberry.field(description="The user who first contacted the customer.")
     async def first_contact(self, info: Info) -> User | None:
-        return await _user(info, self.first_contact_id)
+        return await user_or_none(info, self.first_contact_id)
 
     @classmethod
     def from_model(cls, m: domain.Customer) -> Customer:
@@ -207,7 +208,7 @@ class AuditEntry(Node):
 
     @strawberry.field(description="Who made the change; null for the system.")
     async def actor(self, info: Info) -> User | None:
-        return await _user(info, self.actor_id)
+        return await user_or_none(info, self.actor_id)
 
     @classmethod
     def from_model(cls, m: domain.AuditEntry, view: PermissionView) -> AuditEntry:

@@ -65,10 +65,21 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
     ),
     "team_manager": (
         ("account_manager",),
-        [("User.*", "read"), *_call("Mutation.assignOwner")],
+        [
+            ("User.*", "read"),
+            ("ReassignmentRequest.*", "read"),
+            *_call("Mutation.assignOwner", "Query.explainAssignment"),
+        ],
         Scope.TEAM,
     ),
-    "sales_director": (("team_manager",), [], Scope.ALL),
+    "sales_director": (
+        ("team_manager",),
+        [
+            ("AssignmentRule.*", "read"),
+            *_call("Query.assignmentRules", "Query.previewAssignment", "Mutation.runAssignment"),
+        ],
+        Scope.ALL,
+    ),
     "finance": (
         ("staff",),
         _read(*_customer(CUSTOMER_IDENTITY + PAYMENT_FIELDS))

@@ -9,19 +9,25 @@ from core.domain.enums import (
     LoyaltyTier,
     NeedsTier,
     PaymentMethod,
+    ReassignmentTrigger,
+    RequestStatus,
+    Strategy,
     ValueTier,
 )
 from core.domain.models import (
+    AssignmentRule,
     AuditEntry,
     CasbinRule,
     Customer,
     Ownership,
     PolicyVersion,
+    ReassignmentRequest,
     User,
 )
 
 __all__ = [
     "AssignedBy",
+    "AssignmentRule",
     "AuditEntry",
     "Base",
     "CasbinRule",
@@ -34,6 +40,10 @@ __all__ = [
     "Ownership",
     "PaymentMethod",
     "PolicyVersion",
+    "ReassignmentRequest",
+    "ReassignmentTrigger",
+    "RequestStatus",
+    "Strategy",
     "User",
     "ValueTier",
 ]

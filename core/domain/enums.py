@@ -58,3 +58,29 @@ class AssignedBy(StrEnum):
     MANUAL = "MANUAL"
     HANDOVER = "HANDOVER"
     INTERIM = "INTERIM"
+
+
+class Strategy(StrEnum):
+    """How an assignment rule picks the owner once its conditions match."""
+
+    FIXED_OWNER = "FIXED_OWNER"
+    FIRST_CONTACT = "FIRST_CONTACT"
+    ROUND_ROBIN = "ROUND_ROBIN"
+    LEAST_LOADED = "LEAST_LOADED"
+
+
+class ReassignmentTrigger(StrEnum):
+    OWNER_LEFT = "OWNER_LEFT"
+    ROLE_CHANGE = "ROLE_CHANGE"
+    REORGANIZATION = "REORGANIZATION"
+    NEEDS_CHANGE = "NEEDS_CHANGE"
+    CUSTOMER_REQUEST = "CUSTOMER_REQUEST"
+    PERFORMANCE = "PERFORMANCE"
+    RULE_REALIGNMENT = "RULE_REALIGNMENT"
+
+
+class RequestStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"

@@ -30,6 +30,9 @@ from core.domain.enums import (
     LoyaltyTier,
     NeedsTier,
     PaymentMethod,
+    ReassignmentTrigger,
+    RequestStatus,
+    Strategy,
     ValueTier,
 )
 
@@ -204,3 +207,67 @@ class PolicyVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AssignmentRule(Base):
+    """A prioritised rule: conditions on customer attributes and a strategy to pick the owner."""
+
+    __tablename__ = "assignment_rules"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # {"territories": [...], "industries": [...], "valueTiers": [...], "productLines": [...],
+    #  "lifecycleStages": [...], "extra": {dimension: [...]}}
+    conditions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    strategy: Mapped[Strategy] = mapped_column(_enum(Strategy))
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    pool: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Round-robin position; moved with a compare-and-set so concurrent assignments never share it.
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        # Unique priorities among enabled rules, held by the database.
+        Index(
+            "uq_assignment_rules_enabled_priority",
+            "priority",
+            unique=True,
+            sqlite_where=text("enabled"),
+            postgresql_where=text("enabled"),
+        ),
+    )
+
+
+class ReassignmentRequest(Base):
+    """A proposed change of owner, approved or rejected before any handover starts."""
+
+    __tablename__ = "reassignment_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    from_owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    to_owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    trigger: Mapped[ReassignmentTrigger] = mapped_column(_enum(ReassignmentTrigger))
+    reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus))
+    rule_id: Mapped[str | None] = mapped_column(String(40))
+    requested_by_id: Mapped[str | None] = mapped_column(String(64))
+    reviewed_by_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # One open request per customer, held by the database.
+        Index(
+            "uq_reassignment_requests_open_customer",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("status = 'PENDING'"),
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+    )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.authz.store import PolicyStore
 from core.clock import Clock, SystemClock
 from core.db import Database
+from core.services.assignment import AssignmentService
 from core.services.audit import Actor
 from core.services.customers import CustomerService
 from core.services.policies import PolicyService
@@ -20,6 +21,7 @@ class Services:
     db: Database
     clock: Clock
     authz: PolicyStore
+    assignment: AssignmentService
     customers: CustomerService
     users: UserService
     policies: PolicyService
@@ -28,11 +30,13 @@ class Services:
     def create(cls, db: Database, clock: Clock | None = None) -> Services:
         clock = clock or SystemClock()
         authz = PolicyStore(db)
+        assignment = AssignmentService(db, clock)
         return cls(
             db=db,
             clock=clock,
             authz=authz,
-            customers=CustomerService(db, clock),
+            assignment=assignment,
+            customers=CustomerService(db, clock, assignment.assign_new),
             users=UserService(db, clock),
             policies=PolicyService(db, clock, authz),
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
@@ -204,12 +205,19 @@ async def load_customer(
     return customer
 
 
+# Inside createCustomer's transaction: (session, audit changes to extend, customer, now, actor).
+AutoAssign = Callable[
+    [AsyncSession, list[dict[str, Any]], Customer, datetime, Actor], Awaitable[None]
+]
+
+
 class CustomerService:
     """Writes to customers, each one transaction with its audit entries."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, auto_assign: AutoAssign) -> None:
         self.db = db
         self.clock = clock
+        self.auto_assign = auto_assign
 
     async def create(
         self,
@@ -218,8 +226,10 @@ class CustomerService:
         *,
         owner_id: str | None = None,
         reason: str | None = None,
+        auto_assign: bool = True,
     ) -> Customer:
-        """Create a customer; ``owner_id`` makes it a manual assignment in the same transaction."""
+        """Create a customer and, in the same transaction, give it its owner: ``owner_id`` (a
+        manual assignment) or else, unless ``auto_assign`` is off, the live rules' choice."""
         data = {"kind": CustomerKind.ENTERPRISE, "lifecycle_stage": LifecycleStage.LEAD, **data}
         data.setdefault("first_contact_id", actor.user_id)
         validate_profile(data)
@@ -242,6 +252,8 @@ class CustomerService:
                         session, customer, owner_id, now=now, actor_id=actor.user_id, reason=reason
                     )
                 )
+            elif auto_assign:
+                await self.auto_assign(session, changes, customer, now, actor)
             AuditWriter(session, actor, now).record(
                 "createCustomer", "Customer", customer.id, changes, reason
             )

@@ -9,14 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-
-class Strategy(StrEnum):
-    FIXED_OWNER = "FIXED_OWNER"
-    FIRST_CONTACT = "FIRST_CONTACT"
-    ROUND_ROBIN = "ROUND_ROBIN"
-    LEAST_LOADED = "LEAST_LOADED"
+from core.domain.enums import Strategy
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ class Step:
 
     rule: Rule
     matched: bool
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
 
 
 @dataclass(frozen=True)
@@ -109,53 +103,87 @@ def _under(value: str | None, prefixes: Iterable[str], separator: str) -> bool:
     return any(value == p or value.startswith(p + separator) for p in prefixes)
 
 
-def mismatches(rule: Rule, c: CustomerFacts) -> list[str]:
+@dataclass(frozen=True)
+class Reason:
+    """Why a step went as it did, and which customer field it speaks about (for redaction)."""
+
+    field: str
+    text: str
+
+
+def mismatches(rule: Rule, c: CustomerFacts) -> list[Reason]:
     """The reasons ``rule``'s conditions do not match ``c`` (empty when they all match)."""
     cond = rule.conditions
     reasons = []
     if cond.territories and not _under(c.territory, cond.territories, "/"):
-        reasons.append(f"territory {c.territory!r} is not under {', '.join(cond.territories)}")
+        reasons.append(
+            Reason(
+                "territory", f"territory {c.territory!r} is not under {', '.join(cond.territories)}"
+            )
+        )
     if cond.industries and not _under(c.industry, cond.industries, "."):
-        reasons.append(f"industry {c.industry!r} is not under {', '.join(cond.industries)}")
+        reasons.append(
+            Reason("industry", f"industry {c.industry!r} is not under {', '.join(cond.industries)}")
+        )
     if cond.value_tiers and c.value_tier not in cond.value_tiers:
-        reasons.append(f"value tier {c.value_tier} is not one of {', '.join(cond.value_tiers)}")
+        reasons.append(
+            Reason(
+                "valueTier",
+                f"value tier {c.value_tier} is not one of {', '.join(cond.value_tiers)}",
+            )
+        )
     if cond.product_lines and not set(cond.product_lines) & set(c.product_lines):
-        reasons.append(f"no product line among {', '.join(cond.product_lines)}")
+        reasons.append(
+            Reason("productLines", f"no product line among {', '.join(cond.product_lines)}")
+        )
     if cond.lifecycle_stages and c.lifecycle_stage not in cond.lifecycle_stages:
         reasons.append(
-            f"lifecycle stage {c.lifecycle_stage} is not one of {', '.join(cond.lifecycle_stages)}"
+            Reason(
+                "lifecycleStage",
+                f"lifecycle stage {c.lifecycle_stage} is not one "
+                f"of {', '.join(cond.lifecycle_stages)}",
+            )
         )
     for dimension, wanted in sorted(cond.extra.items()):
         if wanted and c.extra.get(dimension) not in wanted:
             reasons.append(
-                f"{dimension} {c.extra.get(dimension)!r} is not one of {', '.join(wanted)}"
+                Reason(
+                    dimension,
+                    f"{dimension} {c.extra.get(dimension)!r} is not one of {', '.join(wanted)}",
+                )
             )
     return reasons
 
 
-def _candidate(rule: Rule, c: CustomerFacts, staff: Workforce) -> tuple[str | None, str]:
+def _candidate(rule: Rule, c: CustomerFacts, staff: Workforce) -> tuple[str | None, Reason]:
     """The owner the rule's strategy yields for ``c`` (None with a reason when nobody can)."""
     if rule.strategy is Strategy.FIXED_OWNER:
         if staff.eligible(rule.owner_id):
-            return rule.owner_id, f"fixed owner {rule.owner_id}"
-        return None, f"fixed owner {rule.owner_id} is inactive or at capacity"
+            return rule.owner_id, Reason("owner", f"fixed owner {rule.owner_id}")
+        return None, Reason("owner", f"fixed owner {rule.owner_id} is inactive or at capacity")
     if rule.strategy is Strategy.FIRST_CONTACT:
         if staff.eligible(c.first_contact_id):
-            return c.first_contact_id, f"first contact {c.first_contact_id}"
-        return None, "no first contact, or the first contact is inactive or at capacity"
+            return c.first_contact_id, Reason("firstContact", f"first contact {c.first_contact_id}")
+        return None, Reason(
+            "firstContact", "no first contact, or the first contact is inactive or at capacity"
+        )
     eligible = [u for u in rule.pool if staff.eligible(u)]
     if not eligible:
-        return None, "no pool member is active and below capacity"
+        return None, Reason("owner", "no pool member is active and below capacity")
     if rule.strategy is Strategy.LEAST_LOADED:
         chosen = min(eligible, key=lambda u: (staff.load.get(u, 0), u))
-        return chosen, f"least loaded in pool ({staff.load.get(chosen, 0)} accounts)"
+        return chosen, Reason(
+            "owner", f"least loaded in pool ({staff.load.get(chosen, 0)} accounts)"
+        )
     # ROUND_ROBIN: the next eligible member after the rule's cursor, in pool order.
     start = staff.cursors.get(rule.id, 0)
     for offset in range(len(rule.pool)):
         member = rule.pool[(start + offset) % len(rule.pool)]
         if staff.eligible(member):
-            return member, f"round robin, position {(start + offset) % len(rule.pool)}"
-    return None, "no pool member is active and below capacity"  # pragma: no cover
+            return member, Reason(
+                "owner", f"round robin, position {(start + offset) % len(rule.pool)}"
+            )
+    return None, Reason("owner", "no pool member is active and below capacity")  # pragma: no cover
 
 
 def evaluate(
@@ -169,18 +197,19 @@ def evaluate(
     return _decide(c, [(rule, tuple(mismatches(rule, c))) for rule in rules], staff, commit)
 
 
-def evaluate_many(
-    customers: Iterable[CustomerFacts], rules: Sequence[Rule], staff: Workforce
-) -> list[Decision]:
-    """``evaluate`` for a batch, in order, committing each decision.
+class Evaluator:
+    """``evaluate`` for many customers, in order, each decision committed.
 
     Conditions depend only on a customer's attributes, so they are matched once per distinct
     combination of attributes; only the owner choice runs per customer. Steps list only the
     rules whose conditions matched.
     """
-    matched_by_signature: dict[tuple[object, ...], list[tuple[Rule, tuple[str, ...]]]] = {}
-    decisions = []
-    for c in customers:
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = rules
+        self._matched: dict[tuple[object, ...], list[tuple[Rule, tuple[Reason, ...]]]] = {}
+
+    def decide(self, c: CustomerFacts, staff: Workforce) -> Decision:
         signature = (
             c.territory,
             c.industry,
@@ -189,17 +218,24 @@ def evaluate_many(
             c.lifecycle_stage,
             tuple(sorted(c.extra.items())),
         )
-        matched = matched_by_signature.get(signature)
+        matched = self._matched.get(signature)
         if matched is None:
-            matched = [(r, ()) for r in rules if not mismatches(r, c)]
-            matched_by_signature[signature] = matched
-        decisions.append(_decide(c, matched, staff, True))
-    return decisions
+            matched = [(r, ()) for r in self.rules if not mismatches(r, c)]
+            self._matched[signature] = matched
+        return _decide(c, matched, staff, True)
+
+
+def evaluate_many(
+    customers: Iterable[CustomerFacts], rules: Sequence[Rule], staff: Workforce
+) -> list[Decision]:
+    """``evaluate`` for a batch, in order, committing each decision (see ``Evaluator``)."""
+    evaluator = Evaluator(rules)
+    return [evaluator.decide(c, staff) for c in customers]
 
 
 def _decide(
     c: CustomerFacts,
-    checked: Sequence[tuple[Rule, tuple[str, ...]]],
+    checked: Sequence[tuple[Rule, tuple[Reason, ...]]],
     staff: Workforce,
     commit: bool,
 ) -> Decision:

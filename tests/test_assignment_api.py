@@ -1,0 +1,277 @@
+"""Assignment rules over GraphQL: rules, automatic assignment, explain, preview, run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from core.services import Actor, Services
+from tests.conftest import GraphQLClient, error_codes
+
+CREATE_RULE = """mutation($input: CreateAssignmentRuleInput!) {
+  createAssignmentRule(input: $input) { rule { id version name priority strategy owner { id } } }
+}"""
+CREATE_CUSTOMER = """mutation($input: CreateCustomerInput!) {
+  createCustomer(input: $input) {
+    customer { id owner { id } ownership { assignedBy reason } } }
+}"""
+
+
+async def add_rule(gql: GraphQLClient, **input_: Any) -> dict[str, Any]:
+    data = await gql.data("admin", CREATE_RULE, {"input": input_})
+    return data["createAssignmentRule"]["rule"]  # type: ignore[no-any-return]
+
+
+async def new_customer(gql: GraphQLClient, **input_: Any) -> dict[str, Any]:
+    data = await gql.data("admin", CREATE_CUSTOMER, {"input": {"name": "New", **input_}})
+    return data["createCustomer"]["customer"]  # type: ignore[no-any-return]
+
+
+async def test_territory_and_industry_rule_assigns_new_customers(
+    gql: GraphQLClient, admin: str
+) -> None:
+    await add_rule(
+        gql,
+        name="East automotive",
+        priority=10,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"territories": ["CN/East"], "industries": ["manufacturing"]},
+    )
+    await add_rule(
+        gql,
+        name="East catch-all",
+        priority=20,
+        strategy="FIXED_OWNER",
+        ownerId="am.wu",
+        conditions={"territories": ["CN/East"]},
+    )
+    auto = await new_customer(
+        gql, territory="CN/East/Shanghai", industry="manufacturing.automotive"
+    )
+    assert auto["owner"] == {"id": "am.chen"}
+    assert auto["ownership"]["assignedBy"] == "RULE"
+    assert "East automotive" in auto["ownership"]["reason"]
+    other = await new_customer(gql, territory="CN/East/Hangzhou", industry="banking.retail")
+    assert other["owner"] == {"id": "am.wu"}
+    nowhere = await new_customer(gql, territory="US/West")
+    assert nowhere["owner"] is None
+    manual = await new_customer(gql, territory="CN/East", autoAssign=False)
+    assert manual["owner"] is None
+
+
+async def test_first_contact_rule_for_new_leads(gql: GraphQLClient, admin: str) -> None:
+    await add_rule(
+        gql,
+        name="Leads stay with first contact",
+        priority=1,
+        strategy="FIRST_CONTACT",
+        conditions={"lifecycleStages": ["LEAD"]},
+    )
+    lead = await new_customer(gql, lifecycleStage="LEAD", firstContactId="am.wu")
+    assert lead["owner"] == {"id": "am.wu"}
+
+
+async def test_duplicate_enabled_priority_is_bad_input(gql: GraphQLClient, admin: str) -> None:
+    await add_rule(gql, name="One", priority=5, strategy="FIXED_OWNER", ownerId="am.chen")
+    body = await gql.execute(
+        "admin",
+        CREATE_RULE,
+        {"input": {"name": "Two", "priority": 5, "strategy": "FIXED_OWNER", "ownerId": "am.wu"}},
+    )
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert body["errors"][0]["extensions"]["fields"][0]["path"] == "input.priority"
+    disabled = await add_rule(
+        gql, name="Two", priority=5, strategy="FIXED_OWNER", ownerId="am.wu", enabled=False
+    )
+    assert disabled["priority"] == 5
+
+
+async def test_invalid_rules_name_the_field(gql: GraphQLClient, admin: str) -> None:
+    body = await gql.execute(
+        "admin",
+        CREATE_RULE,
+        {
+            "input": {
+                "name": "",
+                "priority": 1,
+                "strategy": "ROUND_ROBIN",
+                "conditions": {"territories": ["CN//East"], "extra": {"aum_band": ["A"]}},
+            }
+        },
+    )
+    paths = {f["path"] for f in body["errors"][0]["extensions"]["fields"]}
+    assert paths == {
+        "input.name",
+        "input.poolIds",
+        "input.conditions.territories.0",
+        "input.conditions.extra.aum_band",
+    }
+
+
+async def test_stale_rule_version_is_conflict(gql: GraphQLClient, admin: str) -> None:
+    rule = await add_rule(gql, name="R", priority=1, strategy="FIXED_OWNER", ownerId="am.chen")
+    update = """mutation($input: UpdateAssignmentRuleInput!) {
+        updateAssignmentRule(input: $input) { rule { version priority } } }"""
+    data = await gql.data(
+        "admin", update, {"input": {"id": rule["id"], "expectedVersion": 1, "priority": 2}}
+    )
+    assert data["updateAssignmentRule"]["rule"] == {"version": 2, "priority": 2}
+    body = await gql.execute(
+        "admin", update, {"input": {"id": rule["id"], "expectedVersion": 1, "priority": 3}}
+    )
+    assert error_codes(body) == ["CONFLICT"]
+
+
+async def test_explain_names_each_rule_and_why(
+    gql: GraphQLClient, services: Services, admin: str
+) -> None:
+    await add_rule(
+        gql,
+        name="North",
+        priority=1,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"territories": ["CN/North"]},
+    )
+    await add_rule(gql, name="Gone", priority=2, strategy="FIXED_OWNER", ownerId="am.wu")
+    await add_rule(gql, name="Fallback", priority=3, strategy="FIXED_OWNER", ownerId="tm.li")
+    await services.users.deactivate(Actor("admin"), "am.wu")
+    customer = await new_customer(gql, territory="CN/East")
+    data = await gql.data(
+        "admin",
+        """query($id: ID!) { explainAssignment(customerId: $id) {
+        decidedOwner { id } rule { name } steps { rule { name } matched reasons } } }""",
+        {"id": customer["id"]},
+    )
+    explanation = data["explainAssignment"]
+    assert explanation["decidedOwner"] == {"id": "tm.li"}
+    assert explanation["rule"] == {"name": "Fallback"}
+    assert explanation["steps"] == [
+        {
+            "rule": {"name": "North"},
+            "matched": False,
+            "reasons": ["territory 'CN/East' is not under CN/North"],
+        },
+        {
+            "rule": {"name": "Gone"},
+            "matched": True,
+            "reasons": ["fixed owner am.wu is inactive or at capacity"],
+        },
+        {"rule": {"name": "Fallback"}, "matched": True, "reasons": ["fixed owner tm.li"]},
+    ]
+
+
+async def test_explanations_redact_fields_the_viewer_cannot_read(
+    gql: GraphQLClient, services: Services, admin: str
+) -> None:
+    await services.users.create(Actor.system(), "fin.he", "Fin", roles=["finance"])
+    await services.policies.grant(Actor.system(), "finance", "Query.explainAssignment", "call")
+    await add_rule(
+        gql,
+        name="Strategic only",
+        priority=1,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"valueTiers": ["STRATEGIC"]},
+    )
+    customer = await new_customer(gql, valueTier="LOW", autoAssign=False)
+    body = await gql.execute(
+        "fin.he",
+        """query($id: ID!) { explainAssignment(customerId: $id) {
+        decidedOwner { id } steps { reasons } } }""",
+        {"id": customer["id"]},
+    )
+    reasons = body["data"]["explainAssignment"]["steps"][0]["reasons"]
+    assert reasons == ["valueTier does not match (you may not read valueTier)"]
+    assert "LOW" not in str(body)
+
+
+async def test_preview_is_exact_and_writes_nothing(gql: GraphQLClient, admin: str) -> None:
+    unowned = await new_customer(gql, territory="CN/East")
+    owned = await new_customer(gql, territory="CN/East", ownerId="am.wu")
+    elsewhere = await new_customer(gql, territory="US")
+    audit = "{ auditLog { totalCount } }"
+    entries = (await gql.data("admin", audit))["auditLog"]["totalCount"]
+    data = await gql.data(
+        "admin",
+        """query($rules: [CreateAssignmentRuleInput!]) {
+        previewAssignment(input: {rules: $rules}) {
+          moves { customer { id } fromOwner { id } toOwner { id } }
+          unchangedCount unassignedCount loadChanges { owner { id } before after } } }""",
+        {
+            "rules": [
+                {
+                    "name": "East to Chen",
+                    "priority": 1,
+                    "strategy": "FIXED_OWNER",
+                    "ownerId": "am.chen",
+                    "conditions": {"territories": ["CN/East"]},
+                }
+            ]
+        },
+    )
+    preview = data["previewAssignment"]
+    moves = {m["customer"]["id"]: (m["fromOwner"], m["toOwner"]) for m in preview["moves"]}
+    assert moves == {
+        unowned["id"]: (None, {"id": "am.chen"}),
+        owned["id"]: ({"id": "am.wu"}, {"id": "am.chen"}),
+    }
+    assert (preview["unchangedCount"], preview["unassignedCount"]) == (0, 1)
+    assert {c["owner"]["id"]: (c["before"], c["after"]) for c in preview["loadChanges"]} == {
+        "am.chen": (0, 2),
+        "am.wu": (1, 0),
+    }
+    assert (await gql.data("admin", audit))["auditLog"]["totalCount"] == entries
+    assert elsewhere["owner"] is None
+
+
+async def test_run_assigns_unowned_and_requests_realignment(gql: GraphQLClient, admin: str) -> None:
+    unowned = await new_customer(gql, territory="CN/East")
+    owned = await new_customer(gql, territory="CN/East", ownerId="am.wu")
+    await add_rule(
+        gql,
+        name="East to Chen",
+        priority=1,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"territories": ["CN/East"]},
+    )
+    run = """mutation($dry: Boolean!) { runAssignment(input: {dryRun: $dry}) {
+        assigned { id owner { id } } requests { id customer { id } fromOwner { id }
+        toOwner { id } trigger status } dryRun } }"""
+    dry = (await gql.data("admin", run, {"dry": True}))["runAssignment"]
+    assert [c["id"] for c in dry["assigned"]] == [unowned["id"]]
+    assert dry["assigned"][0]["owner"] is None  # nothing written
+    real = (await gql.data("admin", run, {"dry": False}))["runAssignment"]
+    assert real["assigned"] == [{"id": unowned["id"], "owner": {"id": "am.chen"}}]
+    [request] = real["requests"]
+    assert request["customer"] == {"id": owned["id"]}
+    assert (request["fromOwner"], request["toOwner"]) == ({"id": "am.wu"}, {"id": "am.chen"})
+    assert (request["trigger"], request["status"]) == ("RULE_REALIGNMENT", "PENDING")
+    again = (await gql.data("admin", run, {"dry": False}))["runAssignment"]
+    assert again["assigned"] == [] and again["requests"] == []  # one open request per customer
+    history = await gql.data(
+        "admin",
+        """query($id: ID!) { auditLog(filter: {entityId: $id,
+        action: "runAssignment"}) { edges { node { changes { field after } } } } }""",
+        {"id": unowned["id"]},
+    )
+    [entry] = history["auditLog"]["edges"]
+    assert entry["node"]["changes"] == [{"field": "owner", "after": "am.chen"}]
+
+
+async def test_concurrent_round_robin_assignments_share_the_pool_evenly(
+    gql: GraphQLClient, admin: str
+) -> None:
+    await add_rule(
+        gql,
+        name="Round robin",
+        priority=1,
+        strategy="ROUND_ROBIN",
+        poolIds=["am.chen", "am.wu", "tm.li"],
+    )
+    customers = await asyncio.gather(*[new_customer(gql, name=f"C{i}") for i in range(9)])
+    owners = Counter(c["owner"]["id"] for c in customers)
+    assert owners == {"am.chen": 3, "am.wu": 3, "tm.li": 3}
