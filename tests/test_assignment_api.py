@@ -275,3 +275,74 @@ async def test_concurrent_round_robin_assignments_share_the_pool_evenly(
     customers = await asyncio.gather(*[new_customer(gql, name=f"C{i}") for i in range(9)])
     owners = Counter(c["owner"]["id"] for c in customers)
     assert owners == {"am.chen": 3, "am.wu": 3, "tm.li": 3}
+
+
+UPDATE_CUSTOMER = """mutation($input: UpdateCustomerInput!) {
+  updateCustomer(input: $input) { customer { version owner { id } } } }"""
+
+
+async def test_lifecycle_change_opens_a_realignment_request(gql: GraphQLClient, admin: str) -> None:
+    """A converted lead moves from pre-sales to the customer-success team, via approval."""
+    await add_rule(
+        gql,
+        name="Leads to pre-sales",
+        priority=1,
+        strategy="FIXED_OWNER",
+        ownerId="am.wu",
+        conditions={"lifecycleStages": ["LEAD", "PROSPECT"]},
+    )
+    await add_rule(
+        gql,
+        name="Customers to success",
+        priority=2,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"lifecycleStages": ["ACTIVE"]},
+    )
+    lead = await new_customer(gql, lifecycleStage="LEAD")
+    assert lead["owner"] == {"id": "am.wu"}
+    data = await gql.data(
+        "admin",
+        UPDATE_CUSTOMER,
+        {"input": {"id": lead["id"], "expectedVersion": 1, "lifecycleStage": "ACTIVE"}},
+    )
+    assert data["updateCustomer"]["customer"]["owner"] == {"id": "am.wu"}  # moves only by handover
+    audit = await gql.data(
+        "admin",
+        """{ auditLog(filter: {entityType: "ReassignmentRequest"}) {
+        edges { node { action changes { field after } } } } }""",
+    )
+    [entry] = [e["node"] for e in audit["auditLog"]["edges"]]
+    changes = {c["field"]: c["after"] for c in entry["changes"]}
+    assert (entry["action"], changes["toOwner"], changes["trigger"]) == (
+        "requestReassignment",
+        "am.chen",
+        "RULE_REALIGNMENT",
+    )
+
+
+async def test_profile_change_assigns_an_unowned_customer(gql: GraphQLClient, admin: str) -> None:
+    await add_rule(
+        gql,
+        name="East",
+        priority=1,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"territories": ["CN/East"]},
+    )
+    customer = await new_customer(gql, territory="US")
+    assert customer["owner"] is None
+    data = await gql.data(
+        "admin",
+        UPDATE_CUSTOMER,
+        {"input": {"id": customer["id"], "expectedVersion": 1, "territory": "CN/East/Suzhou"}},
+    )
+    assert data["updateCustomer"]["customer"]["owner"] == {"id": "am.chen"}
+    history = await gql.data(
+        "admin",
+        """query($id: ID!) { auditLog(filter: {entityId: $id,
+        action: "updateCustomer"}) { edges { node { changes { field after } } } } }""",
+        {"id": customer["id"]},
+    )
+    [entry] = history["auditLog"]["edges"]  # one entry per changed entity, owner included
+    assert {c["field"] for c in entry["node"]["changes"]} == {"territory", "owner"}

@@ -36,7 +36,7 @@ class Services:
             clock=clock,
             authz=authz,
             assignment=assignment,
-            customers=CustomerService(db, clock, assignment.assign_new),
+            customers=CustomerService(db, clock, assignment.reevaluate),
             users=UserService(db, clock),
             policies=PolicyService(db, clock, authz),
         )

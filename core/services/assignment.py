@@ -33,7 +33,14 @@ from core.domain import (
 from core.errors import BadUserInput, Conflict, FieldError, NotFound
 from core.ids import new_id
 from core.services import validation as v
-from core.services.audit import Actor, AuditWriter, audit_value, current_request_id, diff
+from core.services.audit import (
+    Actor,
+    AuditWriter,
+    audit_value,
+    current_request_id,
+    diff,
+    to_camel,
+)
 from core.services.customers import EVERYTHING, CustomerScope
 from core.services.rules import (
     Conditions,
@@ -191,6 +198,14 @@ class RunResult:
     assigned: list[Move]
     requests: list[tuple[str, Move]]
     at: datetime
+
+
+def request_snapshot(row: dict[str, Any]) -> dict[str, Any]:
+    """A reassignment request's fields keyed by GraphQL name, for audit diffs."""
+    return {
+        to_camel(k.removesuffix("_id")): audit_value(row[k])
+        for k in ("customer_id", "from_owner_id", "to_owner_id", "trigger", "status")
+    }
 
 
 def rule_snapshot(m: AssignmentRule) -> dict[str, Any]:
@@ -488,19 +503,7 @@ class AssignmentService:
                     "action": "requestReassignment",
                     "entity_type": "ReassignmentRequest",
                     "entity_id": row["id"],
-                    "changes": diff(
-                        {},
-                        {
-                            k: audit_value(row[k])
-                            for k in (
-                                "customer_id",
-                                "from_owner_id",
-                                "to_owner_id",
-                                "trigger",
-                                "status",
-                            )
-                        },
-                    ),
+                    "changes": diff({}, request_snapshot(row)),
                     "reason": row["reason"],
                     "request_id": current_request_id.get(),
                 }
@@ -522,7 +525,7 @@ class AssignmentService:
                     .execution_options(synchronize_session=False)
                 )
 
-    async def assign_new(
+    async def reevaluate(
         self,
         session: AsyncSession,
         audit_changes: list[dict[str, Any]],
@@ -530,14 +533,35 @@ class AssignmentService:
         now: datetime,
         actor: Actor,
     ) -> None:
-        """Inside ``createCustomer``'s transaction: let the live rules pick the owner."""
+        """Inside a customer's create or update transaction: apply the live rules to it.
+
+        An unowned customer gets the decided owner at once (its ``owner`` change joins the
+        caller's audit entry); an owned one whose outcome differs gets a RULE_REALIGNMENT
+        request, since ownership itself only moves through a handover.
+        """
         live = await load_rules(session, lock=True)
         if not live:
             return
         staff = await load_workforce(session, live)
-        ((facts, _),) = await load_facts(session, [customer.id], EVERYTHING)
+        ((facts, current),) = await load_facts(session, [customer.id], EVERYTHING)
+        if current is not None:
+            staff.release(current)
         decision = evaluate(facts, [to_rule(r) for r in live], staff)
-        if decision.owner_id is None or decision.rule is None:
+        if decision.owner_id is None or decision.rule is None or decision.owner_id == current:
+            return
+        reason = f"rule {decision.rule.name!r}: {decision.steps[-1].reasons[0].text}"
+        if current is not None:
+            pending = await session.scalar(
+                select(ReassignmentRequest.id).where(
+                    ReassignmentRequest.customer_id == customer.id,
+                    ReassignmentRequest.status == RequestStatus.PENDING,
+                )
+            )
+            if pending is None:
+                move = Move(customer.id, current, decision.owner_id, decision.rule)
+                await self._write_requests(
+                    session, actor, [move], [new_id("ReassignmentRequest")], now, "profile change"
+                )
             return
         session.add(
             Ownership(
@@ -546,7 +570,7 @@ class AssignmentService:
                 assigned_by=AssignedBy.RULE,
                 rule_id=decision.rule.id,
                 rule_version=decision.rule.version,
-                reason=f"rule {decision.rule.name!r}: {decision.steps[-1].reasons[0].text}",
+                reason=reason,
                 actor_id=actor.user_id,
                 valid_from=now,
             )

@@ -66,6 +66,8 @@ PROFILE_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "contacts": _contacts,
 }
 USER_REFERENCES = ("first_contact_id", "backup_owner_id")
+# A change to one of these can change what the assignment rules decide.
+RULE_DIMENSIONS = ("lifecycle_stage", "value_tier", "territory", "industry", "product_lines")
 LIST_FIELDS = ("product_lines", "contacts")
 
 
@@ -205,8 +207,9 @@ async def load_customer(
     return customer
 
 
-# Inside createCustomer's transaction: (session, audit changes to extend, customer, now, actor).
-AutoAssign = Callable[
+# Applies the live assignment rules inside a customer's transaction:
+# (session, audit changes to extend, customer, now, actor).
+Reevaluate = Callable[
     [AsyncSession, list[dict[str, Any]], Customer, datetime, Actor], Awaitable[None]
 ]
 
@@ -214,10 +217,10 @@ AutoAssign = Callable[
 class CustomerService:
     """Writes to customers, each one transaction with its audit entries."""
 
-    def __init__(self, db: Database, clock: Clock, auto_assign: AutoAssign) -> None:
+    def __init__(self, db: Database, clock: Clock, reevaluate: Reevaluate) -> None:
         self.db = db
         self.clock = clock
-        self.auto_assign = auto_assign
+        self.reevaluate = reevaluate
 
     async def create(
         self,
@@ -253,7 +256,7 @@ class CustomerService:
                     )
                 )
             elif auto_assign:
-                await self.auto_assign(session, changes, customer, now, actor)
+                await self.reevaluate(session, changes, customer, now, actor)
             AuditWriter(session, actor, now).record(
                 "createCustomer", "Customer", customer.id, changes, reason
             )
@@ -315,9 +318,12 @@ class CustomerService:
                 setattr(customer, attr, list(value) if attr in LIST_FIELDS else value)
             changes = diff(before, snapshot(customer))
             if changes:
-                customer.updated_at = self.clock.now()
+                now = customer.updated_at = self.clock.now()
                 await session.flush()
-                AuditWriter(session, actor, customer.updated_at).record(
+                if {field_name(a) for a in RULE_DIMENSIONS} & {c["field"] for c in changes}:
+                    await self.reevaluate(session, changes, customer, now, actor)
+                AuditWriter(session, actor, now).record(
                     "updateCustomer", "Customer", customer.id, changes, reason
                 )
+                return await load_customer(session, customer.id)
             return customer
