@@ -214,6 +214,15 @@ def policy_list(
     _run(_settings(database), work)
 
 
+@policy_app.command("matrix")
+def policy_matrix() -> None:
+    """Print the default roles' permissions on every guarded field and operation (Markdown)."""
+    from core.api.schema import build_schema
+    from core.authz.matrix import default_views, matrix_markdown
+
+    typer.echo(matrix_markdown(build_schema()._schema, default_views()), nl=False)
+
+
 @policy_app.command("grant")
 def policy_grant(
     role: RoleArg, obj: ObjectArg, action: ActionArg, database: DatabaseOption = None

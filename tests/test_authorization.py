@@ -358,3 +358,17 @@ async def test_non_admin_cannot_manage_policies(gql: GraphQLClient, world: dict)
     assert error_codes(body) == ["FORBIDDEN"]
     body = await gql.execute("sd.wang", '{ policies(role: "admin") { role } }')
     assert error_codes(body) == ["FORBIDDEN"]
+
+
+async def test_user_created_at_runtime_has_its_roles_at_once(
+    gql: GraphQLClient, world: dict[str, str]
+) -> None:
+    await gql.data("fin.he", "{ viewer { roles } }")  # the policy store is loaded by now
+    await gql.data(
+        "admin",
+        """mutation { createUser(input: {id: "fin.new", name: "New",
+        roles: ["finance"]}) { user { id } } }""",
+    )
+    data = await gql.data("fin.new", "{ viewer { roles } customers { totalCount } }")
+    assert data["viewer"]["roles"] == ["finance"]
+    assert data["customers"]["totalCount"] == 4

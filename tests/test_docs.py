@@ -30,7 +30,7 @@ def blocks(folder: str, language: str) -> list[tuple[str, str]]:
     return found
 
 
-GRAPHQL = blocks("frontend", "graphql")
+GRAPHQL = blocks("frontend", "graphql") + blocks("admin", "graphql")
 CONSOLE = blocks("admin", "console")
 
 

@@ -11,7 +11,7 @@ resolution against the request's PermissionView, so a new field is protected the
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, default_field_resolver
@@ -22,8 +22,36 @@ from core.api.context import context_of
 from core.errors import ForbiddenField
 
 STRUCTURAL = frozenset({"id", "version"})
+ROOTS = ("Query", "Mutation")
 DEFINITION = "strawberry-definition"
 Resolver = Callable[..., Any]
+
+
+def guarded_fields(schema: GraphQLSchema) -> Iterator[tuple[str, str, GraphQLField]]:
+    """Every ``(type, field)`` whose reading needs ``(Type.field, read)``."""
+    for type_name, type_ in schema.type_map.items():
+        if (
+            not isinstance(type_, GraphQLObjectType)
+            or type_name.startswith("__")
+            or type_name in ROOTS
+        ):
+            continue
+        definition = type_.extensions.get(DEFINITION)
+        if getattr(getattr(definition, "origin", None), "authz_exempt", False):
+            continue
+        for field_name, field in type_.fields.items():
+            if field_name not in STRUCTURAL and not _is_container(field):
+                yield type_name, field_name, field
+
+
+def operations(schema: GraphQLSchema) -> list[str]:
+    """Every operation (``Query.customers``, ``Mutation.createCustomer``): each needs ``call``."""
+    return [
+        f"{root}.{name}"
+        for root in ROOTS
+        if isinstance(t := schema.type_map.get(root), GraphQLObjectType)
+        for name in t.fields
+    ]
 
 
 def protect(schema: GraphQLSchema) -> None:
@@ -31,22 +59,8 @@ def protect(schema: GraphQLSchema) -> None:
 
     Root fields are guarded by ``OperationGuard`` instead, which sees converted arguments.
     """
-    for type_name, type_ in schema.type_map.items():
-        if (
-            not isinstance(type_, GraphQLObjectType)
-            or type_name.startswith("__")
-            or type_name in ("Query", "Mutation")
-        ):
-            continue
-        definition = type_.extensions.get(DEFINITION)
-        if getattr(getattr(definition, "origin", None), "authz_exempt", False):
-            continue
-        for field_name, field in type_.fields.items():
-            if field_name in STRUCTURAL or _is_container(field):
-                continue
-            field.resolve = _readable(
-                type_name, field_name, field.resolve or default_field_resolver
-            )
+    for type_name, field_name, field in guarded_fields(schema):
+        field.resolve = _readable(type_name, field_name, field.resolve or default_field_resolver)
 
 
 def guard_operations(*roots: type) -> None:

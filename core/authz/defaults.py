@@ -68,16 +68,14 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
         [
             ("User.*", "read"),
             ("ReassignmentRequest.*", "read"),
-            *_call("Mutation.assignOwner", "Query.explainAssignment"),
+            ("AssignmentRule.*", "read"),
+            *_call("Mutation.assignOwner", "Query.explainAssignment", "Query.assignmentRules"),
         ],
         Scope.TEAM,
     ),
     "sales_director": (
         ("team_manager",),
-        [
-            ("AssignmentRule.*", "read"),
-            *_call("Query.assignmentRules", "Query.previewAssignment", "Mutation.runAssignment"),
-        ],
+        _call("Query.previewAssignment", "Mutation.runAssignment"),
         Scope.ALL,
     ),
     "finance": (

@@ -13,15 +13,36 @@ import logging
 import asyncpg
 import casbin
 from casbin_async_sqlalchemy_adapter import Adapter
+from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.model import casbin_model
 from core.authz.view import PermissionView
 from core.db import Database
-from core.domain import CasbinRule
+from core.domain import CasbinRule, PolicyVersion
 
 log = logging.getLogger("baton.authz")
 CHANNEL = "baton_policy"
+
+
+async def bump_policy_version(session: AsyncSession, db: Database) -> None:
+    """Record a policy change in the running transaction; on PostgreSQL every worker is
+    notified when it commits. The caller invalidates its own store after the commit."""
+    version = await session.scalar(
+        update(PolicyVersion)
+        .where(PolicyVersion.id == 1)
+        .values(version=PolicyVersion.version + 1)
+        .returning(PolicyVersion.version)
+    )
+    if version is None:
+        session.add(PolicyVersion(id=1, version=1))
+        version = 1
+    if not db.is_sqlite:
+        await session.execute(
+            text("SELECT pg_notify(:channel, :version)"),
+            {"channel": CHANNEL, "version": str(version)},
+        )
 
 
 class PolicyStore:

@@ -37,7 +37,7 @@ class Services:
             authz=authz,
             assignment=assignment,
             customers=CustomerService(db, clock, assignment.reevaluate),
-            users=UserService(db, clock),
+            users=UserService(db, clock, authz),
             policies=PolicyService(db, clock, authz),
         )
 

@@ -9,16 +9,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.authz.defaults import default_policy_lines
+from core.authz.defaults import (
+    SCOPE_ACTION_PREFIX,
+    SCOPE_OBJECT,
+    Scope,
+    default_policy_lines,
+)
 from core.authz.model import ACTIONS
 from core.authz.roles import known_roles, roles_of
-from core.authz.store import CHANNEL, PolicyStore
+from core.authz.store import PolicyStore, bump_policy_version
 from core.clock import Clock
 from core.db import Database
-from core.domain import CasbinRule, PolicyVersion, User
+from core.domain import CasbinRule, User
 from core.errors import BadUserInput, FieldError, NotFound
 from core.services.audit import Actor, AuditWriter
 from core.services.users import load_user
@@ -36,11 +41,23 @@ class RolePolicy:
     permissions: list[tuple[str, str]]
 
 
+SCOPE_ACTIONS = tuple(f"{SCOPE_ACTION_PREFIX}{s.name}" for s in Scope if s != Scope.NONE)
+
+
 def _permission_errors(role: str, obj: str, action: str) -> list[FieldError]:
+    if action in SCOPE_ACTIONS:  # a row scope line: ``p, role, Customer, scope:TEAM``
+        object_error = None if obj == SCOPE_OBJECT else f"a scope applies to {SCOPE_OBJECT}"
+    else:
+        object_error = None if OBJECT.match(obj) else "must be 'Type.field', 'Type.*' or '*'"
     checks = (
         ("role", None if ROLE.match(role) else "must be lower_snake_case, e.g. key_account_lead"),
-        ("object", None if OBJECT.match(obj) else "must be 'Type.field', 'Type.*' or '*'"),
-        ("action", None if action in ACTIONS else f"must be one of {', '.join(ACTIONS)}"),
+        ("object", object_error),
+        (
+            "action",
+            None
+            if action in (*ACTIONS, *SCOPE_ACTIONS)
+            else f"must be one of {', '.join((*ACTIONS, *SCOPE_ACTIONS))}",
+        ),
     )
     return [FieldError(path, reason) for path, reason in checks if reason]
 
@@ -62,7 +79,7 @@ class PolicyService:
                 return False
             for ptype, v0, v1, v2 in default_policy_lines():
                 session.add(CasbinRule(ptype=ptype, v0=v0, v1=v1, v2=v2 or None))
-            await self._bump(session)
+            await bump_policy_version(session, self.db)
         self.store.invalidate()
         return True
 
@@ -124,7 +141,7 @@ class PolicyService:
                 )
             after = sorted({*before, role} if add else set(before) - {role})
             if after != before:
-                await self._bump(session)
+                await bump_policy_version(session, self.db)
                 AuditWriter(session, actor, self.clock.now()).record(
                     "assignRole" if add else "unassignRole",
                     "User",
@@ -154,23 +171,7 @@ class PolicyService:
         before: str | None,
         after: str | None,
     ) -> None:
-        await self._bump(session)
+        await bump_policy_version(session, self.db)
         AuditWriter(session, actor, self.clock.now()).record(
             action, "Role", role, [{"field": "permission", "before": before, "after": after}]
         )
-
-    async def _bump(self, session: AsyncSession) -> None:
-        version = await session.scalar(
-            update(PolicyVersion)
-            .where(PolicyVersion.id == 1)
-            .values(version=PolicyVersion.version + 1)
-            .returning(PolicyVersion.version)
-        )
-        if version is None:
-            session.add(PolicyVersion(id=1, version=1))
-            version = 1
-        if not self.db.is_sqlite:
-            await session.execute(
-                text("SELECT pg_notify(:channel, :version)"),
-                {"channel": CHANNEL, "version": str(version)},
-            )

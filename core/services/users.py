@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.roles import grant_roles, known_roles, roles_of
+from core.authz.store import PolicyStore, bump_policy_version
 from core.clock import Clock
 from core.db import Database
 from core.domain import User
@@ -44,9 +45,10 @@ async def load_user(session: AsyncSession, user_id: str) -> User:
 class UserService:
     """Writes to users; role grants are stored in the policy store in the same transaction."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, store: PolicyStore) -> None:
         self.db = db
         self.clock = clock
+        self.store = store
 
     async def create(
         self,
@@ -90,11 +92,14 @@ class UserService:
             )
             session.add(user)
             grant_roles(session, user_id, roles)
+            if roles:
+                await bump_policy_version(session, self.db)
             await session.flush()
             AuditWriter(session, actor, now).record(
                 "createUser", "User", user_id, diff({}, snapshot(user, roles))
             )
-            return user
+        self.store.invalidate()
+        return user
 
     @staticmethod
     async def _reference_errors(
