@@ -62,13 +62,14 @@ class PolicyStore:
         self._stale = True
 
     async def _enforcer_now(self) -> casbin.AsyncEnforcer:
-        if self._stale or self._enforcer is None:
+        # While a reload runs, callers wait for it rather than answer from the old policies.
+        if self._stale or self._enforcer is None or self._lock.locked():
             async with self._lock:
-                if self._stale or self._enforcer is None:
+                while self._stale or self._enforcer is None:
+                    self._stale = False  # a change during the load marks it stale again
                     enforcer = casbin.AsyncEnforcer(
                         casbin_model(), Adapter(self.db.engine, db_class=CasbinRule)
                     )
-                    self._stale = False  # a change during the load marks it stale again
                     await enforcer.load_policy()
                     self._enforcer, self._views = enforcer, {}
         return self._enforcer
