@@ -346,3 +346,35 @@ async def test_profile_change_assigns_an_unowned_customer(gql: GraphQLClient, ad
     )
     [entry] = history["auditLog"]["edges"]  # one entry per changed entity, owner included
     assert {c["field"] for c in entry["node"]["changes"]} == {"territory", "owner"}
+
+
+async def test_ownership_history_and_owner_at(gql: GraphQLClient, admin: str, clock: Any) -> None:
+    """ "Why does X own Y?" stays answerable: the rule, its version and the reason are kept."""
+    from datetime import timedelta
+
+    rule = await add_rule(
+        gql,
+        name="East",
+        priority=1,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"territories": ["CN/East"]},
+    )
+    before = clock.now()
+    clock.advance(timedelta(days=1))
+    customer = await new_customer(gql, territory="CN/East")
+    data = await gql.data(
+        "admin",
+        """query($id: ID!) { customer(id: $id) { ownershipHistory {
+        owner { id } assignedBy since until reason rule { id name } ruleVersion } } }""",
+        {"id": customer["id"]},
+    )
+    [period] = data["customer"]["ownershipHistory"]
+    assert period["owner"] == {"id": "am.chen"} and period["assignedBy"] == "RULE"
+    assert period["until"] is None and "East" in period["reason"]
+    assert (period["rule"], period["ruleVersion"]) == ({"id": rule["id"], "name": "East"}, 1)
+    owner_at = "query($id: ID!, $at: DateTime!) { ownerAt(customerId: $id, at: $at) { id } }"
+    then = await gql.data("admin", owner_at, {"id": customer["id"], "at": before.isoformat()})
+    assert then["ownerAt"] is None
+    now = await gql.data("admin", owner_at, {"id": customer["id"], "at": clock.now().isoformat()})
+    assert now["ownerAt"] == {"id": "am.chen"}

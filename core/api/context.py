@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
-from core.domain import User
+from core.domain import AssignmentRule, Ownership, User
 from core.services import Actor, Services
 from core.services.customers import CustomerScope
 from core.services.ownership import active_account_counts
@@ -40,6 +40,8 @@ class RequestContext:
         self.users = DataLoader(self._load_users)
         self.roles = DataLoader(self._load_roles)
         self.account_counts = DataLoader(self._load_account_counts)
+        self.ownership_history = DataLoader(self._load_ownership_history)
+        self.rules = DataLoader(self._load_rules)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -66,6 +68,24 @@ class RequestContext:
         async def query(session: AsyncSession) -> dict[str, User]:
             rows = await session.scalars(select(User).where(User.id.in_(ids)))
             return {u.id: u for u in rows}
+
+        found = await self.read(query)
+        return [found.get(i) for i in ids]
+
+    async def _load_ownership_history(self, ids: Sequence[str]) -> list[list[Ownership]]:
+        async def query(session: AsyncSession) -> list[Ownership]:
+            stmt = select(Ownership).where(Ownership.customer_id.in_(ids))
+            return list(await session.scalars(stmt.order_by(Ownership.valid_from, Ownership.id)))
+
+        by_customer: dict[str, list[Ownership]] = {i: [] for i in ids}
+        for row in await self.read(query):
+            by_customer[row.customer_id].append(row)
+        return [by_customer[i] for i in ids]
+
+    async def _load_rules(self, ids: Sequence[str]) -> list[AssignmentRule | None]:
+        async def query(session: AsyncSession) -> dict[str, AssignmentRule]:
+            rows = await session.scalars(select(AssignmentRule).where(AssignmentRule.id.in_(ids)))
+            return {r.id: r for r in rows}
 
         found = await self.read(query)
         return [found.get(i) for i in ids]

@@ -23,6 +23,7 @@ from core.errors import NotFound
 from core.ids import PREFIXES, type_of_id
 from core.services import audit as audit_service
 from core.services import customers as customer_service
+from core.services import ownership as ownership_service
 from core.services.pagination import (
     DEFAULT_PAGE_SIZE,
     Page,
@@ -95,6 +96,14 @@ class Query(AdminQuery, AssignmentQuery):
             if entry is not None:
                 return AuditEntry.from_model(entry, context_of(info).permissions)
         raise NotFound("Node", id)
+
+    @strawberry.field(description="Who owned the customer at a moment (null: nobody).")
+    async def owner_at(self, info: Info, customer_id: strawberry.ID, at: datetime) -> User | None:
+        ctx = context_of(info)
+        ctx.permissions.require_read("Customer", ["owner"], "look up")
+        await _customer(info, customer_id)  # NOT_FOUND outside the viewer's scope
+        owner_id = await ctx.read(lambda s: ownership_service.owner_at(s, customer_id, at))
+        return await user_or_none(info, owner_id)
 
     @strawberry.field(description="One customer by id.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -25,6 +25,9 @@ from core.api.enums import (
 )
 from core.authz.view import PermissionView
 from core.ids import PREFIXES
+
+if TYPE_CHECKING:
+    from core.api.assignment import AssignmentRule
 
 
 @strawberry.interface(description="An object with a stable, globally unique id.")
@@ -86,11 +89,44 @@ class Contact:
     phone: str | None
 
 
-@strawberry.type(description="Why and since when the current owner owns the customer.")
+@strawberry.type(description="Who owned the customer, from when until when, and why.")
 class Ownership:
     assigned_by: AssignedBy | None
     since: datetime | None
+    until: datetime | None = strawberry.field(description="Null for the current owner.")
     reason: str | None
+    rule_version: int | None = strawberry.field(
+        description="The version of the rule when it decided (rules change later)."
+    )
+    rule_id: strawberry.Private[str | None]
+    owner_id: strawberry.Private[str]
+
+    @strawberry.field(description="The owner in this period.")
+    async def owner(self, info: Info) -> User | None:
+        return await user_or_none(info, self.owner_id)
+
+    @strawberry.field(description="The assignment rule that decided (null if manual or deleted).")
+    async def rule(
+        self, info: Info
+    ) -> Annotated[AssignmentRule, strawberry.lazy("core.api.assignment")] | None:
+        from core.api.assignment import AssignmentRule
+
+        if self.rule_id is None:
+            return None
+        model = await context_of(info).rules.load(self.rule_id)
+        return AssignmentRule.from_model(model) if model is not None else None
+
+    @classmethod
+    def from_model(cls, m: domain.Ownership) -> Ownership:
+        return cls(
+            assigned_by=m.assigned_by,
+            since=m.valid_from,
+            until=m.valid_to,
+            reason=m.reason,
+            rule_id=m.rule_id,
+            rule_version=m.rule_version,
+            owner_id=m.owner_id,
+        )
 
 
 @strawberry.type(description="A key customer and its profile.")
@@ -141,6 +177,11 @@ class Customer(Node):
     async def first_contact(self, info: Info) -> User | None:
         return await user_or_none(info, self.first_contact_id)
 
+    @strawberry.field(description="Every owner the customer has had, oldest first.")
+    async def ownership_history(self, info: Info) -> list[Ownership] | None:
+        rows = await context_of(info).ownership_history.load(str(self.id))
+        return [Ownership.from_model(r) for r in rows]
+
     @classmethod
     def from_model(cls, m: domain.Customer) -> Customer:
         active = m.active_ownership
@@ -171,11 +212,7 @@ class Customer(Node):
             ],
             created_at=m.created_at,
             updated_at=m.updated_at,
-            ownership=Ownership(
-                assigned_by=active.assigned_by, since=active.valid_from, reason=active.reason
-            )
-            if active
-            else None,
+            ownership=Ownership.from_model(active) if active else None,
             owner_id=active.owner_id if active else None,
             backup_owner_id=m.backup_owner_id,
             first_contact_id=m.first_contact_id,

@@ -59,7 +59,12 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
             ("Customer.*", "read"),
             ("Customer.*", "write"),
             ("Ownership.*", "read"),
-            *_call(*CUSTOMER_QUERIES, "Mutation.createCustomer", "Mutation.updateCustomer"),
+            *_call(
+                *CUSTOMER_QUERIES,
+                "Query.ownerAt",
+                "Mutation.createCustomer",
+                "Mutation.updateCustomer",
+            ),
         ],
         Scope.OWN,
     ),
@@ -87,7 +92,8 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
     ),
     "customer_service": (
         ("staff",),
-        _read(*_customer(CUSTOMER_IDENTITY + SERVICE_FIELDS)) + _call(*CUSTOMER_QUERIES),
+        _read(*_customer(CUSTOMER_IDENTITY + SERVICE_FIELDS))
+        + _call(*CUSTOMER_QUERIES, "Query.ownerAt"),
         Scope.ALL,
     ),
     "auditor": (

@@ -24,6 +24,17 @@ async def active_account_counts(session: AsyncSession, user_ids: list[str]) -> d
     return counts
 
 
+async def owner_at(session: AsyncSession, customer_id: str, at: datetime) -> str | None:
+    """The customer's owner at ``at``, from the effective-dated history."""
+    return await session.scalar(
+        select(Ownership.owner_id).where(
+            Ownership.customer_id == customer_id,
+            Ownership.valid_from <= at,
+            (Ownership.valid_to.is_(None)) | (Ownership.valid_to > at),
+        )
+    )
+
+
 async def check_eligible_owner(session: AsyncSession, owner_id: str, path: str) -> User:
     """The user may own one more customer: exists, active, below capacity."""
     user = await session.get(User, owner_id)
