@@ -378,3 +378,33 @@ async def test_ownership_history_and_owner_at(gql: GraphQLClient, admin: str, cl
     assert then["ownerAt"] is None
     now = await gql.data("admin", owner_at, {"id": customer["id"], "at": clock.now().isoformat()})
     assert now["ownerAt"] == {"id": "am.chen"}
+
+
+async def test_lint_over_graphql(gql: GraphQLClient, admin: str) -> None:
+    await add_rule(
+        gql,
+        name="East",
+        priority=1,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"territories": ["CN/East"]},
+    )
+    await add_rule(
+        gql,
+        name="Shanghai",
+        priority=2,
+        strategy="FIXED_OWNER",
+        ownerId="am.wu",
+        conditions={"territories": ["CN/East/Shanghai"]},
+    )
+    data = await gql.data(
+        "admin",
+        """{ lintAssignmentRules { code rule { name }
+        otherRule { name } message } }""",
+    )
+    [warning] = data["lintAssignmentRules"]
+    assert (warning["code"], warning["rule"], warning["otherRule"]) == (
+        "SHADOWED",
+        {"name": "Shanghai"},
+        {"name": "East"},
+    )

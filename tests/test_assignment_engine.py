@@ -206,3 +206,47 @@ def test_batch_and_single_evaluation_agree(
     batch = evaluate_many(customers, rules, workforce)
     assert [(d.owner_id, d.rule) for d in batch] == [(d.owner_id, d.rule) for d in one_by_one]
     assert workforce == single_staff
+
+
+def test_lint_finds_shadowed_overlapping_and_ownerless_rules() -> None:
+    from core.services.rules import lint
+
+    rules = [
+        rule("east", 1, owner="am.a", territories=("CN/East",)),
+        rule("shanghai", 2, owner="am.b", territories=("CN/East/Shanghai",)),
+        rule("high", 3, owner="am.c", value_tiers=("HIGH",)),
+        rule("gone", 4, owner="am.gone", territories=("US",)),
+        rule("pool", 5, Strategy.ROUND_ROBIN, pool=("am.gone", "am.left"), territories=("EU",)),
+        rule("north-high", 6, owner="am.a", territories=("CN/North",), value_tiers=("HIGH",)),
+    ]
+    found = {
+        (w.code, w.rule.id, w.other.id if w.other else None)
+        for w in lint(rules, {"am.a", "am.b", "am.c"})
+    }
+    assert found == {
+        ("SHADOWED", "shanghai", "east"),
+        ("OVERLAP", "high", "east"),  # a HIGH customer in CN/East goes to east
+        ("OVERLAP", "high", "shanghai"),
+        ("INACTIVE_OWNER", "gone", None),
+        ("OVERLAP", "gone", "high"),
+        ("EMPTY_POOL", "pool", None),
+        ("OVERLAP", "pool", "high"),
+        ("SHADOWED", "north-high", "high"),  # high has no territory condition: it covers all
+    }
+
+
+@settings(max_examples=500, deadline=None)
+@given(a=_conditions, b=_conditions, c=_facts)
+def test_cover_and_overlap_agree_with_matching(
+    a: Conditions, b: Conditions, c: CustomerFacts
+) -> None:
+    """What the lint claims about two rules holds for every customer."""
+    from core.services.rules import covers, mismatches, overlaps
+
+    rule_a = Rule("a", 1, "a", 1, a, Strategy.FIRST_CONTACT)
+    rule_b = Rule("b", 1, "b", 2, b, Strategy.FIRST_CONTACT)
+    matches_a, matches_b = not mismatches(rule_a, c), not mismatches(rule_b, c)
+    if covers(a, b) and matches_b:
+        assert matches_a
+    if matches_a and matches_b:
+        assert overlaps(a, b)

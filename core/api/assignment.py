@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from enum import Enum
 from typing import Any, ClassVar, cast
 
 import strawberry
@@ -350,8 +351,44 @@ async def _stored_rules(info: Info) -> dict[str, domain.AssignmentRule]:
     return {r.id: r for r in rows}
 
 
+@strawberry.enum(description="What a rule warning is about.")
+class RuleWarningCode(Enum):
+    SHADOWED = "SHADOWED"
+    EMPTY_POOL = "EMPTY_POOL"
+    INACTIVE_OWNER = "INACTIVE_OWNER"
+    OVERLAP = "OVERLAP"
+
+
+@strawberry.type(description="Something about the live rules an admin should look at.")
+class RuleWarning:
+    authz_exempt: ClassVar[bool] = True
+
+    code: RuleWarningCode
+    rule: AssignmentRule
+    message: str
+    other_rule: AssignmentRule | None
+
+
 @strawberry.type
 class AssignmentQuery:
+    @strawberry.field(
+        description="Warnings for the enabled rules: shadowed rules, empty pools, "
+        "inactive owners, overlapping rules that pick owners differently."
+    )
+    async def lint_assignment_rules(self, info: Info) -> list[RuleWarning] | None:
+        ctx = context_of(info)
+        stored = await _stored_rules(info)
+        warnings = await ctx.read(ctx.services.assignment.lint)
+        return [
+            RuleWarning(
+                code=RuleWarningCode(w.code),
+                rule=AssignmentRule.from_model(stored[w.rule.id]),
+                message=w.message,
+                other_rule=AssignmentRule.from_model(stored[w.other.id]) if w.other else None,
+            )
+            for w in warnings
+        ]
+
     @strawberry.field(description="Every rule, by ascending priority (disabled ones last).")
     async def assignment_rules(self, info: Info) -> list[AssignmentRule] | None:
         rules = sorted(

@@ -74,7 +74,12 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
             ("User.*", "read"),
             ("ReassignmentRequest.*", "read"),
             ("AssignmentRule.*", "read"),
-            *_call("Mutation.assignOwner", "Query.explainAssignment", "Query.assignmentRules"),
+            *_call(
+                "Mutation.assignOwner",
+                "Query.explainAssignment",
+                "Query.assignmentRules",
+                "Query.lintAssignmentRules",
+            ),
         ],
         Scope.TEAM,
     ),

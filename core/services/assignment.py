@@ -48,8 +48,10 @@ from core.services.rules import (
     Decision,
     Evaluator,
     Rule,
+    RuleWarning,
     Workforce,
     evaluate,
+    lint,
 )
 
 CONDITION_LISTS = ("territories", "industries", "valueTiers", "productLines", "lifecycleStages")
@@ -352,6 +354,12 @@ class AssignmentService:
                 currentVersion=rule.version,
             )
         return rule
+
+    async def lint(self, session: AsyncSession) -> list[RuleWarning]:
+        """Warnings about the enabled rules (see ``core.services.rules.lint``)."""
+        live = await load_rules(session)
+        active = set(await session.scalars(select(User.id).where(User.active)))
+        return lint([to_rule(r) for r in live], active)
 
     async def explain(
         self, session: AsyncSession, customer_id: str, scope: CustomerScope = EVERYTHING

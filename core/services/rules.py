@@ -253,3 +253,116 @@ def _decide(
                     staff.cursors[rule.id] = (rule.pool.index(owner) + 1) % len(rule.pool)
             return Decision(owner, rule, tuple(steps))
     return Decision(None, None, tuple(steps))
+
+
+@dataclass(frozen=True)
+class RuleWarning:
+    """Something about the rule set an admin should look at."""
+
+    code: str  # SHADOWED, EMPTY_POOL, INACTIVE_OWNER, OVERLAP
+    rule: Rule
+    message: str
+    other: Rule | None = None
+
+
+def _paths_cover(broad: tuple[str, ...], narrow: tuple[str, ...], sep: str) -> bool:
+    return not broad or (bool(narrow) and all(_under(n, broad, sep) for n in narrow))
+
+
+def _set_covers(broad: tuple[str, ...], narrow: tuple[str, ...]) -> bool:
+    return not broad or (bool(narrow) and set(narrow) <= set(broad))
+
+
+def covers(a: Conditions, b: Conditions) -> bool:
+    """Every customer ``b`` matches, ``a`` matches too."""
+    return (
+        _paths_cover(a.territories, b.territories, "/")
+        and _paths_cover(a.industries, b.industries, ".")
+        and _set_covers(a.value_tiers, b.value_tiers)
+        and _set_covers(a.product_lines, b.product_lines)
+        and _set_covers(a.lifecycle_stages, b.lifecycle_stages)
+        and all(_set_covers(values, b.extra.get(dim, ())) for dim, values in a.extra.items())
+    )
+
+
+def _paths_meet(a: tuple[str, ...], b: tuple[str, ...], sep: str) -> bool:
+    return not a or not b or any(_under(x, b, sep) or _under(y, a, sep) for x in a for y in b)
+
+
+def overlaps(a: Conditions, b: Conditions) -> bool:
+    """Some customer could match both."""
+    sets = (
+        (a.value_tiers, b.value_tiers),
+        (a.product_lines, b.product_lines),
+        (a.lifecycle_stages, b.lifecycle_stages),
+        *((a.extra.get(d, ()), b.extra.get(d, ())) for d in {*a.extra, *b.extra}),
+    )
+    return (
+        _paths_meet(a.territories, b.territories, "/")
+        and _paths_meet(a.industries, b.industries, ".")
+        and all(not x or not y or bool(set(x) & set(y)) for x, y in sets)
+    )
+
+
+def _outcome(rule: Rule) -> tuple[object, ...]:
+    if rule.strategy is Strategy.FIXED_OWNER:
+        return (rule.strategy, rule.owner_id)
+    if rule.strategy is Strategy.FIRST_CONTACT:
+        return (rule.strategy,)
+    return (rule.strategy, frozenset(rule.pool))
+
+
+def lint(rules: Sequence[Rule], active: set[str]) -> list[RuleWarning]:
+    """Warnings for enabled ``rules`` (ascending priority), given the active users."""
+    warnings = []
+    for i, rule in enumerate(rules):
+        if rule.strategy is Strategy.FIXED_OWNER and rule.owner_id not in active:
+            warnings.append(
+                RuleWarning(
+                    "INACTIVE_OWNER",
+                    rule,
+                    f"its owner {rule.owner_id} is inactive; the rule never decides",
+                )
+            )
+        if rule.strategy in (Strategy.ROUND_ROBIN, Strategy.LEAST_LOADED):
+            inactive = [u for u in rule.pool if u not in active]
+            if len(inactive) == len(rule.pool):
+                warnings.append(
+                    RuleWarning(
+                        "EMPTY_POOL", rule, "no active user in its pool; the rule never decides"
+                    )
+                )
+            elif inactive:
+                warnings.append(
+                    RuleWarning(
+                        "INACTIVE_OWNER",
+                        rule,
+                        f"inactive pool members are skipped: {', '.join(inactive)}",
+                    )
+                )
+        for earlier in rules[:i]:
+            if covers(earlier.conditions, rule.conditions):
+                warnings.append(
+                    RuleWarning(
+                        "SHADOWED",
+                        rule,
+                        f"every customer it matches is matched first by {earlier.name!r} "
+                        f"(priority {earlier.priority}); it decides only when that rule "
+                        "has no eligible owner",
+                        earlier,
+                    )
+                )
+                break
+            if overlaps(earlier.conditions, rule.conditions) and _outcome(earlier) != _outcome(
+                rule
+            ):
+                warnings.append(
+                    RuleWarning(
+                        "OVERLAP",
+                        rule,
+                        f"customers matching both go to {earlier.name!r} "
+                        f"(priority {earlier.priority}), which picks owners differently",
+                        earlier,
+                    )
+                )
+    return warnings
