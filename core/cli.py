@@ -142,6 +142,58 @@ def demo(
 
 
 @app.command()
+def assign(
+    all_customers: Annotated[bool, typer.Option("--all", help="Every customer.")] = False,
+    customer: Annotated[
+        list[str] | None, typer.Option(help="A customer id; repeat for more.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the effect, write nothing.")
+    ] = False,
+    batch: Annotated[int, typer.Option(help="Customers per transaction.")] = 1000,
+    database: DatabaseOption = None,
+) -> None:
+    """Apply the live assignment rules: assign unowned customers, and open RULE_REALIGNMENT
+    requests for owned ones whose outcome differs."""
+    from sqlalchemy import select
+
+    from core.domain import Customer
+
+    if all_customers == bool(customer):
+        console.print("[red]error:[/red] give --all or at least one --customer")
+        raise typer.Exit(2)
+
+    async def work(services: Services) -> tuple[int, int, int]:
+        ids = customer or []
+        if all_customers:
+            async with services.db.reader() as session:
+                ids = list(await session.scalars(select(Customer.id).order_by(Customer.id)))
+        if dry_run:  # one exact plan over all of them
+            async with services.db.reader() as session:
+                plan = await services.assignment.preview(session, ids)
+            assigned = sum(1 for m in plan.moves if m.from_owner_id is None)
+            return assigned, len(plan.moves) - assigned, plan.unassigned
+        assigned = requests = 0
+        with Progress(console=console) as bar:
+            task = bar.add_task("Assigning", total=len(ids))
+            for start in range(0, len(ids), batch):
+                chunk = ids[start : start + batch]
+                result = await services.assignment.run(Actor.system(), chunk, dry_run=False)
+                assigned += len(result.assigned)
+                requests += len(result.requests)
+                bar.advance(task, len(chunk))
+        return assigned, requests, -1
+
+    assigned, requests, unassigned = _run(_settings(database), work)
+    prefix = "would assign" if dry_run else "assigned"
+    typer.echo(
+        f"{prefix} {assigned} customers; "
+        f"{'would open' if dry_run else 'opened'} {requests} RULE_REALIGNMENT requests"
+        + (f"; {unassigned} no rule decides" if unassigned >= 0 else "")
+    )
+
+
+@app.command()
 def token(
     user_id: Annotated[str, typer.Argument(help="The user's id.")],
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,

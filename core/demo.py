@@ -17,6 +17,7 @@ from core.domain import (
     LoyaltyTier,
     NeedsTier,
     PaymentMethod,
+    Strategy,
     User,
     ValueTier,
 )
@@ -108,6 +109,34 @@ NAME_PARTS = (
 )
 
 
+def _team(team: str) -> list[str]:
+    return [u.id for u in USERS if u.team == team and "account_manager" in u.roles]
+
+
+DEMO_RULES: list[dict[str, Any]] = [
+    {
+        "name": "Leads stay with their first contact",
+        "priority": 10,
+        "strategy": Strategy.FIRST_CONTACT,
+        "conditions": {"lifecycleStages": ["LEAD"]},
+    },
+    {
+        "name": "East: least-loaded account manager",
+        "priority": 20,
+        "strategy": Strategy.LEAST_LOADED,
+        "conditions": {"territories": ["CN/East"]},
+        "pool": _team("east"),
+    },
+    {
+        "name": "North: round robin",
+        "priority": 30,
+        "strategy": Strategy.ROUND_ROBIN,
+        "conditions": {"territories": ["CN/North"]},
+        "pool": _team("north"),
+    },
+]
+
+
 def demo_customer(rng: random.Random, index: int) -> tuple[dict[str, Any], str | None]:
     """The profile of demo customer ``index`` and the user who first contacted it."""
     team = rng.choice(list(TEAMS))
@@ -178,15 +207,14 @@ async def seed_demo(
             team=u.team,
             capacity=u.capacity,
         )
+    for rule in DEMO_RULES:
+        await services.assignment.create_rule(system, rule)
     rng = random.Random(20261124)
     for index in range(customers):
         profile, contact = demo_customer(rng, index)
-        owned = rng.random() < 0.85
+        # Most customers are assigned by the rules as they arrive; a few wait for a run.
         await services.customers.create(
-            Actor(contact),
-            profile,
-            owner_id=contact if owned else None,
-            reason="demo data",
+            Actor(contact), profile, reason="demo data", auto_assign=rng.random() < 0.85
         )
         if progress:
             progress(1)

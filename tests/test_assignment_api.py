@@ -408,3 +408,21 @@ async def test_lint_over_graphql(gql: GraphQLClient, admin: str) -> None:
         {"name": "Shanghai"},
         {"name": "East"},
     )
+
+
+async def test_a_pool_member_keeps_the_customers_the_pool_rule_gave_them(
+    gql: GraphQLClient, admin: str
+) -> None:
+    """Re-running a least-loaded rule must not reshuffle customers between its members."""
+    await add_rule(
+        gql, name="Team", priority=1, strategy="LEAST_LOADED", poolIds=["am.chen", "am.wu"]
+    )
+    for i in range(5):
+        await new_customer(gql, name=f"C{i}")
+    await new_customer(gql, name="Extra", ownerId="am.chen")  # unbalances the pool
+    data = await gql.data(
+        "admin",
+        """{ previewAssignment(input: {}) {
+        moves { customer { id } } unchangedCount } }""",
+    )
+    assert data["previewAssignment"] == {"moves": [], "unchangedCount": 6}

@@ -171,23 +171,22 @@ def plan(
     """Decide every customer in the given order, counting each decision in ``staff``.
 
     A customer's current owner is released just before the customer is decided (its account
-    is in play) and taken back when no rule decides (it keeps its owner).
+    is in play) and taken back when it stays: no rule decides, or it is a valid outcome of the
+    deciding rule (see ``Workforce.keeps``).
     """
     result = Plan(load_before=dict(staff.load))
     evaluator = Evaluator(rules)
     for c, current in facts:
         if current is not None:
             staff.release(current)
-        decision = evaluator.decide(c, staff)
-        if decision.owner_id is None or decision.rule is None:
-            if current is None:
-                result.unassigned += 1
-            else:
-                staff.take(current)
-                result.unchanged += 1
-        elif decision.owner_id == current:
+        decision = evaluator.decide(c, staff, commit=False)
+        if current is not None and (decision.rule is None or staff.keeps(decision, current)):
+            staff.take(current)
             result.unchanged += 1
+        elif decision.owner_id is None or decision.rule is None:
+            result.unassigned += 1
         else:
+            staff.commit(decision)
             result.moves.append(Move(c.id, current, decision.owner_id, decision.rule))
     result.load_after = dict(staff.load)
     return result
@@ -554,9 +553,10 @@ class AssignmentService:
         ((facts, current),) = await load_facts(session, [customer.id], EVERYTHING)
         if current is not None:
             staff.release(current)
-        decision = evaluate(facts, [to_rule(r) for r in live], staff)
-        if decision.owner_id is None or decision.rule is None or decision.owner_id == current:
+        decision = evaluate(facts, [to_rule(r) for r in live], staff, commit=False)
+        if decision.owner_id is None or decision.rule is None or staff.keeps(decision, current):
             return
+        staff.commit(decision)
         reason = f"rule {decision.rule.name!r}: {decision.steps[-1].reasons[0].text}"
         if current is not None:
             pending = await session.scalar(

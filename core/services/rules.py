@@ -78,6 +78,25 @@ class Workforce:
     def release(self, user_id: str) -> None:
         self.load[user_id] = self.load.get(user_id, 0) - 1
 
+    def commit(self, decision: Decision) -> None:
+        """Count a decision: the owner's load, and the round-robin position after it."""
+        if decision.owner_id is None or decision.rule is None:
+            return
+        self.take(decision.owner_id)
+        rule = decision.rule
+        if rule.strategy is Strategy.ROUND_ROBIN:
+            self.cursors[rule.id] = (rule.pool.index(decision.owner_id) + 1) % len(rule.pool)
+
+    def keeps(self, decision: Decision, current: str | None) -> bool:
+        """Whether an owned customer's current owner is already a valid outcome: the owner
+        decided, or an eligible member of the deciding rule's pool (any member would do)."""
+        if current is None or decision.rule is None:
+            return False
+        if decision.owner_id == current:
+            return True
+        pooled = decision.rule.strategy in (Strategy.ROUND_ROBIN, Strategy.LEAST_LOADED)
+        return pooled and current in decision.rule.pool and self.eligible(current)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -209,7 +228,7 @@ class Evaluator:
         self.rules = rules
         self._matched: dict[tuple[object, ...], list[tuple[Rule, tuple[Reason, ...]]]] = {}
 
-    def decide(self, c: CustomerFacts, staff: Workforce) -> Decision:
+    def decide(self, c: CustomerFacts, staff: Workforce, *, commit: bool = True) -> Decision:
         signature = (
             c.territory,
             c.industry,
@@ -222,7 +241,7 @@ class Evaluator:
         if matched is None:
             matched = [(r, ()) for r in self.rules if not mismatches(r, c)]
             self._matched[signature] = matched
-        return _decide(c, matched, staff, True)
+        return _decide(c, matched, staff, commit)
 
 
 def evaluate_many(
@@ -247,11 +266,10 @@ def _decide(
         owner, why = _candidate(rule, c, staff)
         steps.append(Step(rule, True, (why,)))
         if owner is not None:
+            decision = Decision(owner, rule, tuple(steps))
             if commit:
-                staff.take(owner)
-                if rule.strategy is Strategy.ROUND_ROBIN:
-                    staff.cursors[rule.id] = (rule.pool.index(owner) + 1) % len(rule.pool)
-            return Decision(owner, rule, tuple(steps))
+                staff.commit(decision)
+            return decision
     return Decision(None, None, tuple(steps))
 
 
