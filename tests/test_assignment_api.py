@@ -426,3 +426,35 @@ async def test_a_pool_member_keeps_the_customers_the_pool_rule_gave_them(
         moves { customer { id } } unchangedCount } }""",
     )
     assert data["previewAssignment"] == {"moves": [], "unchangedCount": 6}
+
+
+async def test_concurrent_runs_and_manual_assignments_never_make_two_owners(
+    gql: GraphQLClient, services: Services, admin: str
+) -> None:
+    from sqlalchemy import func, select
+
+    from core.domain import Ownership
+
+    await add_rule(
+        gql, name="Team", priority=1, strategy="ROUND_ROBIN", poolIds=["am.chen", "am.wu", "tm.li"]
+    )
+    ids = [(await new_customer(gql, name=f"C{i}", autoAssign=False))["id"] for i in range(12)]
+    run = "mutation { runAssignment(input: {}) { assigned { id } } }"
+    assign = """mutation($id: ID!) { assignOwner(input: {customerId: $id, ownerId: "tm.li"})
+        { customer { id } } }"""
+    bodies = await asyncio.gather(
+        *[gql.execute("admin", run) for _ in range(3)],
+        *[gql.execute("admin", assign, {"id": cid}) for cid in ids],
+    )
+    assert {code for b in bodies for code in error_codes(b)} <= {"CONFLICT", "INVALID_STATE"}
+    async with services.db.reader() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(Ownership.customer_id, func.count())
+                    .where(Ownership.valid_to.is_(None))
+                    .group_by(Ownership.customer_id)
+                )
+            ).all()
+        )
+    assert counts == dict.fromkeys(ids, 1)
