@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import String, and_, func, insert, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
@@ -112,11 +112,24 @@ def _facts(row: Any) -> CustomerFacts:
         id=row.id,
         territory=row.territory,
         industry=row.industry,
-        value_tier=row.value_tier.value if row.value_tier else None,
+        value_tier=row.value_tier,
         product_lines=tuple(row.product_lines or ()),
-        lifecycle_stage=row.lifecycle_stage.value,
+        lifecycle_stage=row.lifecycle_stage,
         first_contact_id=row.first_contact_id,
     )
+
+
+# The columns the rules look at, enums read as their stored names (no per-row conversion).
+FACT_COLUMNS = (
+    Customer.id,
+    Customer.territory,
+    Customer.industry,
+    type_coerce(Customer.value_tier, String).label("value_tier"),
+    Customer.product_lines,
+    type_coerce(Customer.lifecycle_stage, String).label("lifecycle_stage"),
+    Customer.first_contact_id,
+    Ownership.owner_id,
+)
 
 
 async def load_facts(
@@ -124,16 +137,7 @@ async def load_facts(
 ) -> list[tuple[CustomerFacts, str | None]]:
     """Each customer's facts and current owner, by id (one query)."""
     stmt = (
-        select(
-            Customer.id,
-            Customer.territory,
-            Customer.industry,
-            Customer.value_tier,
-            Customer.product_lines,
-            Customer.lifecycle_stage,
-            Customer.first_contact_id,
-            Ownership.owner_id,
-        )
+        select(*FACT_COLUMNS)
         .outerjoin(
             Ownership, and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
         )

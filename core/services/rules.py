@@ -7,8 +7,9 @@ per customer, and the same facts always give the same decision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.domain.enums import Strategy
 
@@ -39,7 +40,7 @@ class Rule:
     pool: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CustomerFacts:
     """The customer attributes rules can look at."""
 
@@ -98,7 +99,7 @@ class Workforce:
         return pooled and current in decision.rule.pool and self.eligible(current)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """Why one rule did or did not decide."""
 
@@ -107,7 +108,7 @@ class Step:
     reasons: tuple[Reason, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The deciding rule and owner (both None when no rule decides), and every step taken."""
 
@@ -122,7 +123,7 @@ def _under(value: str | None, prefixes: Iterable[str], separator: str) -> bool:
     return any(value == p or value.startswith(p + separator) for p in prefixes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reason:
     """Why a step went as it did, and which customer field it speaks about (for redaction)."""
 
@@ -130,48 +131,84 @@ class Reason:
     text: str
 
 
+@dataclass(frozen=True)
+class Dimension:
+    """One customer attribute a rule can test: how to read it, the rule's accepted values,
+    the test, and how to say why it failed."""
+
+    field: str
+    value: Callable[[CustomerFacts], Any]
+    wanted: Callable[[Conditions], tuple[str, ...]]
+    accepts: Callable[[Any, tuple[str, ...]], bool]
+    describe: Callable[[Any, tuple[str, ...]], str]
+
+    def passes(self, rule: Rule, value: Any) -> bool:
+        wanted = self.wanted(rule.conditions)
+        return not wanted or self.accepts(value, wanted)
+
+
+CORE_DIMENSIONS = (
+    Dimension(
+        "territory",
+        lambda c: c.territory,
+        lambda k: k.territories,
+        lambda v, w: _under(v, w, "/"),
+        lambda v, w: f"territory {v!r} is not under {', '.join(w)}",
+    ),
+    Dimension(
+        "industry",
+        lambda c: c.industry,
+        lambda k: k.industries,
+        lambda v, w: _under(v, w, "."),
+        lambda v, w: f"industry {v!r} is not under {', '.join(w)}",
+    ),
+    Dimension(
+        "valueTier",
+        lambda c: c.value_tier,
+        lambda k: k.value_tiers,
+        lambda v, w: v in w,
+        lambda v, w: f"value tier {v} is not one of {', '.join(w)}",
+    ),
+    Dimension(
+        "productLines",
+        lambda c: c.product_lines,
+        lambda k: k.product_lines,
+        lambda v, w: bool(set(v) & set(w)),
+        lambda v, w: f"no product line among {', '.join(w)}",
+    ),
+    Dimension(
+        "lifecycleStage",
+        lambda c: c.lifecycle_stage,
+        lambda k: k.lifecycle_stages,
+        lambda v, w: v in w,
+        lambda v, w: f"lifecycle stage {v} is not one of {', '.join(w)}",
+    ),
+)
+
+
+def _extra_dimension(name: str) -> Dimension:
+    return Dimension(
+        name,
+        lambda c: c.extra.get(name),
+        lambda k: k.extra.get(name, ()),
+        lambda v, w: v in w,
+        lambda v, w: f"{name} {v!r} is not one of {', '.join(w)}",
+    )
+
+
+def dimensions_of(rules: Sequence[Rule]) -> tuple[Dimension, ...]:
+    """The core dimensions plus every plugin dimension the rules use."""
+    extra = sorted({name for r in rules for name in r.conditions.extra})
+    return CORE_DIMENSIONS + tuple(_extra_dimension(name) for name in extra)
+
+
 def mismatches(rule: Rule, c: CustomerFacts) -> list[Reason]:
     """The reasons ``rule``'s conditions do not match ``c`` (empty when they all match)."""
-    cond = rule.conditions
-    reasons = []
-    if cond.territories and not _under(c.territory, cond.territories, "/"):
-        reasons.append(
-            Reason(
-                "territory", f"territory {c.territory!r} is not under {', '.join(cond.territories)}"
-            )
-        )
-    if cond.industries and not _under(c.industry, cond.industries, "."):
-        reasons.append(
-            Reason("industry", f"industry {c.industry!r} is not under {', '.join(cond.industries)}")
-        )
-    if cond.value_tiers and c.value_tier not in cond.value_tiers:
-        reasons.append(
-            Reason(
-                "valueTier",
-                f"value tier {c.value_tier} is not one of {', '.join(cond.value_tiers)}",
-            )
-        )
-    if cond.product_lines and not set(cond.product_lines) & set(c.product_lines):
-        reasons.append(
-            Reason("productLines", f"no product line among {', '.join(cond.product_lines)}")
-        )
-    if cond.lifecycle_stages and c.lifecycle_stage not in cond.lifecycle_stages:
-        reasons.append(
-            Reason(
-                "lifecycleStage",
-                f"lifecycle stage {c.lifecycle_stage} is not one "
-                f"of {', '.join(cond.lifecycle_stages)}",
-            )
-        )
-    for dimension, wanted in sorted(cond.extra.items()):
-        if wanted and c.extra.get(dimension) not in wanted:
-            reasons.append(
-                Reason(
-                    dimension,
-                    f"{dimension} {c.extra.get(dimension)!r} is not one of {', '.join(wanted)}",
-                )
-            )
-    return reasons
+    return [
+        Reason(d.field, d.describe(d.value(c), d.wanted(rule.conditions)))
+        for d in dimensions_of([rule])
+        if not d.passes(rule, d.value(c))
+    ]
 
 
 def _candidate(rule: Rule, c: CustomerFacts, staff: Workforce) -> tuple[str | None, Reason]:
@@ -217,31 +254,44 @@ def evaluate(
 
 
 class Evaluator:
-    """``evaluate`` for many customers, in order, each decision committed.
+    """``evaluate`` for many customers, in order.
 
-    Conditions depend only on a customer's attributes, so they are matched once per distinct
-    combination of attributes; only the owner choice runs per customer. Steps list only the
-    rules whose conditions matched.
+    The rules are compiled once: for each dimension and each distinct customer value, a
+    bitmask of the rules that accept it (bit i = i-th rule by priority). A customer's matching
+    rules are the AND of its dimensions' masks, so only the owner choice runs per customer.
+    Steps list only the rules whose conditions matched.
     """
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = rules
-        self._matched: dict[tuple[object, ...], list[tuple[Rule, tuple[Reason, ...]]]] = {}
+        self._dimensions = dimensions_of(rules)
+        self._masks: list[dict[Any, int]] = [{} for _ in self._dimensions]
+        self._all = (1 << len(rules)) - 1
+
+    def _mask(self, index: int, value: Any) -> int:
+        cache = self._masks[index]
+        mask = cache.get(value)
+        if mask is None:
+            dimension = self._dimensions[index]
+            mask = sum(1 << i for i, r in enumerate(self.rules) if dimension.passes(r, value))
+            cache[value] = mask
+        return mask
+
+    def matching(self, c: CustomerFacts) -> Iterator[Rule]:
+        """The rules whose conditions all match ``c``, by priority, lazily (the first that
+        yields an owner ends the walk)."""
+        mask = self._all
+        for index, dimension in enumerate(self._dimensions):
+            mask &= self._mask(index, dimension.value(c))
+            if not mask:
+                return
+        while mask:
+            low = mask & -mask
+            yield self.rules[low.bit_length() - 1]
+            mask ^= low
 
     def decide(self, c: CustomerFacts, staff: Workforce, *, commit: bool = True) -> Decision:
-        signature = (
-            c.territory,
-            c.industry,
-            c.value_tier,
-            c.product_lines,
-            c.lifecycle_stage,
-            tuple(sorted(c.extra.items())),
-        )
-        matched = self._matched.get(signature)
-        if matched is None:
-            matched = [(r, ()) for r in self.rules if not mismatches(r, c)]
-            self._matched[signature] = matched
-        return _decide(c, matched, staff, commit)
+        return _decide(c, ((r, ()) for r in self.matching(c)), staff, commit)
 
 
 def evaluate_many(
@@ -254,7 +304,7 @@ def evaluate_many(
 
 def _decide(
     c: CustomerFacts,
-    checked: Sequence[tuple[Rule, tuple[Reason, ...]]],
+    checked: Iterable[tuple[Rule, tuple[Reason, ...]]],
     staff: Workforce,
     commit: bool,
 ) -> Decision:
