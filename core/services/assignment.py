@@ -43,6 +43,7 @@ from core.services.audit import (
 )
 from core.services.customers import EVERYTHING, CustomerScope
 from core.services.rules import (
+    NO_EXTRA,
     Conditions,
     CustomerFacts,
     Decision,
@@ -116,6 +117,7 @@ def _facts(row: Any) -> CustomerFacts:
         product_lines=tuple(row.product_lines or ()),
         lifecycle_stage=row.lifecycle_stage,
         first_contact_id=row.first_contact_id,
+        extra=NO_EXTRA,
     )
 
 
@@ -150,7 +152,7 @@ async def load_facts(
     return [(_facts(row), row.owner_id) for row in await session.execute(stmt)]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Move:
     customer_id: str
     from_owner_id: str | None

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from core.domain.enums import Strategy
+
+NO_EXTRA: Mapping[str, str] = MappingProxyType({})  # shared: most customers have no extras
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Rule:
     pool: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CustomerFacts:
     """The customer attributes rules can look at."""
 
@@ -99,7 +102,7 @@ class Workforce:
         return pooled and current in decision.rule.pool and self.eligible(current)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Step:
     """Why one rule did or did not decide."""
 
@@ -108,7 +111,7 @@ class Step:
     reasons: tuple[Reason, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """The deciding rule and owner (both None when no rule decides), and every step taken."""
 
@@ -123,7 +126,7 @@ def _under(value: str | None, prefixes: Iterable[str], separator: str) -> bool:
     return any(value == p or value.startswith(p + separator) for p in prefixes)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reason:
     """Why a step went as it did, and which customer field it speaks about (for redaction)."""
 
@@ -223,10 +226,10 @@ def _candidate(rule: Rule, c: CustomerFacts, staff: Workforce) -> tuple[str | No
         return None, Reason(
             "firstContact", "no first contact, or the first contact is inactive or at capacity"
         )
-    eligible = [u for u in rule.pool if staff.eligible(u)]
-    if not eligible:
-        return None, Reason("owner", "no pool member is active and below capacity")
     if rule.strategy is Strategy.LEAST_LOADED:
+        eligible = [u for u in rule.pool if staff.eligible(u)]
+        if not eligible:
+            return None, Reason("owner", "no pool member is active and below capacity")
         chosen = min(eligible, key=lambda u: (staff.load.get(u, 0), u))
         return chosen, Reason(
             "owner", f"least loaded in pool ({staff.load.get(chosen, 0)} accounts)"
@@ -239,7 +242,7 @@ def _candidate(rule: Rule, c: CustomerFacts, staff: Workforce) -> tuple[str | No
             return member, Reason(
                 "owner", f"round robin, position {(start + offset) % len(rule.pool)}"
             )
-    return None, Reason("owner", "no pool member is active and below capacity")  # pragma: no cover
+    return None, Reason("owner", "no pool member is active and below capacity")
 
 
 def evaluate(
@@ -269,20 +272,19 @@ class Evaluator:
         self._all = (1 << len(rules)) - 1
 
     def _mask(self, index: int, value: Any) -> int:
-        cache = self._masks[index]
-        mask = cache.get(value)
-        if mask is None:
-            dimension = self._dimensions[index]
-            mask = sum(1 << i for i, r in enumerate(self.rules) if dimension.passes(r, value))
-            cache[value] = mask
+        dimension = self._dimensions[index]
+        mask = sum(1 << i for i, r in enumerate(self.rules) if dimension.passes(r, value))
+        self._masks[index][value] = mask
         return mask
 
     def matching(self, c: CustomerFacts) -> Iterator[Rule]:
         """The rules whose conditions all match ``c``, by priority, lazily (the first that
         yields an owner ends the walk)."""
         mask = self._all
-        for index, dimension in enumerate(self._dimensions):
-            mask &= self._mask(index, dimension.value(c))
+        for index, (cache, dimension) in enumerate(zip(self._masks, self._dimensions, strict=True)):
+            value = dimension.value(c)
+            found = cache.get(value, -1)
+            mask &= found if found >= 0 else self._mask(index, value)
             if not mask:
                 return
         while mask:
@@ -358,10 +360,10 @@ def _paths_meet(a: tuple[str, ...], b: tuple[str, ...], sep: str) -> bool:
 
 
 def overlaps(a: Conditions, b: Conditions) -> bool:
-    """Some customer could match both."""
+    """Some customer could match both. (Product lines never rule it out: a customer may hold
+    a line of each rule.)"""
     sets = (
         (a.value_tiers, b.value_tiers),
-        (a.product_lines, b.product_lines),
         (a.lifecycle_stages, b.lifecycle_stages),
         *((a.extra.get(d, ()), b.extra.get(d, ())) for d in {*a.extra, *b.extra}),
     )
