@@ -281,8 +281,8 @@ def policy_grant(
 ) -> None:
     """Allow a role an action on an object (a new role is created by its first grant)."""
 
-    async def work(services: Services) -> object:
-        return await services.policies.grant(Actor.system(), role, obj, action)
+    async def work(services: Services) -> None:
+        await services.policies.grant(Actor.system(), role, obj, action)
 
     _run(_settings(database), work)
     typer.echo(f"granted {action} on {obj} to {role}")
@@ -294,8 +294,8 @@ def policy_revoke(
 ) -> None:
     """Withdraw a permission from a role."""
 
-    async def work(services: Services) -> object:
-        return await services.policies.revoke(Actor.system(), role, obj, action)
+    async def work(services: Services) -> None:
+        await services.policies.revoke(Actor.system(), role, obj, action)
 
     _run(_settings(database), work)
     typer.echo(f"revoked {action} on {obj} from {role}")

@@ -23,6 +23,18 @@ async def add_rule(gql: GraphQLClient, **input_: Any) -> dict[str, Any]:
     return data["createAssignmentRule"]["rule"]  # type: ignore[no-any-return]
 
 
+async def east_to_chen(gql: GraphQLClient) -> dict[str, Any]:
+    """The rule most examples need: CN/East customers go to am.chen."""
+    return await add_rule(
+        gql,
+        name="East",
+        priority=1,
+        strategy="FIXED_OWNER",
+        ownerId="am.chen",
+        conditions={"territories": ["CN/East"]},
+    )
+
+
 async def new_customer(gql: GraphQLClient, **input_: Any) -> dict[str, Any]:
     data = await gql.data("admin", CREATE_CUSTOMER, {"input": {"name": "New", **input_}})
     return data["createCustomer"]["customer"]  # type: ignore[no-any-return]
@@ -322,14 +334,7 @@ async def test_lifecycle_change_opens_a_realignment_request(gql: GraphQLClient, 
 
 
 async def test_profile_change_assigns_an_unowned_customer(gql: GraphQLClient, admin: str) -> None:
-    await add_rule(
-        gql,
-        name="East",
-        priority=1,
-        strategy="FIXED_OWNER",
-        ownerId="am.chen",
-        conditions={"territories": ["CN/East"]},
-    )
+    await east_to_chen(gql)
     customer = await new_customer(gql, territory="US")
     assert customer["owner"] is None
     data = await gql.data(
@@ -381,14 +386,7 @@ async def test_ownership_history_and_owner_at(gql: GraphQLClient, admin: str, cl
 
 
 async def test_lint_over_graphql(gql: GraphQLClient, admin: str) -> None:
-    await add_rule(
-        gql,
-        name="East",
-        priority=1,
-        strategy="FIXED_OWNER",
-        ownerId="am.chen",
-        conditions={"territories": ["CN/East"]},
-    )
+    await east_to_chen(gql)
     await add_rule(
         gql,
         name="Shanghai",

@@ -337,7 +337,7 @@ async def test_policy_changes_are_audited(gql: GraphQLClient, world: dict) -> No
     )
     data = await gql.data(
         "admin",
-        """{ auditLog(filter: {entityType: "Role"}) {
+        """{ auditLog(filter: {entityType: "Role", action: "grantPermission"}) {
         edges { node { action entityId actor { id } changes { field after } } } } }""",
     )
     [entry] = [e["node"] for e in data["auditLog"]["edges"]]
@@ -372,3 +372,16 @@ async def test_user_created_at_runtime_has_its_roles_at_once(
     data = await gql.data("fin.new", "{ viewer { roles } customers { totalCount } }")
     assert data["viewer"]["roles"] == ["finance"]
     assert data["customers"]["totalCount"] == 4
+
+
+async def test_installing_the_default_policies_is_audited(gql: GraphQLClient, admin: str) -> None:
+    from core.authz.defaults import DEFAULT_ROLES
+
+    data = await gql.data(
+        "admin",
+        """{ auditLog(first: 50, filter: {action:
+        "installDefaultPolicies"}) { edges { node { entityId actor { id } } } } }""",
+    )
+    entries = [e["node"] for e in data["auditLog"]["edges"]]
+    assert sorted(e["entityId"] for e in entries) == sorted(DEFAULT_ROLES)
+    assert all(e["actor"] is None for e in entries)  # the system

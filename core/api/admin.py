@@ -37,6 +37,11 @@ class PermissionInput:
     object: str = strawberry.field(description="`Type.field`, `Type.*`, `Mutation.name` or `*`.")
     action: str = strawberry.field(description="`read`, `write` or `call`.")
 
+    def payload(self) -> PermissionPayload:
+        return PermissionPayload(
+            permission=RolePermission(role=self.role, object=self.object, action=self.action)
+        )
+
 
 @strawberry.input
 class RoleInput:
@@ -81,20 +86,16 @@ class AdminMutation:
         self, info: Info, input: PermissionInput
     ) -> PermissionPayload | None:
         ctx = context_of(info)
-        line = await ctx.services.policies.grant(ctx.actor, input.role, input.object, input.action)
-        return PermissionPayload(
-            permission=RolePermission(role=line[0], object=line[1], action=line[2])
-        )
+        await ctx.services.policies.grant(ctx.actor, input.role, input.object, input.action)
+        return input.payload()
 
     @strawberry.mutation(description="Withdraw a permission from a role.")
     async def revoke_permission(
         self, info: Info, input: PermissionInput
     ) -> PermissionPayload | None:
         ctx = context_of(info)
-        line = await ctx.services.policies.revoke(ctx.actor, input.role, input.object, input.action)
-        return PermissionPayload(
-            permission=RolePermission(role=line[0], object=line[1], action=line[2])
-        )
+        await ctx.services.policies.revoke(ctx.actor, input.role, input.object, input.action)
+        return input.payload()
 
     @strawberry.mutation(description="Give a user a role; effective on the user's next request.")
     async def assign_role(self, info: Info, input: RoleInput) -> RolePayload | None:

@@ -77,9 +77,28 @@ class PolicyService:
                 await session.execute(text("SELECT pg_advisory_xact_lock(804517)"))
             if await session.scalar(select(func.count()).where(CasbinRule.ptype == "p")):
                 return False
-            for ptype, v0, v1, v2 in default_policy_lines():
+            lines = default_policy_lines()
+            for ptype, v0, v1, v2 in lines:
                 session.add(CasbinRule(ptype=ptype, v0=v0, v1=v1, v2=v2 or None))
             await bump_policy_version(session, self.db)
+            audit = AuditWriter(session, Actor.system(), self.clock.now())
+            for role in sorted({v0 for _, v0, _, _ in lines}):
+                audit.record(
+                    "installDefaultPolicies",
+                    "Role",
+                    role,
+                    [
+                        {
+                            "field": "permission",
+                            "before": None,
+                            "after": sorted(
+                                f"{v1}:{v2}" if p == "p" else f"inherits {v1}"
+                                for p, v0_, v1, v2 in lines
+                                if v0_ == role
+                            ),
+                        }
+                    ],
+                )
         self.store.invalidate()
         return True
 
@@ -99,7 +118,7 @@ class PolicyService:
             for r in roles
         ]
 
-    async def grant(self, actor: Actor, role: str, obj: str, action: str) -> tuple[str, str, str]:
+    async def grant(self, actor: Actor, role: str, obj: str, action: str) -> None:
         """Allow ``role`` to ``action`` on ``obj``; granting twice changes nothing."""
         errors = _permission_errors(role, obj, action)
         if errors:
@@ -111,9 +130,8 @@ class PolicyService:
                     session, actor, "grantPermission", role, None, f"{obj}:{action}"
                 )
         self.store.invalidate()
-        return role, obj, action
 
-    async def revoke(self, actor: Actor, role: str, obj: str, action: str) -> tuple[str, str, str]:
+    async def revoke(self, actor: Actor, role: str, obj: str, action: str) -> None:
         """Withdraw a granted permission; one that was never granted is NOT_FOUND."""
         async with self.db.transaction() as session:
             line = await self._line(session, role, obj, action)
@@ -122,7 +140,6 @@ class PolicyService:
             await session.delete(line)
             await self._changed(session, actor, "revokePermission", role, f"{obj}:{action}", None)
         self.store.invalidate()
-        return role, obj, action
 
     async def assign_role(self, actor: Actor, user_id: str, role: str, *, add: bool) -> User:
         """Give (``add``) or take away a role; the user's next request sees the change."""
