@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from core.api.http import GraphQLEndpoint, json_response
 from core.api.schema import build_schema
+from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.config import Settings
 from core.db import Database
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """Build the ASGI app. SQLite databases are migrated on start; PostgreSQL must be current."""
     settings = settings or Settings.from_env()
     db = Database(settings.database_url, echo=settings.log_sql)
-    services = Services.create(db, clock)
+    services = Services.create(db, clock, WorkingCalendar(settings.holidays))
     endpoint = GraphQLEndpoint(
         build_schema(authorization=settings.authorization), services, settings
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from datetime import date
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./baton.db"
 DEV_JWT_SECRET = "baton-development-secret-change-me-in-production"
@@ -35,6 +36,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_batch_size: int = 10
     log_sql: bool = False
+    # Non-working days besides weekends, for deadlines (BATON_HOLIDAYS=2026-10-01,2026-10-02).
+    holidays: tuple[date, ...] = ()
     # Only for the benchmark's baseline: never read from the environment.
     authorization: bool = True
 
@@ -50,6 +53,11 @@ class Settings:
             max_body_bytes=int(os.environ.get("BATON_MAX_BODY_BYTES", 1024 * 1024)),
             max_batch_size=int(os.environ.get("BATON_MAX_BATCH_SIZE", 10)),
             log_sql=_flag("BATON_LOG_SQL", False),
+            holidays=tuple(
+                date.fromisoformat(d.strip())
+                for d in os.environ.get("BATON_HOLIDAYS", "").split(",")
+                if d.strip()
+            ),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "database_url" in given:

@@ -14,6 +14,7 @@ PREFIXES = {
     "AuditEntry": "aud",
     "AssignmentRule": "rule",
     "ReassignmentRequest": "req",
+    "Handover": "hnd",
 }
 
 

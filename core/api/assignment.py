@@ -242,15 +242,42 @@ async def explanation(
     )
 
 
-@strawberry.type(description="A proposed change of a customer's owner, pending approval.")
+@strawberry.type(description="A proposed change of a customer's owner, approved before it happens.")
 class ReassignmentRequest(Node):
     trigger: ReassignmentTrigger | None
     reason: str | None
     status: RequestStatus | None
     created_at: datetime | None
+    review_comment: str | None = None
     customer_id: strawberry.Private[str]
     from_owner_id: strawberry.Private[str | None]
     to_owner_id: strawberry.Private[str | None]
+    requested_by_id: strawberry.Private[str | None] = None
+    reviewed_by_id: strawberry.Private[str | None] = None
+
+    @strawberry.field
+    async def requested_by(self, info: Info) -> User | None:
+        return await user_or_none(info, self.requested_by_id)
+
+    @strawberry.field
+    async def reviewed_by(self, info: Info) -> User | None:
+        return await user_or_none(info, self.reviewed_by_id)
+
+    @classmethod
+    def from_model(cls, m: domain.ReassignmentRequest) -> ReassignmentRequest:
+        return cls(
+            id=strawberry.ID(m.id),
+            trigger=m.trigger,
+            reason=m.reason,
+            status=m.status,
+            created_at=m.created_at,
+            review_comment=m.review_comment,
+            customer_id=m.customer_id,
+            from_owner_id=m.from_owner_id,
+            to_owner_id=m.to_owner_id,
+            requested_by_id=m.requested_by_id,
+            reviewed_by_id=m.reviewed_by_id,
+        )
 
     @strawberry.field
     async def from_owner(self, info: Info) -> User | None:

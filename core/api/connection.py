@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import strawberry
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types import Info
 
-from core.services.pagination import Page
+from core.api.context import context_of
+from core.services.pagination import Page, SortKey, check_page_size, count_rows, fetch_page
 
 NodeT = TypeVar("NodeT")
 
@@ -58,3 +62,25 @@ class Connection(Generic[NodeT]):
             ),
             count=count,
         )
+
+
+async def connection(
+    info: Info,
+    stmt: Select[Any],
+    key: SortKey,
+    first: int,
+    after: str | None,
+    convert: Callable[[Any], NodeT],
+    value_type: type = str,
+) -> Connection[NodeT]:
+    """One page of ``stmt`` as a connection; ``totalCount`` is counted only when asked for."""
+    check_page_size(first)
+    ctx = context_of(info)
+
+    async def page(session: AsyncSession) -> Page[object]:
+        return await fetch_page(session, stmt, key, first, after, value_type=value_type)
+
+    async def count() -> int:
+        return await ctx.read(lambda s: count_rows(s, stmt))
+
+    return Connection.of(await ctx.read(page), convert, count)

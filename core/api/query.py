@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from core import domain
 from core.api.admin import AdminQuery
-from core.api.assignment import AssignmentQuery
-from core.api.connection import Connection
+from core.api.assignment import AssignmentQuery, AssignmentRule, ReassignmentRequest
+from core.api.connection import Connection, connection
 from core.api.context import context_of
+from core.api.handover import Handover, HandoverQuery
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
 from core.api.types import AuditEntry, Customer, Node, Permission, User, Viewer, user_or_none
 from core.authz.defaults import Scope
@@ -24,13 +24,10 @@ from core.ids import PREFIXES, type_of_id
 from core.services import audit as audit_service
 from core.services import customers as customer_service
 from core.services import ownership as ownership_service
+from core.services import reassignment as reassignment_service
 from core.services.pagination import (
     DEFAULT_PAGE_SIZE,
-    Page,
     SortKey,
-    check_page_size,
-    count_rows,
-    fetch_page,
 )
 
 First = Annotated[int, strawberry.argument(description="Page size, at most 100.")]
@@ -55,15 +52,45 @@ async def _audit_entries(info: Info, f: audit_service.AuditFilter) -> Select[Any
 
 
 # ``node`` reaches each type only as far as the type's own root field does.
-NODE_OPERATIONS = {
-    "Customer": "Query.customer",
-    "User": "Query.user",
-    "AuditEntry": "Query.auditLog",
+async def _audit_node(info: Info, node_id: str) -> Node | None:
+    stmt = await _audit_entries(info, audit_service.AuditFilter())
+    stmt = stmt.where(domain.AuditEntry.id == _audit_seq(node_id))
+    entry = await context_of(info).read(lambda s: s.scalar(stmt))
+    return AuditEntry.from_model(entry, context_of(info).permissions) if entry else None
+
+
+async def _rule_node(info: Info, node_id: str) -> Node | None:
+    rule = await context_of(info).rules.load(node_id)
+    return AssignmentRule.from_model(rule) if rule else None
+
+
+async def _request_node(info: Info, node_id: str) -> Node | None:
+    ctx = context_of(info)
+    scope = await ctx.scope()
+    request = await ctx.read(lambda s: reassignment_service.load_request(s, node_id, scope))
+    return ReassignmentRequest.from_model(request)
+
+
+async def _handover_node(info: Info, node_id: str) -> Node | None:
+    ctx = context_of(info)
+    scope = await ctx.scope()
+    handover = await ctx.read(lambda s: reassignment_service.load_handover(s, node_id, scope))
+    return Handover.from_model(handover, ctx.services.clock.now())
+
+
+# ``node`` reaches each type only as far as the type's own root field does.
+NODES: dict[str, tuple[str, Callable[[Info, str], Awaitable[Node | None]]]] = {
+    "Customer": ("Query.customer", _customer),
+    "User": ("Query.user", user_or_none),
+    "AuditEntry": ("Query.auditLog", _audit_node),
+    "AssignmentRule": ("Query.assignmentRules", _rule_node),
+    "ReassignmentRequest": ("Query.reassignmentRequests", _request_node),
+    "Handover": ("Query.handovers", _handover_node),
 }
 
 
 @strawberry.type
-class Query(AdminQuery, AssignmentQuery):
+class Query(AdminQuery, AssignmentQuery, HandoverQuery):
     @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:
         ctx = context_of(info)
@@ -81,21 +108,13 @@ class Query(AdminQuery, AssignmentQuery):
     @strawberry.field(description="Any object by its id.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         kind = type_of_id(id)
-        if not context_of(info).permissions.allows(NODE_OPERATIONS[kind], "call"):
+        operation, load = NODES.get(kind, ("", None))
+        if load is None or not context_of(info).permissions.allows(operation, "call"):
             raise NotFound("Node", id)
-        if kind == "Customer":
-            return await _customer(info, id)
-        if kind == "User":
-            user = await user_or_none(info, id)
-            if user is not None:
-                return user
-        if kind == "AuditEntry":
-            stmt = await _audit_entries(info, audit_service.AuditFilter())
-            stmt = stmt.where(domain.AuditEntry.id == _audit_seq(id))
-            entry = await context_of(info).read(lambda s: s.scalar(stmt))
-            if entry is not None:
-                return AuditEntry.from_model(entry, context_of(info).permissions)
-        raise NotFound("Node", id)
+        found = await load(info, id)
+        if found is None:
+            raise NotFound("Node", id)
+        return found
 
     @strawberry.field(description="Who owned the customer at a moment (null: nobody).")
     async def owner_at(self, info: Info, customer_id: strawberry.ID, at: datetime) -> User | None:
@@ -136,7 +155,7 @@ class Query(AdminQuery, AssignmentQuery):
         column = getattr(domain.Customer, order.field.value)
         key = SortKey(column, domain.Customer.id, order.direction == OrderDirection.DESC)
         value_type = str if order.field.value == "name" else datetime
-        return await _connection(info, stmt, key, first, after, Customer.from_model, value_type)
+        return await connection(info, stmt, key, first, after, Customer.from_model, value_type)
 
     @strawberry.field(description="One user by id.")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:
@@ -162,7 +181,7 @@ class Query(AdminQuery, AssignmentQuery):
         if f.manager_id is not None:
             stmt = stmt.where(domain.User.manager_id == f.manager_id)
         key = SortKey(domain.User.id, domain.User.id)
-        return await _connection(info, stmt, key, first, after, User.from_model)
+        return await connection(info, stmt, key, first, after, User.from_model)
 
     @strawberry.field(description="Audit entries, newest first.")
     async def audit_log(
@@ -186,7 +205,7 @@ class Query(AdminQuery, AssignmentQuery):
         )
         key = SortKey(domain.AuditEntry.id, domain.AuditEntry.id, descending=True)
         view = context_of(info).permissions
-        return await _connection(
+        return await connection(
             info, stmt, key, first, after, lambda m: AuditEntry.from_model(m, view), int
         )
 
@@ -196,28 +215,3 @@ def _audit_seq(node_id: str) -> int:
         return int(node_id.removeprefix(PREFIXES["AuditEntry"] + "_"))
     except ValueError as exc:
         raise NotFound("Node", node_id) from exc
-
-
-NodeT = TypeVar("NodeT")
-
-
-async def _connection(
-    info: Info,
-    stmt: Select[Any],
-    key: SortKey,
-    first: int,
-    after: str | None,
-    convert: Callable[[Any], NodeT],
-    value_type: type = str,
-) -> Connection[NodeT]:
-    """One page of ``stmt`` as a connection; ``totalCount`` is counted only when asked for."""
-    check_page_size(first)
-    ctx = context_of(info)
-
-    async def page(session: AsyncSession) -> Page[object]:
-        return await fetch_page(session, stmt, key, first, after, value_type=value_type)
-
-    async def count() -> int:
-        return await ctx.read(lambda s: count_rows(s, stmt))
-
-    return Connection.of(await ctx.read(page), convert, count)

@@ -59,11 +59,16 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
             ("Customer.*", "read"),
             ("Customer.*", "write"),
             ("Ownership.*", "read"),
+            ("ReassignmentRequest.*", "read"),
+            ("Handover.*", "read"),
             *_call(
                 *CUSTOMER_QUERIES,
                 "Query.ownerAt",
+                "Query.reassignmentRequests",
+                "Query.handovers",
                 "Mutation.createCustomer",
                 "Mutation.updateCustomer",
+                "Mutation.requestReassignment",
             ),
         ],
         Scope.OWN,
@@ -72,10 +77,10 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
         ("account_manager",),
         [
             ("User.*", "read"),
-            ("ReassignmentRequest.*", "read"),
             ("AssignmentRule.*", "read"),
             *_call(
                 "Mutation.assignOwner",
+                "Mutation.reviewReassignment",
                 "Query.explainAssignment",
                 "Query.assignmentRules",
                 "Query.lintAssignmentRules",

@@ -26,6 +26,7 @@ from core.domain.enums import (
     AssignedBy,
     CommunicationChannel,
     CustomerKind,
+    HandoverStatus,
     LifecycleStage,
     LoyaltyTier,
     NeedsTier,
@@ -258,6 +259,7 @@ class ReassignmentRequest(Base):
     rule_id: Mapped[str | None] = mapped_column(String(40))
     requested_by_id: Mapped[str | None] = mapped_column(String(64))
     reviewed_by_id: Mapped[str | None] = mapped_column(String(64))
+    review_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -269,5 +271,36 @@ class ReassignmentRequest(Base):
             unique=True,
             sqlite_where=text("status = 'PENDING'"),
             postgresql_where=text("status = 'PENDING'"),
+        ),
+    )
+
+
+class Handover(Base):
+    """Ownership moving from one owner to the next through tracked steps with deadlines."""
+
+    __tablename__ = "handovers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("reassignment_requests.id"), unique=True)
+    from_owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    to_owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    trigger: Mapped[ReassignmentTrigger] = mapped_column(_enum(ReassignmentTrigger))
+    status: Mapped[HandoverStatus] = mapped_column(_enum(HandoverStatus))
+    # The deadline of the step now pending (the handbook, first).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        # One open handover per customer, held by the database.
+        Index(
+            "uq_handovers_open_customer",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("status NOT IN ('CLOSED', 'CANCELLED')"),
+            postgresql_where=text("status NOT IN ('CLOSED', 'CANCELLED')"),
         ),
     )

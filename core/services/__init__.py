@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.authz.store import PolicyStore
+from core.calendar import WorkingCalendar
 from core.clock import Clock, SystemClock
 from core.db import Database
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor
 from core.services.customers import CustomerService
 from core.services.policies import PolicyService
+from core.services.reassignment import ReassignmentService
 from core.services.users import UserService
 
 
@@ -25,9 +27,12 @@ class Services:
     customers: CustomerService
     users: UserService
     policies: PolicyService
+    reassignment: ReassignmentService
 
     @classmethod
-    def create(cls, db: Database, clock: Clock | None = None) -> Services:
+    def create(
+        cls, db: Database, clock: Clock | None = None, calendar: WorkingCalendar | None = None
+    ) -> Services:
         clock = clock or SystemClock()
         authz = PolicyStore(db)
         assignment = AssignmentService(db, clock)
@@ -39,6 +44,7 @@ class Services:
             customers=CustomerService(db, clock, assignment.reevaluate),
             users=UserService(db, clock, authz),
             policies=PolicyService(db, clock, authz),
+            reassignment=ReassignmentService(db, clock, calendar or WorkingCalendar()),
         )
 
     async def prepare(self) -> None:

@@ -1,0 +1,215 @@
+"""Reassignment requests and their review; an approval opens the handover."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.authz.roles import roles_of
+from core.calendar import WorkingCalendar
+from core.clock import Clock
+from core.db import Database
+from core.domain import (
+    Handover,
+    HandoverStatus,
+    ReassignmentRequest,
+    ReassignmentTrigger,
+    RequestStatus,
+    User,
+    ValueTier,
+)
+from core.errors import BadUserInput, Forbidden, InvalidState, NotFound
+from core.ids import new_id
+from core.services.audit import Actor, AuditWriter, audit_value, diff, to_camel
+from core.services.customers import EVERYTHING, CustomerScope, load_customer
+from core.services.ownership import check_eligible_owner
+
+HANDBOOK_WORKING_DAYS = 3
+SENSITIVE_TIERS = (ValueTier.STRATEGIC, ValueTier.HIGH)
+
+
+def snapshot(obj: ReassignmentRequest | Handover, fields: tuple[str, ...]) -> dict[str, object]:
+    """An entity's fields keyed by GraphQL name (``to_owner_id`` → ``toOwner``), for audit."""
+    return {to_camel(f.removesuffix("_id")): audit_value(getattr(obj, f)) for f in fields}
+
+
+REQUEST_FIELDS = (
+    "customer_id",
+    "from_owner_id",
+    "to_owner_id",
+    "trigger",
+    "status",
+    "reviewed_by_id",
+    "review_comment",
+)
+HANDOVER_FIELDS = ("customer_id", "from_owner_id", "to_owner_id", "trigger", "status", "due_at")
+
+
+async def load_request(
+    session: AsyncSession, request_id: str, scope: CustomerScope, *, lock: bool = False
+) -> ReassignmentRequest:
+    """The request, if its customer is in scope (else NOT_FOUND, like a missing one)."""
+    stmt = select(ReassignmentRequest).where(ReassignmentRequest.id == request_id)
+    if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    request = await session.scalar(stmt)
+    if request is None:
+        raise NotFound("ReassignmentRequest", request_id)
+    try:
+        await load_customer(session, request.customer_id, scope)
+    except NotFound:
+        raise NotFound("ReassignmentRequest", request_id) from None
+    return request
+
+
+async def load_handover(session: AsyncSession, handover_id: str, scope: CustomerScope) -> Handover:
+    """The handover, if its customer is in scope (else NOT_FOUND, like a missing one)."""
+    handover = await session.get(Handover, handover_id)
+    if handover is None:
+        raise NotFound("Handover", handover_id)
+    try:
+        await load_customer(session, handover.customer_id, scope)
+    except NotFound:
+        raise NotFound("Handover", handover_id) from None
+    return handover
+
+
+class ReassignmentService:
+    """Who should own a customer next, and who may decide it."""
+
+    def __init__(self, db: Database, clock: Clock, calendar: WorkingCalendar) -> None:
+        self.db = db
+        self.clock = clock
+        self.calendar = calendar
+
+    async def request(
+        self,
+        actor: Actor,
+        customer_id: str,
+        to_owner_id: str,
+        trigger: ReassignmentTrigger,
+        reason: str | None,
+        scope: CustomerScope = EVERYTHING,
+    ) -> ReassignmentRequest:
+        """Ask for an owned customer to move to ``to_owner_id``; one open request per customer."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            customer = await load_customer(session, customer_id, scope, lock=True)
+            current = customer.active_ownership
+            if current is None:
+                raise InvalidState(
+                    f"Customer {customer_id!r} has no owner; use assignOwner", state="UNOWNED"
+                )
+            if current.owner_id == to_owner_id:
+                raise BadUserInput.one("toOwnerId", "is already the owner")
+            await check_eligible_owner(session, to_owner_id, "toOwnerId")
+            pending = await session.scalar(
+                select(ReassignmentRequest.id).where(
+                    ReassignmentRequest.customer_id == customer_id,
+                    ReassignmentRequest.status == RequestStatus.PENDING,
+                )
+            )
+            if pending is not None:
+                raise InvalidState(
+                    f"Customer {customer_id!r} has an open request {pending!r}",
+                    state="REQUEST_PENDING",
+                )
+            request = ReassignmentRequest(
+                id=new_id("ReassignmentRequest"),
+                customer_id=customer_id,
+                from_owner_id=current.owner_id,
+                to_owner_id=to_owner_id,
+                trigger=trigger,
+                reason=reason,
+                status=RequestStatus.PENDING,
+                requested_by_id=actor.user_id,
+                created_at=now,
+            )
+            session.add(request)
+            await session.flush()
+            AuditWriter(session, actor, now).record(
+                "requestReassignment",
+                "ReassignmentRequest",
+                request.id,
+                diff({}, snapshot(request, REQUEST_FIELDS)),
+                reason,
+            )
+            return request
+
+    async def review(
+        self,
+        actor: Actor,
+        request_id: str,
+        approve: bool,
+        comment: str | None,
+        scope: CustomerScope = EVERYTHING,
+    ) -> tuple[ReassignmentRequest, Handover | None]:
+        """Approve (opening the handover) or reject a pending request.
+
+        STRATEGIC and HIGH customers need a sales director; others the current owner's manager
+        (a sales director or an admin may always decide).
+        """
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            request = await load_request(session, request_id, scope, lock=True)
+            if request.status != RequestStatus.PENDING:
+                raise InvalidState(
+                    f"Request {request_id!r} is {request.status}", state=request.status.value
+                )
+            if not approve and not (comment or "").strip():
+                raise BadUserInput.one("comment", "a rejection needs a reason")
+            customer = await load_customer(session, request.customer_id)
+            await self._check_reviewer(session, actor, request, customer.value_tier)
+            before = snapshot(request, REQUEST_FIELDS)
+            request.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
+            request.reviewed_by_id = actor.user_id
+            request.review_comment = comment
+            request.decided_at = now
+            audit = AuditWriter(session, actor, now)
+            audit.record(
+                "reviewReassignment",
+                "ReassignmentRequest",
+                request.id,
+                diff(before, snapshot(request, REQUEST_FIELDS)),
+                comment,
+            )
+            handover = None
+            if approve:
+                handover = Handover(
+                    id=new_id("Handover"),
+                    version=1,
+                    customer_id=request.customer_id,
+                    request_id=request.id,
+                    from_owner_id=request.from_owner_id,
+                    to_owner_id=request.to_owner_id,
+                    trigger=request.trigger,
+                    status=HandoverStatus.HANDBOOK_PENDING,
+                    opened_at=now,
+                    updated_at=now,
+                    due_at=self.calendar.add_working_days(now, HANDBOOK_WORKING_DAYS),
+                )
+                session.add(handover)
+                await session.flush()
+                audit.record(
+                    "openHandover",
+                    "Handover",
+                    handover.id,
+                    diff({}, snapshot(handover, HANDOVER_FIELDS)),
+                    comment,
+                )
+            return request, handover
+
+    @staticmethod
+    async def _check_reviewer(
+        session: AsyncSession, actor: Actor, request: ReassignmentRequest, tier: ValueTier | None
+    ) -> None:
+        roles = set((await roles_of(session, [actor.user_id or ""]))[actor.user_id or ""])
+        if actor.user_id is None or roles & {"admin", "sales_director"}:
+            return
+        if tier in SENSITIVE_TIERS:
+            raise Forbidden(f"a {tier} customer's reassignment needs a sales director")
+        manager = await session.scalar(
+            select(User.manager_id).where(User.id == request.from_owner_id)
+        )
+        if manager != actor.user_id:
+            raise Forbidden("only the current owner's manager may review this request")
