@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
-from core.domain import AssignmentRule, Ownership, User
+from core.domain import AssignmentRule, HandoverMeeting, Ownership, User
 from core.services import Actor, Services
 from core.services.customers import CustomerScope
 from core.services.ownership import active_account_counts
@@ -42,6 +42,7 @@ class RequestContext:
         self.account_counts = DataLoader(self._load_account_counts)
         self.ownership_history = DataLoader(self._load_ownership_history)
         self.rules = DataLoader(self._load_rules)
+        self.meetings = DataLoader(self._load_meetings)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -81,6 +82,16 @@ class RequestContext:
         for row in await self.read(query):
             by_customer[row.customer_id].append(row)
         return [by_customer[i] for i in ids]
+
+    async def _load_meetings(self, ids: Sequence[str]) -> list[list[HandoverMeeting]]:
+        async def query(session: AsyncSession) -> list[HandoverMeeting]:
+            stmt = select(HandoverMeeting).where(HandoverMeeting.handover_id.in_(ids))
+            return list(await session.scalars(stmt.order_by(HandoverMeeting.held_at)))
+
+        by_handover: dict[str, list[HandoverMeeting]] = {i: [] for i in ids}
+        for row in await self.read(query):
+            by_handover[row.handover_id].append(row)
+        return [by_handover[i] for i in ids]
 
     async def _load_rules(self, ids: Sequence[str]) -> list[AssignmentRule | None]:
         async def query(session: AsyncSession) -> dict[str, AssignmentRule]:

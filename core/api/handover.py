@@ -15,12 +15,52 @@ from core.api.assignment import ReassignmentRequest
 from core.api.connection import Connection, connection
 from core.api.context import context_of
 from core.api.types import Customer, Node, User, user_or_none
-from core.domain.enums import HandoverStatus, ReassignmentTrigger, RequestStatus
+from core.calendar import WorkingCalendar
+from core.domain.enums import HandoverStatus, MeetingKind, ReassignmentTrigger, RequestStatus
 from core.services import customers as customer_service
+from core.services.handover import deadlines
 from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
 
 strawberry.enum(HandoverStatus, description="Where a handover stands; CLOSED and CANCELLED end it.")
+strawberry.enum(MeetingKind, description="Kinds of handover meeting.")
 FINAL = (HandoverStatus.CLOSED, HandoverStatus.CANCELLED)
+
+
+@strawberry.type(description="What the outgoing owner hands over.")
+class Handbook:
+    authz_exempt: ClassVar[bool] = True  # authorised by ``Handover.handbook``
+
+    profile_summary: str
+    open_items: str = strawberry.field(description="Pending contracts, complaints in progress.")
+    strategy_advice: str
+    risk_warnings: str
+
+
+@strawberry.type(description="The new owner's view after taking over.")
+class HandoverFeedback:
+    authz_exempt: ClassVar[bool] = True
+
+    clear_items: str
+    pending_items: str
+    help_needed: str
+
+
+@strawberry.type
+class HandoverMeetingRecord:
+    authz_exempt: ClassVar[bool] = True  # authorised by ``Handover.meetings``
+
+    kind: MeetingKind
+    held_at: datetime
+    notes: str | None
+
+
+@strawberry.type(description="A dated step: when it is due and when it was done.")
+class HandoverDeadline:
+    authz_exempt: ClassVar[bool] = True
+
+    step: str
+    due_at: datetime | None
+    done_at: datetime | None
 
 
 @strawberry.type(description="Ownership moving to a new owner through tracked, dated steps.")
@@ -31,9 +71,18 @@ class Handover(Node):
     due_at: datetime | None = strawberry.field(description="Deadline of the step now pending.")
     opened_at: datetime | None
     overdue: bool | None = strawberry.field(description="The pending step is past its deadline.")
+    handbook: Handbook | None
+    feedback: HandoverFeedback | None
+    satisfaction: int | None = strawberry.field(description="1 (poor) to 5 (excellent).")
+    deadlines: list[HandoverDeadline] | None
     customer_id: strawberry.Private[str]
     from_owner_id: strawberry.Private[str | None]
     to_owner_id: strawberry.Private[str]
+
+    @strawberry.field(description="Meetings held for the handover, oldest first.")
+    async def meetings(self, info: Info) -> list[HandoverMeetingRecord] | None:
+        rows = await context_of(info).meetings.load(str(self.id))
+        return [HandoverMeetingRecord(kind=m.kind, held_at=m.held_at, notes=m.notes) for m in rows]
 
     @strawberry.field
     async def customer(self, info: Info) -> Customer | None:
@@ -52,7 +101,8 @@ class Handover(Node):
         return await user_or_none(info, self.to_owner_id)
 
     @classmethod
-    def from_model(cls, m: domain.Handover, now: datetime) -> Handover:
+    def from_model(cls, m: domain.Handover, now: datetime, calendar: WorkingCalendar) -> Handover:
+        book, feedback = m.handbook, m.feedback
         return cls(
             id=strawberry.ID(m.id),
             version=m.version,
@@ -61,6 +111,26 @@ class Handover(Node):
             due_at=m.due_at,
             opened_at=m.opened_at,
             overdue=m.status not in FINAL and m.due_at is not None and m.due_at < now,
+            handbook=Handbook(
+                profile_summary=book["profileSummary"],
+                open_items=book["openItems"],
+                strategy_advice=book["strategyAdvice"],
+                risk_warnings=book["riskWarnings"],
+            )
+            if book
+            else None,
+            feedback=HandoverFeedback(
+                clear_items=feedback["clearItems"],
+                pending_items=feedback["pendingItems"],
+                help_needed=feedback["helpNeeded"],
+            )
+            if feedback
+            else None,
+            satisfaction=m.satisfaction,
+            deadlines=[
+                HandoverDeadline(step=d.step, due_at=d.due_at, done_at=d.done_at)
+                for d in deadlines(m, calendar)
+            ],
             customer_id=m.customer_id,
             from_owner_id=m.from_owner_id,
             to_owner_id=m.to_owner_id,
@@ -174,6 +244,7 @@ class HandoverQuery:
         ctx = context_of(info)
         f = filter or HandoverFilter()
         now = ctx.services.clock.now()
+        calendar = ctx.services.handover.calendar
         model = domain.Handover
         stmt = select(model)
         if f.status is not None:
@@ -186,7 +257,7 @@ class HandoverQuery:
         stmt = await _in_scope(info, stmt, model.customer_id)
         key = SortKey(model.due_at, model.id)
         return await connection(
-            info, stmt, key, first, after, lambda m: Handover.from_model(m, now), datetime
+            info, stmt, key, first, after, lambda m: Handover.from_model(m, now, calendar), datetime
         )
 
 
@@ -219,8 +290,166 @@ class HandoverMutation:
             input.comment,
             scope=await ctx.scope(),
         )
-        now = ctx.services.clock.now()
         return ReviewPayload(
             request=ReassignmentRequest.from_model(request),
-            handover=Handover.from_model(handover, now) if handover else None,
+            handover=_handover(info, handover) if handover else None,
         )
+
+
+def _handover(info: Info, m: domain.Handover) -> Handover:
+    services = context_of(info).services
+    return Handover.from_model(m, services.clock.now(), services.handover.calendar)
+
+
+@strawberry.input
+class HandoverStepInput:
+    handover_id: strawberry.ID
+    expected_version: int
+
+
+@strawberry.input
+class SubmitHandbookInput(HandoverStepInput):
+    profile_summary: str
+    open_items: str
+    strategy_advice: str
+    risk_warnings: str
+
+
+@strawberry.input
+class ReviewHandbookInput(HandoverStepInput):
+    decision: ReviewDecision
+    comment: str | None = strawberry.field(default=None, description="Required to send back.")
+
+
+@strawberry.input
+class RecordHandoverMeetingInput(HandoverStepInput):
+    kind: MeetingKind
+    held_at: datetime
+    notes: str | None = None
+
+
+@strawberry.input
+class SubmitHandoverFeedbackInput(HandoverStepInput):
+    clear_items: str
+    pending_items: str
+    help_needed: str
+
+
+@strawberry.input
+class RecordSatisfactionInput(HandoverStepInput):
+    score: int = strawberry.field(description="1 (poor) to 5 (excellent).")
+
+
+@strawberry.input
+class CancelHandoverInput(HandoverStepInput):
+    reason: str | None = None
+
+
+@strawberry.type
+class HandoverPayload:
+    authz_exempt: ClassVar[bool] = True
+
+    handover: Handover
+
+
+@strawberry.type
+class HandoverStepMutation:
+    @strawberry.mutation(description="The outgoing owner submits the handbook (all sections).")
+    async def submit_handbook(
+        self, info: Info, input: SubmitHandbookInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        sections = {
+            "profileSummary": input.profile_summary,
+            "openItems": input.open_items,
+            "strategyAdvice": input.strategy_advice,
+            "riskWarnings": input.risk_warnings,
+        }
+        h = await ctx.services.handover.submit_handbook(
+            ctx.actor, input.handover_id, input.expected_version, sections, await ctx.scope()
+        )
+        return HandoverPayload(handover=_handover(info, h))
+
+    @strawberry.mutation(description="The outgoing owner's manager approves or sends it back.")
+    async def review_handbook(
+        self, info: Info, input: ReviewHandbookInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.review_handbook(
+            ctx.actor,
+            input.handover_id,
+            input.expected_version,
+            input.decision is ReviewDecision.APPROVE,
+            input.comment,
+            await ctx.scope(),
+        )
+        return HandoverPayload(handover=_handover(info, h))
+
+    @strawberry.mutation(description="Record a briefing, simulation or three-party meeting.")
+    async def record_handover_meeting(
+        self, info: Info, input: RecordHandoverMeetingInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.record_meeting(
+            ctx.actor,
+            input.handover_id,
+            input.expected_version,
+            input.kind,
+            input.held_at,
+            input.notes,
+            await ctx.scope(),
+        )
+        return HandoverPayload(handover=_handover(info, h))
+
+    @strawberry.mutation(description="The customer has been told who will look after them.")
+    async def notify_customer(self, info: Info, input: HandoverStepInput) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.notify_customer(
+            ctx.actor, input.handover_id, input.expected_version, await ctx.scope()
+        )
+        return HandoverPayload(handover=_handover(info, h))
+
+    @strawberry.mutation(description="Switch ownership to the new owner, once its conditions hold.")
+    async def complete_handover(
+        self, info: Info, input: HandoverStepInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.complete(
+            ctx.actor, input.handover_id, input.expected_version, await ctx.scope()
+        )
+        return HandoverPayload(handover=_handover(info, h))
+
+    @strawberry.mutation(description="The new owner's feedback after taking over.")
+    async def submit_handover_feedback(
+        self, info: Info, input: SubmitHandoverFeedbackInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        sections = {
+            "clearItems": input.clear_items,
+            "pendingItems": input.pending_items,
+            "helpNeeded": input.help_needed,
+        }
+        h = await ctx.services.handover.submit_feedback(
+            ctx.actor, input.handover_id, input.expected_version, sections, await ctx.scope()
+        )
+        return HandoverPayload(handover=_handover(info, h))
+
+    @strawberry.mutation(description="The customer's satisfaction with the handover (closes it).")
+    async def record_satisfaction(
+        self, info: Info, input: RecordSatisfactionInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.record_satisfaction(
+            ctx.actor, input.handover_id, input.expected_version, input.score, await ctx.scope()
+        )
+        return HandoverPayload(handover=_handover(info, h))
+
+    @strawberry.mutation(description="Stop a handover before it completes.")
+    async def cancel_handover(
+        self, info: Info, input: CancelHandoverInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.cancel(
+            ctx.actor, input.handover_id, input.expected_version, input.reason, await ctx.scope()
+        )
+        return HandoverPayload(handover=_handover(info, h))

@@ -10,7 +10,7 @@ from strawberry.types import Info
 from core.api.admin import AdminMutation
 from core.api.assignment import AssignmentMutation
 from core.api.context import context_of
-from core.api.handover import HandoverMutation
+from core.api.handover import HandoverMutation, HandoverStepMutation
 from core.api.inputs import (
     AssignOwnerInput,
     CreateCustomerInput,
@@ -36,7 +36,7 @@ class UserPayload:
 
 
 @strawberry.type
-class Mutation(AdminMutation, AssignmentMutation, HandoverMutation):
+class Mutation(AdminMutation, AssignmentMutation, HandoverMutation, HandoverStepMutation):
     @strawberry.mutation(description="Create a customer; `ownerId` assigns its owner at once.")
     async def create_customer(
         self, info: Info, input: CreateCustomerInput

@@ -75,7 +75,7 @@ async def _handover_node(info: Info, node_id: str) -> Node | None:
     ctx = context_of(info)
     scope = await ctx.scope()
     handover = await ctx.read(lambda s: reassignment_service.load_handover(s, node_id, scope))
-    return Handover.from_model(handover, ctx.services.clock.now())
+    return Handover.from_model(handover, ctx.services.clock.now(), ctx.services.handover.calendar)
 
 
 # ``node`` reaches each type only as far as the type's own root field does.

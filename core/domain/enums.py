@@ -97,3 +97,9 @@ class HandoverStatus(StrEnum):
     FEEDBACK_RECEIVED = "FEEDBACK_RECEIVED"
     CLOSED = "CLOSED"
     CANCELLED = "CANCELLED"
+
+
+class MeetingKind(StrEnum):
+    BRIEFING = "BRIEFING"
+    SIMULATION = "SIMULATION"
+    THREE_PARTY = "THREE_PARTY"

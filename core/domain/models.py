@@ -29,6 +29,7 @@ from core.domain.enums import (
     HandoverStatus,
     LifecycleStage,
     LoyaltyTier,
+    MeetingKind,
     NeedsTier,
     PaymentMethod,
     ReassignmentTrigger,
@@ -290,7 +291,19 @@ class Handover(Base):
     status: Mapped[HandoverStatus] = mapped_column(_enum(HandoverStatus))
     # The deadline of the step now pending (the handbook, first).
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # {"profileSummary", "openItems", "strategyAdvice", "riskWarnings"}
+    handbook: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # {"clearItems", "pendingItems", "helpNeeded"}
+    feedback: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    handbook_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handbook_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    customer_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    satisfaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __mapper_args__ = {"version_id_col": version}
@@ -304,3 +317,16 @@ class Handover(Base):
             postgresql_where=text("status NOT IN ('CLOSED', 'CANCELLED')"),
         ),
     )
+
+
+class HandoverMeeting(Base):
+    """A meeting held for a handover (briefings, simulations, the three-party meeting)."""
+
+    __tablename__ = "handover_meetings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handover_id: Mapped[str] = mapped_column(ForeignKey("handovers.id"), index=True)
+    kind: Mapped[MeetingKind] = mapped_column(_enum(MeetingKind))
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    notes: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[str | None] = mapped_column(String(64))

@@ -11,6 +11,7 @@ from core.db import Database
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor
 from core.services.customers import CustomerService
+from core.services.handover import HandoverService
 from core.services.policies import PolicyService
 from core.services.reassignment import ReassignmentService
 from core.services.users import UserService
@@ -28,12 +29,14 @@ class Services:
     users: UserService
     policies: PolicyService
     reassignment: ReassignmentService
+    handover: HandoverService
 
     @classmethod
     def create(
         cls, db: Database, clock: Clock | None = None, calendar: WorkingCalendar | None = None
     ) -> Services:
         clock = clock or SystemClock()
+        calendar = calendar or WorkingCalendar()
         authz = PolicyStore(db)
         assignment = AssignmentService(db, clock)
         return cls(
@@ -44,7 +47,8 @@ class Services:
             customers=CustomerService(db, clock, assignment.reevaluate),
             users=UserService(db, clock, authz),
             policies=PolicyService(db, clock, authz),
-            reassignment=ReassignmentService(db, clock, calendar or WorkingCalendar()),
+            reassignment=ReassignmentService(db, clock, calendar),
+            handover=HandoverService(db, clock, calendar),
         )
 
     async def prepare(self) -> None:
