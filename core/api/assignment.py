@@ -16,7 +16,7 @@ from strawberry.types import Info
 from core import domain
 from core.api.context import context_of
 from core.api.enums import LifecycleStage, ValueTier
-from core.api.types import Customer, Node, User, user_or_none
+from core.api.types import Customer, Node, User, customer_in_scope, user_or_none
 from core.authz.view import PermissionView
 from core.domain.enums import ReassignmentTrigger, RequestStatus, Strategy
 from core.services import customers as customer_service
@@ -289,11 +289,7 @@ class ReassignmentRequest(Node):
 
     @strawberry.field
     async def customer(self, info: Info) -> Customer | None:
-        ctx = context_of(info)
-        scope = await ctx.scope()
-        return Customer.from_model(
-            await ctx.read(lambda s: customer_service.load_customer(s, self.customer_id, scope))
-        )
+        return await customer_in_scope(info, self.customer_id)
 
     @classmethod
     def planned(cls, request_id: str, move: Move, at: datetime) -> ReassignmentRequest:

@@ -14,7 +14,7 @@ from core import domain
 from core.api.assignment import ReassignmentRequest
 from core.api.connection import Connection, connection
 from core.api.context import context_of
-from core.api.types import Customer, Node, User, user_or_none
+from core.api.types import Customer, Node, User, customer_in_scope, user_or_none
 from core.calendar import WorkingCalendar
 from core.domain.enums import HandoverStatus, MeetingKind, ReassignmentTrigger, RequestStatus
 from core.services import customers as customer_service
@@ -86,11 +86,7 @@ class Handover(Node):
 
     @strawberry.field
     async def customer(self, info: Info) -> Customer | None:
-        ctx = context_of(info)
-        scope = await ctx.scope()
-        return Customer.from_model(
-            await ctx.read(lambda s: customer_service.load_customer(s, self.customer_id, scope))
-        )
+        return await customer_in_scope(info, self.customer_id)
 
     @strawberry.field
     async def from_owner(self, info: Info) -> User | None:

@@ -17,7 +17,16 @@ from core.api.connection import Connection, connection
 from core.api.context import context_of
 from core.api.handover import Handover, HandoverQuery
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
-from core.api.types import AuditEntry, Customer, Node, Permission, User, Viewer, user_or_none
+from core.api.types import (
+    AuditEntry,
+    Customer,
+    Node,
+    Permission,
+    User,
+    Viewer,
+    customer_in_scope,
+    user_or_none,
+)
 from core.authz.defaults import Scope
 from core.errors import NotFound
 from core.ids import PREFIXES, type_of_id
@@ -31,13 +40,6 @@ from core.services.pagination import (
 )
 
 First = Annotated[int, strawberry.argument(description="Page size, at most 100.")]
-
-
-async def _customer(info: Info, customer_id: str) -> Customer:
-    ctx = context_of(info)
-    scope = await ctx.scope()
-    model = await ctx.read(lambda s: customer_service.load_customer(s, customer_id, scope))
-    return Customer.from_model(model)
 
 
 async def _audit_entries(info: Info, f: audit_service.AuditFilter) -> Select[Any]:
@@ -80,7 +82,7 @@ async def _handover_node(info: Info, node_id: str) -> Node | None:
 
 # ``node`` reaches each type only as far as the type's own root field does.
 NODES: dict[str, tuple[str, Callable[[Info, str], Awaitable[Node | None]]]] = {
-    "Customer": ("Query.customer", _customer),
+    "Customer": ("Query.customer", customer_in_scope),
     "User": ("Query.user", user_or_none),
     "AuditEntry": ("Query.auditLog", _audit_node),
     "AssignmentRule": ("Query.assignmentRules", _rule_node),
@@ -120,13 +122,13 @@ class Query(AdminQuery, AssignmentQuery, HandoverQuery):
     async def owner_at(self, info: Info, customer_id: strawberry.ID, at: datetime) -> User | None:
         ctx = context_of(info)
         ctx.permissions.require_read("Customer", ["owner"], "look up")
-        await _customer(info, customer_id)  # NOT_FOUND outside the viewer's scope
+        await customer_in_scope(info, customer_id)  # NOT_FOUND outside the viewer's scope
         owner_id = await ctx.read(lambda s: ownership_service.owner_at(s, customer_id, at))
         return await user_or_none(info, owner_id)
 
     @strawberry.field(description="One customer by id.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        return await _customer(info, id)
+        return await customer_in_scope(info, id)
 
     @strawberry.field(description="Customers, filtered and ordered; a Relay connection.")
     async def customers(

@@ -25,6 +25,7 @@ from core.api.enums import (
 )
 from core.authz.view import PermissionView
 from core.ids import PREFIXES
+from core.services import customers as customer_service
 
 if TYPE_CHECKING:
     from core.api.assignment import AssignmentRule
@@ -41,6 +42,15 @@ async def user_or_none(info: Info, user_id: str | None) -> User | None:
         return None
     model = await context_of(info).users.load(user_id)
     return User.from_model(model) if model is not None else None
+
+
+async def customer_in_scope(info: Info, customer_id: str) -> Customer:
+    """The customer, if the viewer's scope reaches it (else NOT_FOUND, like a missing one)."""
+    ctx = context_of(info)
+    scope = await ctx.scope()
+    return Customer.from_model(
+        await ctx.read(lambda s: customer_service.load_customer(s, customer_id, scope))
+    )
 
 
 @strawberry.type(description="A person who can own customers and use Baton.")
