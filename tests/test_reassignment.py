@@ -202,3 +202,64 @@ async def test_only_the_direct_manager_approves(gql: GraphQLClient, customers: d
     assert error_codes(body) == ["FORBIDDEN"]
     assert "manager" in body["errors"][0]["message"]
     assert "errors" not in await review(gql, "tm.deep", req["id"])
+
+
+DEACTIVATE = """mutation { deactivateUser(input: {userId: "am.chen", reason: "left the company"}) {
+  user { id active } requests { id trigger status customer { id } fromOwner { id } toOwner { id } }
+} }"""
+
+
+async def test_leaving_owner_passes_customers_to_backups_at_once(
+    gql: GraphQLClient, services: Services, customers: dict
+) -> None:
+    backed = await services.customers.create(
+        Actor("admin"), {"name": "Backed", "backup_owner_id": "am.wu"}, owner_id="am.chen"
+    )
+    data = (await gql.data("admin", DEACTIVATE))["deactivateUser"]
+    assert data["user"] == {"id": "am.chen", "active": False}
+    requests = {r["customer"]["id"]: r for r in data["requests"]}
+    assert set(requests) == {customers["MEDIUM"], customers["STRATEGIC"], backed.id}
+    assert {
+        (r["trigger"], r["status"], r["fromOwner"]["id"], r["toOwner"]) for r in requests.values()
+    } == {("OWNER_LEFT", "PENDING", "am.chen", None)}
+    owners = await gql.data(
+        "admin",
+        """query($a: ID!, $b: ID!) {
+        a: customer(id: $a) { owner { id } ownership { assignedBy } }
+        b: customer(id: $b) { owner { id } } }""",
+        {"a": backed.id, "b": customers["MEDIUM"]},
+    )
+    assert owners["a"] == {"owner": {"id": "am.wu"}, "ownership": {"assignedBy": "INTERIM"}}
+    assert owners["b"] == {"owner": None}  # no backup: flagged unowned
+    # The manager approves with the new owner; the interim owner hands over.
+    body = await gql.execute(
+        "tm.li", REVIEW, {"input": {"requestId": requests[backed.id]["id"], "decision": "APPROVE"}}
+    )
+    assert body["errors"][0]["extensions"]["fields"][0]["path"] == "input.toOwnerId"
+    body = await gql.execute(
+        "tm.li",
+        REVIEW,
+        {
+            "input": {
+                "requestId": requests[backed.id]["id"],
+                "decision": "APPROVE",
+                "toOwnerId": "tm.li",
+            }
+        },
+    )
+    handover = body["data"]["reviewReassignment"]["handover"]
+    assert (handover["fromOwner"], handover["toOwner"]) == ({"id": "am.wu"}, {"id": "tm.li"})
+
+
+async def test_deactivation_is_one_transaction(
+    gql: GraphQLClient, services: Services, customers: dict, monkeypatch: Any
+) -> None:
+    from core.services import users
+
+    async def broken(*args: Any, **kwargs: Any) -> list[Any]:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(users, "release_book", broken)
+    assert error_codes(await gql.execute("admin", DEACTIVATE)) == ["INTERNAL"]
+    data = await gql.data("admin", """{ user(id: "am.chen") { active accountCount } }""")
+    assert data["user"] == {"active": True, "accountCount": 2}

@@ -152,6 +152,9 @@ class ReviewReassignmentInput:
     request_id: strawberry.ID
     decision: ReviewDecision
     comment: str | None = strawberry.field(default=None, description="Required to reject.")
+    to_owner_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The new owner, when the request names none (OWNER_LEFT)."
+    )
 
 
 @strawberry.input
@@ -285,6 +288,7 @@ class HandoverMutation:
             input.decision is ReviewDecision.APPROVE,
             input.comment,
             scope=await ctx.scope(),
+            to_owner_id=input.to_owner_id,
         )
         return ReviewPayload(
             request=ReassignmentRequest.from_model(request),

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from core.api.admin import AdminMutation
-from core.api.assignment import AssignmentMutation
+from core.api.assignment import AssignmentMutation, ReassignmentRequest
 from core.api.context import context_of
 from core.api.handover import HandoverMutation, HandoverStepMutation
 from core.api.inputs import (
@@ -33,6 +33,16 @@ class UserPayload:
     authz_exempt: ClassVar[bool] = True
 
     user: User
+
+
+@strawberry.type
+class DeactivateUserPayload:
+    authz_exempt: ClassVar[bool] = True
+
+    user: User
+    requests: list[ReassignmentRequest] = strawberry.field(
+        description="The OWNER_LEFT requests opened for the user's customers."
+    )
 
 
 @strawberry.type
@@ -94,8 +104,16 @@ class Mutation(AdminMutation, AssignmentMutation, HandoverMutation, HandoverStep
         )
         return UserPayload(user=User.from_model(model))
 
-    @strawberry.mutation(description="Deactivate a user: no sign-in, never an eligible owner.")
-    async def deactivate_user(self, info: Info, input: DeactivateUserInput) -> UserPayload | None:
+    @strawberry.mutation(
+        description="Deactivate a user: no sign-in, never an eligible owner; each of their "
+        "customers passes to its backup as INTERIM owner and gets an OWNER_LEFT request."
+    )
+    async def deactivate_user(
+        self, info: Info, input: DeactivateUserInput
+    ) -> DeactivateUserPayload | None:
         ctx = context_of(info)
-        model = await ctx.services.users.deactivate(ctx.actor, input.user_id, input.reason)
-        return UserPayload(user=User.from_model(model))
+        user, requests = await ctx.services.users.deactivate(ctx.actor, input.user_id, input.reason)
+        return DeactivateUserPayload(
+            user=User.from_model(user),
+            requests=[ReassignmentRequest.from_model(r) for r in requests],
+        )

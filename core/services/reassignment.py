@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.roles import roles_of
@@ -10,8 +12,11 @@ from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.db import Database
 from core.domain import (
+    AssignedBy,
+    Customer,
     Handover,
     HandoverStatus,
+    Ownership,
     ReassignmentRequest,
     ReassignmentTrigger,
     RequestStatus,
@@ -143,8 +148,10 @@ class ReassignmentService:
         approve: bool,
         comment: str | None,
         scope: CustomerScope = EVERYTHING,
+        to_owner_id: str | None = None,
     ) -> tuple[ReassignmentRequest, Handover | None]:
-        """Approve (opening the handover) or reject a pending request.
+        """Approve (opening the handover) or reject a pending request. A request that names no
+        new owner (OWNER_LEFT) is approved with ``to_owner_id``.
 
         STRATEGIC and HIGH customers need a sales director; others the current owner's manager
         (a sales director or an admin may always decide).
@@ -158,9 +165,14 @@ class ReassignmentService:
                 )
             if not approve and not (comment or "").strip():
                 raise BadUserInput.one("comment", "a rejection needs a reason")
+            if approve and (to_owner_id or request.to_owner_id) is None:
+                raise BadUserInput.one("toOwnerId", "the request names no new owner: choose one")
             customer = await load_customer(session, request.customer_id)
             await self._check_reviewer(session, actor, request, customer.value_tier)
             before = snapshot(request, REQUEST_FIELDS)
+            if approve and to_owner_id is not None:
+                await check_eligible_owner(session, to_owner_id, "toOwnerId")
+                request.to_owner_id = to_owner_id
             request.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
             request.reviewed_by_id = actor.user_id
             request.review_comment = comment
@@ -175,12 +187,13 @@ class ReassignmentService:
             )
             handover = None
             if approve:
+                current = customer.active_ownership  # an interim owner hands over, if any
                 handover = Handover(
                     id=new_id("Handover"),
                     version=1,
                     customer_id=request.customer_id,
                     request_id=request.id,
-                    from_owner_id=request.from_owner_id,
+                    from_owner_id=current.owner_id if current else None,
                     to_owner_id=request.to_owner_id,
                     trigger=request.trigger,
                     status=HandoverStatus.HANDBOOK_PENDING,
@@ -213,3 +226,95 @@ class ReassignmentService:
         )
         if manager != actor.user_id:
             raise Forbidden("only the current owner's manager may review this request")
+
+
+async def release_book(
+    session: AsyncSession, actor: Actor, user_id: str, now: datetime, reason: str | None
+) -> list[ReassignmentRequest]:
+    """Inside a user's deactivation: every customer the user owns passes at once to its backup
+    as INTERIM owner (or stays unowned when it has no active backup), and gets an OWNER_LEFT
+    request for its next owner. Set-based: a constant number of statements for any book."""
+    rows = (
+        await session.execute(
+            select(Ownership.id, Ownership.customer_id, Customer.backup_owner_id)
+            .join(Customer, Customer.id == Ownership.customer_id)
+            .where(Ownership.owner_id == user_id, Ownership.valid_to.is_(None))
+            .order_by(Ownership.customer_id)
+        )
+    ).all()
+    if not rows:
+        return []
+    backups = {r.backup_owner_id for r in rows if r.backup_owner_id not in (None, user_id)}
+    active = set(await session.scalars(select(User.id).where(User.id.in_(backups), User.active)))
+    interim = {r.customer_id: r.backup_owner_id for r in rows if r.backup_owner_id in active}
+    customer_ids = [r.customer_id for r in rows]
+    await session.execute(
+        update(Ownership)
+        .where(Ownership.id.in_([r.id for r in rows]))
+        .values(valid_to=now)
+        .execution_options(synchronize_session=False)
+    )
+    if interim:
+        await session.execute(
+            insert(Ownership),
+            [
+                {
+                    "customer_id": cid,
+                    "owner_id": backup,
+                    "assigned_by": AssignedBy.INTERIM,
+                    "reason": f"interim: {user_id} left",
+                    "actor_id": actor.user_id,
+                    "valid_from": now,
+                }
+                for cid, backup in interim.items()
+            ],
+        )
+    await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(customer_ids))
+        .values(version=Customer.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    pending = set(
+        await session.scalars(
+            select(ReassignmentRequest.customer_id).where(
+                ReassignmentRequest.customer_id.in_(customer_ids),
+                ReassignmentRequest.status == RequestStatus.PENDING,
+            )
+        )
+    )
+    requests = [
+        ReassignmentRequest(
+            id=new_id("ReassignmentRequest"),
+            customer_id=cid,
+            from_owner_id=user_id,
+            to_owner_id=None,
+            trigger=ReassignmentTrigger.OWNER_LEFT,
+            reason=reason,
+            status=RequestStatus.PENDING,
+            requested_by_id=actor.user_id,
+            created_at=now,
+        )
+        for cid in customer_ids
+        if cid not in pending
+    ]
+    session.add_all(requests)
+    await session.flush()
+    audit = AuditWriter(session, actor, now)
+    for cid in customer_ids:
+        audit.record(
+            "deactivateUser",
+            "Customer",
+            cid,
+            [{"field": "owner", "before": user_id, "after": interim.get(cid)}],
+            reason,
+        )
+    for request in requests:
+        audit.record(
+            "requestReassignment",
+            "ReassignmentRequest",
+            request.id,
+            diff({}, snapshot(request, REQUEST_FIELDS)),
+            reason,
+        )
+    return requests

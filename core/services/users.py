@@ -9,10 +9,11 @@ from core.authz.roles import grant_roles, known_roles, roles_of
 from core.authz.store import PolicyStore, bump_policy_version
 from core.clock import Clock
 from core.db import Database
-from core.domain import User
+from core.domain import ReassignmentRequest, User
 from core.errors import BadUserInput, FieldError, InvalidState, NotFound
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff
+from core.services.reassignment import release_book
 
 
 def snapshot(user: User, roles: list[str]) -> dict[str, object]:
@@ -124,8 +125,11 @@ class UserService:
             errors.append(FieldError("roles", f"unknown role {', '.join(map(repr, unknown))}"))
         return errors
 
-    async def deactivate(self, actor: Actor, user_id: str, reason: str | None = None) -> User:
-        """Mark the user inactive: no more sign-in, never eligible as an owner."""
+    async def deactivate(
+        self, actor: Actor, user_id: str, reason: str | None = None
+    ) -> tuple[User, list[ReassignmentRequest]]:
+        """Mark the user inactive (no more sign-in, never eligible as an owner) and, in the same
+        transaction, release their customers (see ``release_book``)."""
         now = self.clock.now()
         async with self.db.transaction() as session:
             user = await load_user(session, user_id)
@@ -138,4 +142,4 @@ class UserService:
             AuditWriter(session, actor, now).record(
                 "deactivateUser", "User", user_id, diff(before, snapshot(user, roles)), reason
             )
-            return user
+            return user, await release_book(session, actor, user_id, now, reason)
