@@ -25,10 +25,12 @@ app = typer.Typer(help="Baton: key-account ownership service.", no_args_is_help=
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+handovers_app = typer.Typer(help="Handovers and their deadlines.", no_args_is_help=True)
 policy_app = typer.Typer(help="Role permissions (Casbin policies).", no_args_is_help=True)
 role_app = typer.Typer(help="Which users have which roles.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(policy_app, name="policy")
+app.add_typer(handovers_app, name="handovers")
 app.add_typer(role_app, name="role")
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
@@ -327,6 +329,47 @@ def role_unassign(
 ) -> None:
     """Take a role away from a user."""
     _assign(user_id, role, database, add=False)
+
+
+@user_app.command("deactivate")
+def user_deactivate(
+    user_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str | None, typer.Option(help="Recorded in the audit log.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Deactivate a user; their customers pass to backups (INTERIM) with OWNER_LEFT requests."""
+
+    async def work(services: Services) -> int:
+        with Progress(console=console, transient=True) as bar:
+            bar.add_task(f"Releasing {user_id}'s customers (one transaction)", total=None)
+            _, requests = await services.users.deactivate(Actor.system(), user_id, reason)
+        return len(requests)
+
+    opened = _run(_settings(database), work)
+    typer.echo(f"deactivated {user_id}; opened {opened} OWNER_LEFT requests")
+
+
+@handovers_app.command("overdue")
+def handovers_overdue(database: DatabaseOption = None) -> None:
+    """List open handovers whose pending step is past its deadline, most overdue first."""
+    from sqlalchemy import select
+
+    from core.domain import Handover
+    from core.services.handover import FINAL
+
+    async def work(services: Services) -> list[Handover]:
+        now = services.clock.now()
+        async with services.db.reader() as session:
+            stmt = select(Handover).where(Handover.status.not_in(FINAL), Handover.due_at < now)
+            return list(await session.scalars(stmt.order_by(Handover.due_at)))
+
+    late = _run(_settings(database), work)
+    for h in late:
+        typer.echo(
+            f"{h.id}  {h.status:<18} due {h.due_at:%Y-%m-%d %H:%M}  customer {h.customer_id}"
+            f"  {h.from_owner_id or '-'} -> {h.to_owner_id}"
+        )
+    typer.echo(f"{len(late)} overdue handover(s)")
 
 
 @db_app.command("upgrade")

@@ -75,3 +75,34 @@ def test_schema_export_writes_sdl(tmp_path: Path) -> None:
     code, _ = baton("schema", "export", "--output", str(tmp_path / "s.graphql"))
     assert code == 0
     assert "type Customer implements Node" in (tmp_path / "s.graphql").read_text()
+
+
+def test_deactivate_and_overdue_handovers(db_url: str) -> None:
+    for args in (
+        ("user", "add", "tm.a", "--name", "TM", "--role", "team_manager"),
+        ("user", "add", "am.a", "--name", "AM", "--role", "account_manager", "--manager", "tm.a"),
+        ("user", "add", "am.b", "--name", "AM B", "--role", "account_manager"),
+    ):
+        assert baton(*args, "--database", db_url)[0] == 0
+
+    import asyncio
+
+    from core.db import Database
+    from core.services import Actor, Services
+
+    async def open_handover() -> None:
+        db = Database(db_url)
+        services = Services.create(db)
+        customer = await services.customers.create(Actor("am.a"), {"name": "C"}, owner_id="am.a")
+        request = await services.reassignment.request(
+            Actor("am.a"), customer.id, "am.b", "NEEDS_CHANGE", None
+        )
+        await services.reassignment.review(Actor("tm.a"), request.id, True, None)
+        await db.dispose()
+
+    asyncio.run(open_handover())
+    code, out = baton("handovers", "overdue", "--database", db_url)
+    assert code == 0 and out.strip().endswith("0 overdue handover(s)")
+    code, out = baton("user", "deactivate", "am.a", "--reason", "left", "--database", db_url)
+    assert code == 0, out
+    assert "deactivated am.a; opened 1 OWNER_LEFT requests" in out

@@ -18,12 +18,11 @@ from core.api.types import Customer, Node, User, customer_in_scope, user_or_none
 from core.calendar import WorkingCalendar
 from core.domain.enums import HandoverStatus, MeetingKind, ReassignmentTrigger, RequestStatus
 from core.services import customers as customer_service
-from core.services.handover import deadlines
+from core.services.handover import FINAL, deadlines
 from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
 
 strawberry.enum(HandoverStatus, description="Where a handover stands; CLOSED and CANCELLED end it.")
 strawberry.enum(MeetingKind, description="Kinds of handover meeting.")
-FINAL = (HandoverStatus.CLOSED, HandoverStatus.CANCELLED)
 
 
 @strawberry.type(description="What the outgoing owner hands over.")

@@ -32,6 +32,7 @@ from core.services.customers import EVERYTHING, CustomerScope, load_customer
 from core.services.reassignment import HANDOVER_FIELDS, SENSITIVE_TIERS, load_handover, snapshot
 
 S = HandoverStatus
+FINAL = (S.CLOSED, S.CANCELLED)
 HANDBOOK_SECTIONS = ("profileSummary", "openItems", "strategyAdvice", "riskWarnings")
 FEEDBACK_SECTIONS = ("clearItems", "pendingItems", "helpNeeded")
 NOTICE_BEFORE_COMPLETION = timedelta(days=7)
