@@ -1,10 +1,38 @@
-"""What plugin authors import. The hook specifications arrive with the plugin SDK (issue 6).
+"""What plugin authors import: ``hookimpl`` and the specs of what a plugin contributes.
 
-``hookimpl`` marks a function as the implementation of a ``baton_*`` hook.
+A plugin is a module whose ``baton_*`` functions, marked with ``@hookimpl``, implement hooks
+from ``sdk.hookspecs``; it is registered under the ``baton.plugins`` entry-point group.
 """
 
 import pluggy
 
+from sdk.specs import (
+    ActivityWindow,
+    AssignmentDimension,
+    CustomerSnapshot,
+    FieldSpec,
+    HealthSignal,
+    PolicyGrant,
+    SignalReading,
+    TierCriterion,
+    TierVote,
+    Warning,
+    WorkflowEvent,
+)
+
 hookimpl = pluggy.HookimplMarker("baton")
 
-__all__ = ["hookimpl"]
+__all__ = [
+    "ActivityWindow",
+    "AssignmentDimension",
+    "CustomerSnapshot",
+    "FieldSpec",
+    "HealthSignal",
+    "PolicyGrant",
+    "SignalReading",
+    "TierCriterion",
+    "TierVote",
+    "Warning",
+    "WorkflowEvent",
+    "hookimpl",
+]

@@ -99,6 +99,10 @@ class Customer(Base):
         _enum(CommunicationChannel)
     )
     contacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Plugin special needs: plugin name → field name → value (validated by the plugin's specs).
+    special_needs: Mapped[dict[str, dict[str, Any]]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
