@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.progress import Progress
 
 from core.auth import issue_token
+from core.calendar import WorkingCalendar
 from core.clock import SystemClock
 from core.config import Settings
 from core.db import Database, NotMigrated
 from core.errors import BatonError
 from core.services import Actor, Services
 from core.services.audit import current_request_id
+from sdk.specs import WorkflowEvent
 
 app = typer.Typer(help="Baton: key-account ownership service.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -31,6 +33,8 @@ role_app = typer.Typer(help="Which users have which roles.", no_args_is_help=Tru
 app.add_typer(user_app, name="user")
 app.add_typer(policy_app, name="policy")
 app.add_typer(handovers_app, name="handovers")
+events_app = typer.Typer(help="The workflow-event outbox, for integrations.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 app.add_typer(role_app, name="role")
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
@@ -57,7 +61,7 @@ def _run(
     async def main() -> T:
         db = Database(settings.database_url)
         try:
-            services = Services.create(db)
+            services = Services.create(db, calendar=WorkingCalendar(settings.holidays))
             if prepare:
                 await services.prepare()
             return await work(services)
@@ -370,6 +374,48 @@ def handovers_overdue(database: DatabaseOption = None) -> None:
             f"  {h.from_owner_id or '-'} -> {h.to_owner_id}"
         )
     typer.echo(f"{len(late)} overdue handover(s)")
+
+
+@handovers_app.command("sweep")
+def handovers_sweep(database: DatabaseOption = None) -> None:
+    """Record DUE_SOON and OVERDUE events for open handovers (once per deadline); run it
+    periodically, e.g. from cron every 15 minutes."""
+
+    async def work(services: Services) -> dict[str, int]:
+        return await services.handover.sweep_deadlines()
+
+    counts = _run(_settings(database), work)
+    typer.echo(", ".join(f"{n} new {kind}" for kind, n in counts.items()))
+
+
+@events_app.command("list")
+def events_list(
+    after: Annotated[int | None, typer.Option(help="Only events after this id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    database: DatabaseOption = None,
+) -> None:
+    """Print outbox events as JSON lines, oldest first; poll with --after LAST_ID."""
+    import json
+
+    from core.services.events import list_events
+
+    async def work(services: Services) -> list[WorkflowEvent]:
+        async with services.db.reader() as session:
+            return await list_events(session, after, limit)
+
+    for event in _run(_settings(database), work):
+        typer.echo(
+            json.dumps(
+                {
+                    "id": event.id,
+                    "kind": event.kind,
+                    "at": event.at.isoformat(),
+                    "handoverId": event.handover_id,
+                    "customerId": event.customer_id,
+                    "payload": dict(event.payload),
+                }
+            )
+        )
 
 
 @db_app.command("upgrade")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
 
 
+_AFTER_COMMIT = "baton_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the transaction of ``session`` (from ``Database.transaction``)
+    has committed; never when it rolls back."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
 class NotMigrated(RuntimeError):
     """The PostgreSQL database is behind the code's migrations."""
 
@@ -99,6 +108,8 @@ class Database:
                 except BaseException:
                     await session.rollback()
                     raise
+                for callback in session.info.pop(_AFTER_COMMIT, ()):
+                    callback()
         except (IntegrityError, StaleDataError) as exc:
             raise Conflict("a concurrent change won; reload and retry") from exc
 

@@ -15,6 +15,7 @@ PREFIXES = {
     "AssignmentRule": "rule",
     "ReassignmentRequest": "req",
     "Handover": "hnd",
+    "WorkflowEvent": "evt",
 }
 
 

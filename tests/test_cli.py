@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jwt
@@ -103,6 +104,13 @@ def test_deactivate_and_overdue_handovers(db_url: str) -> None:
     asyncio.run(open_handover())
     code, out = baton("handovers", "overdue", "--database", db_url)
     assert code == 0 and out.strip().endswith("0 overdue handover(s)")
+    code, out = baton("handovers", "sweep", "--database", db_url)
+    assert (code, out.strip()) == (0, "0 new DUE_SOON, 0 new OVERDUE")
+    code, out = baton("events", "list", "--database", db_url)
+    [event] = [json.loads(line) for line in out.splitlines()]
+    assert (code, event["id"], event["kind"]) == (0, 1, "HANDOVER_OPENED")
+    code, out = baton("events", "list", "--after", "1", "--database", db_url)
+    assert (code, out) == (0, "")
     code, out = baton("user", "deactivate", "am.a", "--reason", "left", "--database", db_url)
     assert code == 0, out
     assert "deactivated am.a; opened 1 OWNER_LEFT requests" in out

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 from graphql import parse
@@ -44,9 +46,12 @@ async def test_graphql_example_runs(example: str, gql: GraphQLClient, services: 
     async with services.db.reader() as session:
         customer = (await session.scalars(select(Customer).order_by(Customer.id).limit(1))).one()
     known = {"customerId": customer.id, "version": customer.version}
-    operation = parse(example).definitions[0]
-    names = [v.variable.name.value for v in getattr(operation, "variable_definitions", None) or ()]
-    await gql.data("admin", example, {n: known[n] for n in names})
+    await gql.data("admin", example, {n: known[n] for n in variable_names(example)})
+
+
+def variable_names(document: str) -> list[str]:
+    operation = parse(document).definitions[0]
+    return [v.variable.name.value for v in getattr(operation, "variable_definitions", None) or ()]
 
 
 def test_console_examples_run(database_url: str) -> None:
@@ -58,3 +63,54 @@ def test_console_examples_run(database_url: str) -> None:
             args = [*shlex.split(line[len("$ baton ") :]), "--database", database_url]
             result = runner.invoke(cli, args)
             assert result.exit_code == 0, f"{line}\n{result.output}"
+
+
+def contains(actual: object, expected: object) -> bool:
+    """``expected`` is part of ``actual``: dict keys a subset, lists item by item."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and contains(actual[k], v) for k, v in expected.items()
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(contains(a, e) for a, e in zip(actual, expected, strict=True))
+        )
+    return actual == expected
+
+
+def _remember(found: dict[str, Any], data: object) -> None:
+    """Pick up the ids (and the handover's version) a guide's later requests refer to."""
+    if isinstance(data, dict):
+        for key, name in (("customer", "customerId"), ("request", "requestId")):
+            if isinstance(data.get(key), dict) and "id" in data[key]:
+                found.setdefault(name, data[key]["id"])
+        if isinstance(data.get("handover"), dict) and "version" in data["handover"]:
+            found["handoverId"] = data["handover"]["id"]
+            found["version"] = data["handover"]["version"]
+        for value in data.values():
+            _remember(found, value)
+
+
+@pytest.mark.parametrize("guide", sorted((DOCS / "guides").glob("*.md")), ids=lambda p: p.name)
+async def test_guide_sessions_run_as_written(
+    guide: Path, gql: GraphQLClient, services: Services
+) -> None:
+    """Each ```graphql block runs as the user its first line names (``# as USER``), with the
+    ids returned so far; a ```json block after it must be part of the answer."""
+    await seed_demo(services, 20)
+    found: dict[str, Any] = {}
+    body: dict[str, Any] = {}
+    for language, text in BLOCK.findall(guide.read_text()):
+        if language == "json":
+            expected = json.loads(text)
+            actual = body if "errors" in expected else body.get("data")
+            assert contains(actual, expected), f"{guide.name}: {body} lacks {expected}"
+            continue
+        if language != "graphql":
+            continue
+        user = re.match(r"# as (\S+)\n", text)
+        assert user, f"{guide.name}: a session block starts with '# as USER'"
+        body = await gql.execute(user[1], text, {n: found[n] for n in variable_names(text)})
+        _remember(found, body.get("data"))

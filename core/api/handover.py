@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import strawberry
 from sqlalchemy import Select, select
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from core import domain
@@ -17,6 +18,7 @@ from core.api.context import context_of
 from core.api.types import Customer, Node, User, customer_in_scope, user_or_none
 from core.calendar import WorkingCalendar
 from core.domain.enums import HandoverStatus, MeetingKind, ReassignmentTrigger, RequestStatus
+from core.ids import PREFIXES
 from core.services import customers as customer_service
 from core.services.handover import FINAL, deadlines
 from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
@@ -197,12 +199,57 @@ class ReviewPayload:
     handover: Handover | None
 
 
+def _equal(stmt: Select[Any], *given: tuple[Any, object]) -> Select[Any]:
+    """``stmt`` narrowed to ``column == value`` for each filter value given (not None)."""
+    for column, value in given:
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
 async def _in_scope(info: Info, stmt: Select[Any], customer_column: Any) -> Select[Any]:
     scope = await context_of(info).scope()
     if scope.clause() is None:
         return stmt
     visible = customer_service.customers_query(customer_service.CustomerFilter(), scope)
     return stmt.where(customer_column.in_(visible.with_only_columns(domain.Customer.id)))
+
+
+@strawberry.type(description="A handover workflow event from the outbox, oldest first.")
+class WorkflowEvent(Node):
+    kind: str | None = strawberry.field(
+        description="HANDOVER_OPENED, STEP_DONE, DUE_SOON, OVERDUE, COMPLETED or CANCELLED."
+    )
+    at: datetime | None
+    handover_id: strawberry.ID | None
+    customer_id: strawberry.ID | None
+    payload: JSON | None = strawberry.field(
+        description="status, and per kind: step, dueAt (deadlines), trigger (opened)."
+    )
+
+    @classmethod
+    def from_model(cls, m: domain.WorkflowEventRecord) -> WorkflowEvent:
+        return cls(
+            id=strawberry.ID(f"{PREFIXES['WorkflowEvent']}_{m.id}"),
+            kind=m.kind,
+            at=m.at,
+            handover_id=strawberry.ID(m.handover_id),
+            customer_id=strawberry.ID(m.customer_id),
+            payload=cast(JSON, m.payload),
+        )
+
+
+@strawberry.input
+class WorkflowEventFilter:
+    kind: str | None = None
+    handover_id: strawberry.ID | None = None
+    customer_id: strawberry.ID | None = None
+
+    authz_entity: ClassVar[str] = "WorkflowEvent"
+
+    def authz_read_fields(self) -> set[str]:
+        given = {"kind": self.kind, "handoverId": self.handover_id, "customerId": self.customer_id}
+        return {name for name, value in given.items() if value is not None}
 
 
 @strawberry.type
@@ -217,14 +264,12 @@ class HandoverQuery:
     ) -> Connection[ReassignmentRequest] | None:
         f = filter or ReassignmentRequestFilter()
         model = domain.ReassignmentRequest
-        stmt = select(model)
-        for column, value in (
+        stmt = _equal(
+            select(model),
             (model.status, f.status),
             (model.customer_id, f.customer_id),
             (model.trigger, f.trigger),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
+        )
         stmt = await _in_scope(info, stmt, model.customer_id)
         key = SortKey(model.created_at, model.id, descending=True)
         return await connection(
@@ -257,6 +302,29 @@ class HandoverQuery:
         return await connection(
             info, stmt, key, first, after, lambda m: Handover.from_model(m, now, calendar), datetime
         )
+
+    @strawberry.field(
+        description="Workflow events of customers in your scope in delivery order, for "
+        "integrations: page with `after` from the last cursor you saw."
+    )
+    async def workflow_events(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: WorkflowEventFilter | None = None,
+    ) -> Connection[WorkflowEvent] | None:
+        f = filter or WorkflowEventFilter()
+        model = domain.WorkflowEventRecord
+        stmt = _equal(
+            select(model),
+            (model.kind, f.kind),
+            (model.handover_id, f.handover_id),
+            (model.customer_id, f.customer_id),
+        )
+        stmt = await _in_scope(info, stmt, model.customer_id)
+        key = SortKey(model.id, model.id)
+        return await connection(info, stmt, key, first, after, WorkflowEvent.from_model, int)
 
 
 @strawberry.type

@@ -9,7 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from core.api.assignment import AssignmentRule, ReassignmentRequest
 from core.api.guard import guard_operations, protect
-from core.api.handover import Handover
+from core.api.handover import Handover, WorkflowEvent
 from core.api.mutation import Mutation
 from core.api.query import Query
 from core.api.types import AuditEntry, Customer, User
@@ -32,7 +32,15 @@ def build_schema(*, authorization: bool = True) -> BatonSchema:
     schema = BatonSchema(
         query=Query,
         mutation=Mutation,
-        types=[Customer, User, AuditEntry, AssignmentRule, ReassignmentRequest, Handover],
+        types=[
+            Customer,
+            User,
+            AuditEntry,
+            AssignmentRule,
+            ReassignmentRequest,
+            Handover,
+            WorkflowEvent,
+        ],
         config=StrawberryConfig(auto_camel_case=True),
     )
     if authorization:  # off only for the benchmark's baseline (Settings.authorization)

@@ -82,7 +82,9 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
         [
             ("User.*", "read"),
             ("AssignmentRule.*", "read"),
+            ("WorkflowEvent.*", "read"),
             *_call(
+                "Query.workflowEvents",
                 "Mutation.assignOwner",
                 "Mutation.reviewReassignment",
                 "Mutation.reviewHandbook",
@@ -116,8 +118,8 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
     ),
     "auditor": (
         ("staff",),
-        _read(*_customer(CUSTOMER_IDENTITY), "AuditEntry.*", "User.*")
-        + _call(*CUSTOMER_QUERIES, "Query.auditLog"),
+        _read(*_customer(CUSTOMER_IDENTITY), "AuditEntry.*", "User.*", "WorkflowEvent.*")
+        + _call(*CUSTOMER_QUERIES, "Query.auditLog", "Query.workflowEvents"),
         Scope.ALL,
     ),
     "admin": (

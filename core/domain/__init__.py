@@ -27,6 +27,7 @@ from core.domain.models import (
     PolicyVersion,
     ReassignmentRequest,
     User,
+    WorkflowEventRecord,
 )
 
 __all__ = [
@@ -54,4 +55,5 @@ __all__ = [
     "Strategy",
     "User",
     "ValueTier",
+    "WorkflowEventRecord",
 ]

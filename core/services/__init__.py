@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.authz.store import PolicyStore
@@ -11,6 +12,7 @@ from core.db import Database
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor
 from core.services.customers import CustomerService
+from core.services.events import Outbox, Subscriber
 from core.services.handover import HandoverService
 from core.services.policies import PolicyService
 from core.services.reassignment import ReassignmentService
@@ -33,9 +35,16 @@ class Services:
 
     @classmethod
     def create(
-        cls, db: Database, clock: Clock | None = None, calendar: WorkingCalendar | None = None
+        cls,
+        db: Database,
+        clock: Clock | None = None,
+        calendar: WorkingCalendar | None = None,
+        *,
+        event_subscribers: Sequence[Subscriber] = (),
     ) -> Services:
+        """Wire the use cases; ``event_subscribers`` get each workflow event after commit."""
         clock = clock or SystemClock()
+        outbox = Outbox(event_subscribers)
         calendar = calendar or WorkingCalendar()
         authz = PolicyStore(db)
         assignment = AssignmentService(db, clock)
@@ -47,8 +56,8 @@ class Services:
             customers=CustomerService(db, clock, assignment.reevaluate),
             users=UserService(db, clock, authz),
             policies=PolicyService(db, clock, authz),
-            reassignment=ReassignmentService(db, clock, calendar),
-            handover=HandoverService(db, clock, calendar),
+            reassignment=ReassignmentService(db, clock, calendar, outbox),
+            handover=HandoverService(db, clock, calendar, outbox),
         )
 
     async def prepare(self) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.authz.roles import roles_of
 from core.calendar import WorkingCalendar
 from core.clock import Clock
-from core.db import Database
+from core.db import Database, after_commit
 from core.domain import (
     AssignedBy,
     Handover,
@@ -29,6 +29,15 @@ from core.errors import BadUserInput, Conflict, FieldError, Forbidden, InvalidSt
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff
 from core.services.customers import EVERYTHING, CustomerScope, load_customer
+from core.services.events import (
+    CANCELLED,
+    COMPLETED,
+    DUE_SOON,
+    OVERDUE,
+    STEP_DONE,
+    Outbox,
+    insert_deadline_events,
+)
 from core.services.reassignment import HANDOVER_FIELDS, SENSITIVE_TIERS, load_handover, snapshot
 
 S = HandoverStatus
@@ -36,6 +45,8 @@ FINAL = (S.CLOSED, S.CANCELLED)
 HANDBOOK_SECTIONS = ("profileSummary", "openItems", "strategyAdvice", "riskWarnings")
 FEEDBACK_SECTIONS = ("clearItems", "pendingItems", "helpNeeded")
 NOTICE_BEFORE_COMPLETION = timedelta(days=7)
+# Steps whose event says more than STEP_DONE.
+STEP_EVENTS = {"completeHandover": COMPLETED, "cancelHandover": CANCELLED}
 
 
 class Party(Enum):
@@ -98,10 +109,13 @@ Apply = Callable[[AsyncSession, Handover, datetime, AuditWriter], Awaitable[None
 class HandoverService:
     """The handover steps of CONTRACT.md, "Reassignment and handover"."""
 
-    def __init__(self, db: Database, clock: Clock, calendar: WorkingCalendar) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, calendar: WorkingCalendar, outbox: Outbox
+    ) -> None:
         self.db = db
         self.clock = clock
         self.calendar = calendar
+        self.outbox = outbox
 
     async def _step(
         self,
@@ -149,7 +163,42 @@ class HandoverService:
                 diff(before, snapshot(handover, HANDOVER_FIELDS)),
                 reason,
             )
+            kind = STEP_EVENTS.get(name, STEP_DONE)
+            self.outbox.add(session, kind, handover, now, {"step": name})
             return handover
+
+    async def sweep_deadlines(self) -> dict[str, int]:
+        """Record DUE_SOON (due within a working day) and OVERDUE once per deadline of every
+        open handover: two statements whatever their number. Returns new events per kind."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            candidates = (
+                await session.execute(
+                    select(
+                        Handover.id, Handover.customer_id, Handover.status, Handover.due_at
+                    ).where(
+                        Handover.status.not_in(FINAL),
+                        Handover.due_at <= self.calendar.add_working_days(now, 1),
+                    )
+                )
+            ).all()
+            rows = []
+            for hid, cid, status, due_at in candidates:
+                due = cast(datetime, due_at)  # not null: the query compared it
+                kind, step = OVERDUE if due < now else DUE_SOON, PENDING_STEP[status]
+                rows.append(
+                    {
+                        "kind": kind,
+                        "at": now,
+                        "handover_id": hid,
+                        "customer_id": cid,
+                        "payload": {"status": status.value, "step": step, "dueAt": due.isoformat()},
+                        "dedupe_key": f"{kind}:{hid}:{step}:{due.isoformat()}",
+                    }
+                )
+            inserted = await insert_deadline_events(session, rows) if rows else []
+            after_commit(session, lambda: self.outbox.deliver(inserted))
+        return {k: sum(1 for r in inserted if r.kind == k) for k in (DUE_SOON, OVERDUE)}
 
     @staticmethod
     async def _check_party(

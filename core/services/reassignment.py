@@ -27,6 +27,7 @@ from core.errors import BadUserInput, Forbidden, InvalidState, NotFound
 from core.ids import new_id
 from core.services.audit import Actor, AuditWriter, audit_value, diff, to_camel
 from core.services.customers import EVERYTHING, CustomerScope, load_customer
+from core.services.events import HANDOVER_OPENED, Outbox
 from core.services.ownership import check_eligible_owner
 
 HANDBOOK_WORKING_DAYS = 3
@@ -82,10 +83,13 @@ async def load_handover(session: AsyncSession, handover_id: str, scope: Customer
 class ReassignmentService:
     """Who should own a customer next, and who may decide it."""
 
-    def __init__(self, db: Database, clock: Clock, calendar: WorkingCalendar) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, calendar: WorkingCalendar, outbox: Outbox
+    ) -> None:
         self.db = db
         self.clock = clock
         self.calendar = calendar
+        self.outbox = outbox
 
     async def request(
         self,
@@ -209,6 +213,9 @@ class ReassignmentService:
                     handover.id,
                     diff({}, snapshot(handover, HANDOVER_FIELDS)),
                     comment,
+                )
+                self.outbox.add(
+                    session, HANDOVER_OPENED, handover, now, {"trigger": request.trigger.value}
                 )
             return request, handover
 
