@@ -17,18 +17,29 @@ from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.config import Settings
 from core.db import Database
+from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 
 log = logging.getLogger("baton")
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
-    """Build the ASGI app. SQLite databases are migrated on start; PostgreSQL must be current."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    plugins: PluginRegistry | None = None,
+) -> Starlette:
+    """Build the ASGI app with its plugins (by default those ``settings.plugins`` allows).
+
+    A broken plugin raises ``PluginError`` here, before anything serves. SQLite databases
+    are migrated on start; PostgreSQL must be current.
+    """
     settings = settings or Settings.from_env()
+    plugins = plugins if plugins is not None else load_plugins(settings.plugins)
     db = Database(settings.database_url, echo=settings.log_sql)
-    services = Services.create(db, clock, WorkingCalendar(settings.holidays))
+    services = Services.create(db, clock, WorkingCalendar(settings.holidays), plugins=plugins)
     endpoint = GraphQLEndpoint(
-        build_schema(authorization=settings.authorization), services, settings
+        build_schema(plugins, authorization=settings.authorization), services, settings
     )
 
     @asynccontextmanager

@@ -12,6 +12,11 @@ class WorkingCalendar:
     def __init__(self, holidays: Iterable[date] = ()) -> None:
         self.holidays = frozenset(holidays)
 
+    def with_holidays(self, extra: Iterable[date]) -> WorkingCalendar:
+        """This calendar with more non-working days (a plugin's, say)."""
+        extra = frozenset(extra)
+        return self if extra <= self.holidays else WorkingCalendar(self.holidays | extra)
+
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5 and day not in self.holidays
 

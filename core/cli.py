@@ -19,6 +19,7 @@ from core.clock import SystemClock
 from core.config import Settings
 from core.db import Database, NotMigrated
 from core.errors import BatonError
+from core.plugins import PluginError, builtin_plugins, load_plugins
 from core.services import Actor, Services
 from core.services.audit import current_request_id
 from sdk.specs import WorkflowEvent
@@ -61,7 +62,11 @@ def _run(
     async def main() -> T:
         db = Database(settings.database_url)
         try:
-            services = Services.create(db, calendar=WorkingCalendar(settings.holidays))
+            services = Services.create(
+                db,
+                calendar=WorkingCalendar(settings.holidays),
+                plugins=load_plugins(settings.plugins),
+            )
             if prepare:
                 await services.prepare()
             return await work(services)
@@ -71,7 +76,7 @@ def _run(
     current_request_id.set("cli")
     try:
         return asyncio.run(main())
-    except (BatonError, NotMigrated) as exc:
+    except (BatonError, NotMigrated, PluginError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
@@ -278,7 +283,10 @@ def policy_matrix() -> None:
     from core.api.schema import build_schema
     from core.authz.matrix import default_views, matrix_markdown
 
-    typer.echo(matrix_markdown(build_schema()._schema, default_views()), nl=False)
+    builtins = builtin_plugins()
+    typer.echo(
+        matrix_markdown(build_schema(builtins)._schema, default_views(builtins.plugins)), nl=False
+    )
 
 
 @policy_app.command("grant")

@@ -26,6 +26,12 @@ def _flag(name: str, default: bool) -> bool:
     return raw.strip().lower() not in {"0", "false", "no", "off", ""}
 
 
+def _names(raw: str | None) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service needs to start; one instance per process."""
@@ -38,6 +44,8 @@ class Settings:
     log_sql: bool = False
     # Non-working days besides weekends, for deadlines (BATON_HOLIDAYS=2026-10-01,2026-10-02).
     holidays: tuple[date, ...] = ()
+    # The plugins to load (BATON_PLUGINS=banking,acme; empty: none); None loads every installed one.
+    plugins: tuple[str, ...] | None = None
     # Only for the benchmark's baseline: never read from the environment.
     authorization: bool = True
 
@@ -58,6 +66,7 @@ class Settings:
                 for d in os.environ.get("BATON_HOLIDAYS", "").split(",")
                 if d.strip()
             ),
+            plugins=_names(os.environ.get("BATON_PLUGINS")),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "database_url" in given:

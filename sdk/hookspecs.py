@@ -62,3 +62,6 @@ def baton_holidays() -> list[date]:
 def baton_workflow_event(event: WorkflowEvent) -> None:
     """Called once per handover workflow event after its transaction committed."""
     raise NotImplementedError
+
+
+HOOKS = tuple(name for name in list(globals()) if name.startswith("baton_"))

@@ -10,10 +10,13 @@ from core.api.guard import guarded_fields, operations
 from core.api.schema import build_schema
 from core.authz.defaults import ASSIGNABLE_ROLES
 from core.authz.matrix import default_views, matrix_markdown
+from core.plugins import builtin_plugins
 from core.services import Actor, Services
 
+BUILTINS = builtin_plugins()
+
 GUIDE = Path(__file__).parents[1] / "docs" / "admin" / "permissions.md"
-SCHEMA = build_schema()._schema
+SCHEMA = build_schema(BUILTINS)._schema
 
 
 def documented() -> tuple[str, dict[str, dict[str, str]]]:
@@ -33,7 +36,9 @@ def documented() -> tuple[str, dict[str, dict[str, str]]]:
 
 def test_the_guide_shows_the_table_the_code_generates() -> None:
     block, _ = documented()
-    assert block == matrix_markdown(SCHEMA, default_views()), "run `baton policy matrix`"
+    assert block == matrix_markdown(SCHEMA, default_views(BUILTINS.plugins)), (
+        "run `baton policy matrix`"
+    )
 
 
 def test_the_table_covers_every_guarded_field_and_operation() -> None:
@@ -69,7 +74,7 @@ async def test_running_system_decides_as_documented(services: Services) -> None:
 
 
 def test_contract_minimums_hold() -> None:
-    views = default_views()
+    views = default_views(BUILTINS.plugins)
     finance, manager, auditor = views["finance"], views["account_manager"], views["auditor"]
     for field in (
         "name",

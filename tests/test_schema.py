@@ -7,6 +7,9 @@ from pathlib import Path
 from graphql import GraphQLNonNull, GraphQLObjectType
 
 from core.api.schema import build_schema, export_sdl
+from core.plugins import builtin_plugins
+
+BUILTINS = builtin_plugins()
 
 SDL = Path(__file__).parents[1] / "schema" / "schema.graphql"
 STRUCTURAL = {"id", "version"}
@@ -18,7 +21,7 @@ def test_committed_schema_is_current() -> None:
 
 def test_restrictable_fields_of_entities_are_nullable() -> None:
     """A denied field resolves to null, so it must never null out its parent object."""
-    schema = build_schema()._schema
+    schema = build_schema(BUILTINS)._schema
     for name in ("Customer", "User", "AuditEntry"):
         type_ = schema.type_map[name]
         assert isinstance(type_, GraphQLObjectType)
@@ -27,7 +30,7 @@ def test_restrictable_fields_of_entities_are_nullable() -> None:
 
 
 def test_every_entity_implements_node() -> None:
-    schema = build_schema()._schema
+    schema = build_schema(BUILTINS)._schema
     for name in ("Customer", "User", "AuditEntry"):
         type_ = schema.type_map[name]
         assert isinstance(type_, GraphQLObjectType)

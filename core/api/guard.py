@@ -100,6 +100,8 @@ def authorize_operation(info: Info, arguments: dict[str, Any]) -> None:
             for required in value.authz_operations():
                 view.require_call(required)
             view.require_write(entity, value.authz_write_fields())
+            for type_name, fields in getattr(value, "authz_nested_writes", dict)().items():
+                view.require_write(type_name, fields)
         if hasattr(value, "authz_read_fields"):
             view.require_read(entity, value.authz_read_fields(), "filter or order")
 

@@ -20,6 +20,7 @@ from core.api.enums import (
     PaymentMethod,
     ValueTier,
 )
+from core.api.special_needs import given_needs, needs_writes
 from core.services.customers import PROFILE_FIELDS, field_name
 
 
@@ -63,6 +64,15 @@ class CustomerProfileInput:
 
     def authz_operations(self) -> list[str]:
         return []
+
+    def authz_nested_writes(self) -> dict[str, list[str]]:
+        """Plugin fields written, by policy type (``BankingSpecialNeeds`` → ``riskTolerance``)."""
+        return needs_writes(self.needs())
+
+    def needs(self) -> dict[str, dict[str, Any]]:
+        """Plugin special needs set (plugin → field → value); the field exists only in a
+        schema with plugins (``core.api.special_needs.with_special_needs``)."""
+        return given_needs(getattr(self, "special_needs", UNSET))
 
     def profile(self) -> dict[str, Any]:
         """The given profile fields as ``attribute → value`` (omitted ones left out)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import strawberry
+from strawberry.tools import create_type
 from strawberry.types import Info
 
 from core.api.admin import AdminMutation
@@ -45,37 +46,63 @@ class DeactivateUserPayload:
     )
 
 
-@strawberry.type
-class Mutation(AdminMutation, AssignmentMutation, HandoverMutation, HandoverStepMutation):
-    @strawberry.mutation(description="Create a customer; `ownerId` assigns its owner at once.")
-    async def create_customer(
-        self, info: Info, input: CreateCustomerInput
-    ) -> CustomerPayload | None:
+def customer_writes(create_input: type, update_input: type) -> type:
+    """``createCustomer`` and ``updateCustomer`` taking these inputs: the schema builder passes
+    inputs that carry the plugins' typed ``specialNeeds``."""
+
+    async def create_customer(self: Any, info: Info, input: Any) -> CustomerPayload | None:
         ctx = context_of(info)
         model = await ctx.services.customers.create(
             ctx.actor,
             input.profile(),
+            needs=input.needs(),
             owner_id=input.owner_id,
             reason=input.reason,
             auto_assign=input.auto_assign,
         )
         return CustomerPayload(customer=Customer.from_model(model))
 
-    @strawberry.mutation(description="Change profile fields; needs the current `version`.")
-    async def update_customer(
-        self, info: Info, input: UpdateCustomerInput
-    ) -> CustomerPayload | None:
+    async def update_customer(self: Any, info: Info, input: Any) -> CustomerPayload | None:
         ctx = context_of(info)
         model = await ctx.services.customers.update(
             ctx.actor,
             input.id,
             input.expected_version,
             input.profile(),
+            needs=input.needs(),
             reason=input.reason,
             scope=await ctx.scope(),
         )
         return CustomerPayload(customer=Customer.from_model(model))
 
+    for resolver, input_type in ((create_customer, create_input), (update_customer, update_input)):
+        resolver.__annotations__ = {
+            "info": Info,
+            "input": input_type,
+            "return": CustomerPayload | None,
+        }
+    return create_type(
+        "CustomerWrites",
+        [
+            strawberry.mutation(
+                create_customer,
+                description="Create a customer; `ownerId` assigns its owner at once.",
+            ),
+            strawberry.mutation(
+                update_customer, description="Change profile fields; needs the current `version`."
+            ),
+        ],
+    )
+
+
+@strawberry.type
+class Mutation(
+    customer_writes(CreateCustomerInput, UpdateCustomerInput),  # type: ignore[misc]
+    AdminMutation,
+    AssignmentMutation,
+    HandoverMutation,
+    HandoverStepMutation,
+):
     @strawberry.mutation(description="Give a customer that has no owner its owner.")
     async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload | None:
         ctx = context_of(info)

@@ -22,6 +22,7 @@ from core.api.types import (
     Customer,
     Node,
     Permission,
+    PluginInfo,
     User,
     Viewer,
     customer_in_scope,
@@ -125,6 +126,10 @@ class Query(AdminQuery, AssignmentQuery, HandoverQuery):
         await customer_in_scope(info, customer_id)  # NOT_FOUND outside the viewer's scope
         owner_id = await ctx.read(lambda s: ownership_service.owner_at(s, customer_id, at))
         return await user_or_none(info, owner_id)
+
+    @strawberry.field(description="The loaded plugins, in load order.")
+    async def plugins(self, info: Info) -> list[PluginInfo] | None:
+        return [PluginInfo.from_plugin(p) for p in context_of(info).services.plugins.plugins]
 
     @strawberry.field(description="One customer by id.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:

@@ -6,32 +6,73 @@ from typing import Any
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.field import StrawberryField
 
 from core.api.assignment import AssignmentRule, ReassignmentRequest
 from core.api.guard import guard_operations, protect
 from core.api.handover import Handover, WorkflowEvent
-from core.api.mutation import Mutation
+from core.api.inputs import CreateCustomerInput, UpdateCustomerInput
+from core.api.mutation import Mutation, customer_writes
 from core.api.query import Query
+from core.api.special_needs import SpecialNeedsTypes, build_types, with_special_needs
 from core.api.types import AuditEntry, Customer, User
+from core.plugins import PluginRegistry, builtin_plugins
 
 
 class BatonSchema(strawberry.Schema):
-    """Errors are logged where they are formatted (``core.api.errors``), not here."""
+    """The schema with the plugins' typed ``Customer.specialNeeds``.
+
+    Errors are logged where they are formatted (``core.api.errors``), not here.
+    """
+
+    def __init__(self, special_needs: SpecialNeedsTypes | None, **kwargs: Any) -> None:
+        self.special_needs = special_needs
+        super().__init__(**kwargs)
+
+    def get_fields(self, type_definition: StrawberryObjectDefinition) -> list[StrawberryField]:
+        fields = super().get_fields(type_definition)
+        if type_definition.origin is Customer and self.special_needs is not None:
+            fields = [*fields, _special_needs_field(self.special_needs)]
+        return fields
 
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         return None
 
 
-def build_schema(*, authorization: bool = True) -> BatonSchema:
-    """The GraphQL schema (plugins will add their typed fields here).
+def _special_needs_field(types: SpecialNeedsTypes) -> StrawberryField:
+    def special_needs(self: Customer) -> Any:
+        return types.value(self.special_needs_data)
+
+    special_needs.__annotations__ = {"return": types.output | None}
+    return strawberry.field(
+        special_needs,
+        description="Typed special needs from the plugins; each field is authorised.",
+        metadata={"authz": "container"},
+    )
+
+
+def build_schema(
+    plugins: PluginRegistry | None = None, *, authorization: bool = True
+) -> BatonSchema:
+    """The GraphQL schema, with the typed special-needs fields and inputs of ``plugins``.
 
     Root fields are nullable: an error in one (NOT_FOUND, FORBIDDEN) nulls only that field,
     never the sibling fields of the same request.
     """
-    guard_operations(Query, Mutation)
+    special_needs = build_types(plugins.plugins if plugins else ())
+    mutation: type = Mutation
+    if special_needs is not None:
+        writes = customer_writes(
+            with_special_needs(CreateCustomerInput, special_needs),
+            with_special_needs(UpdateCustomerInput, special_needs),
+        )
+        mutation = strawberry.type(type("Mutation", (writes, Mutation), {}))
+    guard_operations(Query, mutation)
     schema = BatonSchema(
+        special_needs,
         query=Query,
-        mutation=Mutation,
+        mutation=mutation,
         types=[
             Customer,
             User,
@@ -49,5 +90,5 @@ def build_schema(*, authorization: bool = True) -> BatonSchema:
 
 
 def export_sdl() -> str:
-    """The schema as SDL, as committed in ``schema/schema.graphql``."""
-    return build_schema().as_str() + "\n"
+    """The schema with the built-in plugins as SDL, as committed in ``schema/schema.graphql``."""
+    return build_schema(builtin_plugins()).as_str() + "\n"

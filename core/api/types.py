@@ -25,6 +25,7 @@ from core.api.enums import (
 )
 from core.authz.view import PermissionView
 from core.ids import PREFIXES
+from core.plugins import Plugin, special_needs_type
 from core.services import customers as customer_service
 
 if TYPE_CHECKING:
@@ -174,6 +175,8 @@ class Customer(Node):
     owner_id: strawberry.Private[str | None]
     backup_owner_id: strawberry.Private[str | None]
     first_contact_id: strawberry.Private[str | None]
+    # Shown as the typed ``specialNeeds`` when the schema has plugins (``core.api.schema``).
+    special_needs_data: strawberry.Private[dict[str, dict[str, Any]]]
 
     @strawberry.field(description="The one accountable owner; null while unassigned.")
     async def owner(self, info: Info) -> User | None:
@@ -226,6 +229,7 @@ class Customer(Node):
             owner_id=active.owner_id if active else None,
             backup_owner_id=m.backup_owner_id,
             first_contact_id=m.first_contact_id,
+            special_needs_data=m.special_needs,
         )
 
 
@@ -274,8 +278,16 @@ class AuditEntry(Node):
         )
 
 
+def _policy_object(entity_type: str, field: str) -> tuple[str, str]:
+    """The object whose read permission guards an audited field's values."""
+    if field.startswith("specialNeeds."):  # specialNeeds.banking.riskTolerance
+        _, plugin, name = field.split(".", 2)
+        return special_needs_type(plugin), name
+    return entity_type, field
+
+
 def _change(change: dict[str, Any], entity_type: str, view: PermissionView) -> FieldChange:
-    if view.can_read(entity_type, change["field"]):
+    if view.can_read(*_policy_object(entity_type, change["field"])):
         return FieldChange(field=change["field"], before=change["before"], after=change["after"])
     return FieldChange(field=change["field"], before=None, after=None, redacted=True)
 
@@ -298,3 +310,24 @@ class Viewer:
         description="Effective permissions, inherited ones included: decide what to render."
     )
     scope: Scope = strawberry.field(description="Which customers the viewer reaches.")
+
+
+@strawberry.type(description="A loaded plugin: what it is and which hooks it implements.")
+class PluginInfo:
+    authz_exempt: ClassVar[bool] = True
+
+    name: str
+    version: str
+    hooks: list[str]
+    special_needs_type: str | None = strawberry.field(
+        description="The GraphQL type of its special needs (null if it adds none)."
+    )
+
+    @classmethod
+    def from_plugin(cls, p: Plugin) -> PluginInfo:
+        return cls(
+            name=p.name,
+            version=p.version,
+            hooks=list(p.hooks),
+            special_needs_type=p.type_name if p.fields else None,
+        )

@@ -50,7 +50,7 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
     "staff": (
         (),
         _read(*[f"User.{f}" for f in USER_BASICS])
-        + _call("Query.viewer", "Query.node", "Query.user", "Query.users"),
+        + _call("Query.viewer", "Query.node", "Query.user", "Query.users", "Query.plugins"),
         None,
     ),
     "account_manager": (

@@ -3,6 +3,8 @@ operation of the schema. ``baton policy matrix`` prints it; the permissions guid
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import casbin
 from graphql import GraphQLSchema
 
@@ -10,12 +12,15 @@ from core.api.guard import guarded_fields, operations
 from core.authz.defaults import ASSIGNABLE_ROLES, DEFAULT_ROLES, default_policy_lines
 from core.authz.model import casbin_model
 from core.authz.view import PermissionView
+from core.plugins import Plugin
 
 
-def default_views() -> dict[str, PermissionView]:
-    """Each assignable default role's view, computed by Casbin from the default lines."""
+def default_views(plugins: Sequence[Plugin] = ()) -> dict[str, PermissionView]:
+    """Each assignable default role's view, computed by Casbin from the default lines (the
+    core's and the ``plugins``')."""
     enforcer = casbin.Enforcer(casbin_model())
-    for ptype, v0, v1, v2 in default_policy_lines():
+    lines = default_policy_lines() + [line for p in plugins for line in p.policy_lines()]
+    for ptype, v0, v1, v2 in lines:
         if ptype == "g":
             enforcer.add_grouping_policy(v0, v1)
         else:

@@ -2,6 +2,7 @@
 
 from core.domain.base import Base
 from core.domain.enums import (
+    ActivityKind,
     AssignedBy,
     CommunicationChannel,
     CustomerKind,
@@ -17,6 +18,7 @@ from core.domain.enums import (
     ValueTier,
 )
 from core.domain.models import (
+    Activity,
     AssignmentRule,
     AuditEntry,
     CasbinRule,
@@ -24,6 +26,7 @@ from core.domain.models import (
     Handover,
     HandoverMeeting,
     Ownership,
+    PluginInstall,
     PolicyVersion,
     ReassignmentRequest,
     User,
@@ -31,6 +34,8 @@ from core.domain.models import (
 )
 
 __all__ = [
+    "Activity",
+    "ActivityKind",
     "AssignedBy",
     "AssignmentRule",
     "AuditEntry",
@@ -48,6 +53,7 @@ __all__ = [
     "NeedsTier",
     "Ownership",
     "PaymentMethod",
+    "PluginInstall",
     "PolicyVersion",
     "ReassignmentRequest",
     "ReassignmentTrigger",

@@ -37,6 +37,13 @@ class LoyaltyTier(StrEnum):
     CHURN_RISK = "CHURN_RISK"
 
 
+class ActivityKind(StrEnum):
+    ORDER = "ORDER"
+    INTERACTION = "INTERACTION"
+    COMPLAINT = "COMPLAINT"
+    LEAVE_INTENT = "LEAVE_INTENT"
+
+
 class PaymentMethod(StrEnum):
     BANK_TRANSFER = "BANK_TRANSFER"
     DIRECT_DEBIT = "DIRECT_DEBIT"

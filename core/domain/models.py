@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.domain.base import Base, UTCDateTime
 from core.domain.enums import (
+    ActivityKind,
     AssignedBy,
     CommunicationChannel,
     CustomerKind,
@@ -352,3 +353,30 @@ class WorkflowEventRecord(Base):
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+
+
+class PluginInstall(Base):
+    """A plugin whose default policies were installed once; admins may change them after."""
+
+    __tablename__ = "plugin_installs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[str] = mapped_column(String(40))
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Activity(Base):
+    """Something a customer did: an order (amount, category), an interaction, a complaint, or
+    a stated intent to leave. Health and loyalty are computed from these."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_customer_at", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[ActivityKind] = mapped_column(_enum(ActivityKind))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    category: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))

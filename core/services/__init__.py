@@ -9,6 +9,7 @@ from core.authz.store import PolicyStore
 from core.calendar import WorkingCalendar
 from core.clock import Clock, SystemClock
 from core.db import Database
+from core.plugins import PluginRegistry
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor
 from core.services.customers import CustomerService
@@ -32,6 +33,7 @@ class Services:
     policies: PolicyService
     reassignment: ReassignmentService
     handover: HandoverService
+    plugins: PluginRegistry
 
     @classmethod
     def create(
@@ -40,30 +42,34 @@ class Services:
         clock: Clock | None = None,
         calendar: WorkingCalendar | None = None,
         *,
+        plugins: PluginRegistry | None = None,
         event_subscribers: Sequence[Subscriber] = (),
     ) -> Services:
-        """Wire the use cases; ``event_subscribers`` get each workflow event after commit."""
+        """Wire the use cases with the loaded ``plugins``; they and ``event_subscribers`` get
+        each workflow event after commit, and plugin holidays join the ``calendar``."""
         clock = clock or SystemClock()
-        outbox = Outbox(event_subscribers)
-        calendar = calendar or WorkingCalendar()
+        plugins = plugins or PluginRegistry()
+        outbox = Outbox([plugins.notify, *event_subscribers])
+        calendar = (calendar or WorkingCalendar()).with_holidays(plugins.holidays)
         authz = PolicyStore(db)
-        assignment = AssignmentService(db, clock)
+        assignment = AssignmentService(db, clock, plugins.dimensions)
         return cls(
             db=db,
             clock=clock,
             authz=authz,
             assignment=assignment,
-            customers=CustomerService(db, clock, assignment.reevaluate),
+            customers=CustomerService(db, clock, assignment.reevaluate, plugins.plugins),
             users=UserService(db, clock, authz),
             policies=PolicyService(db, clock, authz),
             reassignment=ReassignmentService(db, clock, calendar, outbox),
             handover=HandoverService(db, clock, calendar, outbox),
+            plugins=plugins,
         )
 
     async def prepare(self) -> None:
         """Make the database usable (see ``Database.prepare``) and install default policies."""
         await self.db.prepare()
-        await self.policies.ensure_defaults()
+        await self.policies.ensure_defaults(self.plugins.plugins)
 
 
 __all__ = ["Actor", "Services"]

@@ -6,9 +6,10 @@ workforce, whatever the number of customers. Writes are one transaction with the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import String, and_, func, insert, select, type_coerce, update
@@ -32,6 +33,7 @@ from core.domain import (
 )
 from core.errors import BadUserInput, Conflict, FieldError, NotFound
 from core.ids import new_id
+from core.plugins import Dimension
 from core.services import validation as v
 from core.services.audit import (
     Actor,
@@ -57,9 +59,7 @@ from core.services.rules import (
 
 CONDITION_LISTS = ("territories", "industries", "valueTiers", "productLines", "lifecycleStages")
 
-# Assignment dimensions beyond the core ones: name → how to read it from a customer.
-# Plugins register theirs at start-up; a rule may only name registered dimensions.
-DIMENSIONS: dict[str, Any] = {}
+NO_DIMENSIONS: Mapping[str, Dimension] = MappingProxyType({})
 
 
 def to_rule(m: AssignmentRule) -> Rule:
@@ -108,7 +108,11 @@ async def load_workforce(session: AsyncSession, rules: Sequence[AssignmentRule])
     )
 
 
-def _facts(row: Any) -> CustomerFacts:
+def _facts(row: Any, dimensions: Mapping[str, Dimension]) -> CustomerFacts:
+    extra = NO_EXTRA
+    if dimensions and row.special_needs:
+        read = {name: d.read(row.special_needs) for name, d in dimensions.items()}
+        extra = {name: value for name, value in read.items() if value is not None}
     return CustomerFacts(
         id=row.id,
         territory=row.territory,
@@ -117,7 +121,7 @@ def _facts(row: Any) -> CustomerFacts:
         product_lines=tuple(row.product_lines or ()),
         lifecycle_stage=row.lifecycle_stage,
         first_contact_id=row.first_contact_id,
-        extra=NO_EXTRA,
+        extra=extra,
     )
 
 
@@ -135,11 +139,16 @@ FACT_COLUMNS = (
 
 
 async def load_facts(
-    session: AsyncSession, customer_ids: Sequence[str] | None, scope: CustomerScope
+    session: AsyncSession,
+    customer_ids: Sequence[str] | None,
+    scope: CustomerScope,
+    dimensions: Mapping[str, Dimension] = NO_DIMENSIONS,
 ) -> list[tuple[CustomerFacts, str | None]]:
-    """Each customer's facts and current owner, by id (one query)."""
+    """Each customer's facts and current owner, by id (one query); plugin ``dimensions`` are
+    read from the special needs, which are only loaded when some plugin provides one."""
+    columns = (*FACT_COLUMNS, Customer.special_needs) if dimensions else FACT_COLUMNS
     stmt = (
-        select(*FACT_COLUMNS)
+        select(*columns)
         .outerjoin(
             Ownership, and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
         )
@@ -149,7 +158,7 @@ async def load_facts(
         stmt = stmt.where(in_scope)
     if customer_ids is not None:
         stmt = stmt.where(Customer.id.in_(customer_ids))
-    return [(_facts(row), row.owner_id) for row in await session.execute(stmt)]
+    return [(_facts(row, dimensions), row.owner_id) for row in await session.execute(stmt)]
 
 
 @dataclass(slots=True)
@@ -228,7 +237,9 @@ def rule_snapshot(m: AssignmentRule) -> dict[str, Any]:
     }
 
 
-def _condition_errors(conditions: dict[str, Any]) -> list[FieldError]:
+def _condition_errors(
+    conditions: dict[str, Any], dimensions: Mapping[str, Dimension]
+) -> list[FieldError]:
     errors = []
     checks = {
         "territories": v.territory,
@@ -241,10 +252,14 @@ def _condition_errors(conditions: dict[str, Any]) -> list[FieldError]:
         for i, value in enumerate(conditions.get(key, [])):
             if reason := check(value):
                 errors.append(FieldError(f"conditions.{key}.{i}", reason))
-    for dimension in conditions.get("extra", {}):
-        if dimension not in DIMENSIONS:
+    for dimension, values in conditions.get("extra", {}).items():
+        if dimension not in dimensions:
             errors.append(
                 FieldError(f"conditions.extra.{dimension}", "no plugin provides this dimension")
+            )
+        elif not values or not all(isinstance(x, str) and x for x in values):
+            errors.append(
+                FieldError(f"conditions.extra.{dimension}", "must list one or more values")
             )
     return errors
 
@@ -252,9 +267,12 @@ def _condition_errors(conditions: dict[str, Any]) -> list[FieldError]:
 class AssignmentService:
     """Rules, and the use cases that apply them."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, dimensions: Mapping[str, Dimension] = NO_DIMENSIONS
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.dimensions = dimensions
 
     async def _validate(self, session: AsyncSession, m: AssignmentRule) -> None:
         errors = [
@@ -265,7 +283,7 @@ class AssignmentService:
             )
             if r
         ]
-        errors += _condition_errors(m.conditions)
+        errors += _condition_errors(m.conditions, self.dimensions)
         if m.strategy is Strategy.FIXED_OWNER and m.owner_id is None:
             errors.append(FieldError("ownerId", "FIXED_OWNER needs an owner"))
         if m.strategy in (Strategy.ROUND_ROBIN, Strategy.LEAST_LOADED) and not m.pool:
@@ -370,7 +388,7 @@ class AssignmentService:
         self, session: AsyncSession, customer_id: str, scope: CustomerScope = EVERYTHING
     ) -> Decision:
         """Every enabled rule's verdict for the customer, up to the deciding one; no writes."""
-        facts = await load_facts(session, [customer_id], scope)
+        facts = await load_facts(session, [customer_id], scope, self.dimensions)
         if not facts:
             raise NotFound("Customer", customer_id)
         ((c, current),) = facts
@@ -390,7 +408,7 @@ class AssignmentService:
         """What the live rules (or ``rules`` instead) would change; writes nothing."""
         live = await load_rules(session)
         staff = await load_workforce(session, live)
-        facts = await load_facts(session, customer_ids, scope)
+        facts = await load_facts(session, customer_ids, scope, self.dimensions)
         return plan(facts, rules if rules is not None else [to_rule(r) for r in live], staff)
 
     async def run(
@@ -409,7 +427,7 @@ class AssignmentService:
         async with self.db.transaction() as session:
             live = await load_rules(session, lock=True)
             staff = await load_workforce(session, live)
-            facts = await load_facts(session, customer_ids, scope)
+            facts = await load_facts(session, customer_ids, scope, self.dimensions)
             result = plan(facts, [to_rule(r) for r in live], staff)
             assigned = [m for m in result.moves if m.from_owner_id is None]
             realign = [m for m in result.moves if m.from_owner_id is not None]
@@ -556,7 +574,7 @@ class AssignmentService:
         if not live:
             return
         staff = await load_workforce(session, live)
-        ((facts, current),) = await load_facts(session, [customer.id], EVERYTHING)
+        ((facts, current),) = await load_facts(session, [customer.id], EVERYTHING, self.dimensions)
         if current is not None:
             staff.release(current)
         decision = evaluate(facts, [to_rule(r) for r in live], staff, commit=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,8 @@ from core.db import Database
 from core.domain import Customer, CustomerKind, LifecycleStage, Ownership, User, ValueTier
 from core.errors import BadUserInput, Conflict, FieldError, NotFound
 from core.ids import new_id
+from core.plugins import Plugin
+from core.services import special_needs
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff, to_camel
 from core.services.ownership import open_ownership
@@ -217,38 +219,60 @@ Reevaluate = Callable[
 class CustomerService:
     """Writes to customers, each one transaction with its audit entries."""
 
-    def __init__(self, db: Database, clock: Clock, reevaluate: Reevaluate) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        reevaluate: Reevaluate,
+        plugins: Sequence[Plugin] = (),
+    ) -> None:
         self.db = db
         self.clock = clock
         self.reevaluate = reevaluate
+        self.plugins = tuple(plugins)
+        # Audit names whose change can change what the assignment rules decide.
+        self.rule_fields = {field_name(a) for a in RULE_DIMENSIONS} | {
+            special_needs.audit_name(p.name, d.field) for p in self.plugins for d in p.dimensions
+        }
+
+    def _snapshot(self, customer: Customer) -> dict[str, Any]:
+        return snapshot(customer) | special_needs.flat(self.plugins, customer.special_needs)
 
     async def create(
         self,
         actor: Actor,
         data: dict[str, Any],
         *,
+        needs: special_needs.SpecialNeeds | None = None,
         owner_id: str | None = None,
         reason: str | None = None,
         auto_assign: bool = True,
     ) -> Customer:
         """Create a customer and, in the same transaction, give it its owner: ``owner_id`` (a
-        manual assignment) or else, unless ``auto_assign`` is off, the live rules' choice."""
+        manual assignment) or else, unless ``auto_assign`` is off, the live rules' choice.
+        ``needs`` are plugin special needs (plugin → field → value)."""
         data = {"kind": CustomerKind.ENTERPRISE, "lifecycle_stage": LifecycleStage.LEAD, **data}
         data.setdefault("first_contact_id", actor.user_id)
         validate_profile(data)
+        stored_needs = special_needs.merge(self.plugins, {}, needs or {})
         now = self.clock.now()
         if data.get("first_contact_id") is not None:
             data.setdefault("first_contact_at", now)
         async with self.db.transaction() as session:
             await check_users_active(session, {k: data.get(k) for k in USER_REFERENCES})
             customer = Customer(
-                id=new_id("Customer"), created_at=now, updated_at=now, product_lines=[], contacts=[]
+                id=new_id("Customer"),
+                created_at=now,
+                updated_at=now,
+                product_lines=[],
+                contacts=[],
+                special_needs=stored_needs,
             )
             for attr, value in data.items():
                 setattr(customer, attr, value)
             session.add(customer)
             await session.flush()
-            changes = diff({}, snapshot(customer))
+            changes = diff({}, self._snapshot(customer))
             if owner_id is not None:
                 changes.append(
                     await open_ownership(
@@ -299,10 +323,12 @@ class CustomerService:
         expected_version: int,
         data: dict[str, Any],
         *,
+        needs: special_needs.SpecialNeeds | None = None,
         reason: str | None = None,
         scope: CustomerScope = EVERYTHING,
     ) -> Customer:
-        """Apply a partial update; a stale ``expected_version`` is a CONFLICT."""
+        """Apply a partial update (``needs``: plugin special needs, partial per field);
+        a stale ``expected_version`` is a CONFLICT."""
         validate_profile(data)
         async with self.db.transaction() as session:
             customer = await load_customer(session, customer_id, scope, lock=True)
@@ -313,14 +339,18 @@ class CustomerService:
                     currentVersion=customer.version,
                 )
             await check_users_active(session, {k: data[k] for k in USER_REFERENCES if k in data})
-            before = snapshot(customer)
+            before = self._snapshot(customer)
             for attr, value in data.items():
                 setattr(customer, attr, list(value) if attr in LIST_FIELDS else value)
-            changes = diff(before, snapshot(customer))
+            if needs:
+                customer.special_needs = special_needs.merge(
+                    self.plugins, customer.special_needs, needs
+                )
+            changes = diff(before, self._snapshot(customer))
             if changes:
                 now = customer.updated_at = self.clock.now()
                 await session.flush()
-                if {field_name(a) for a in RULE_DIMENSIONS} & {c["field"] for c in changes}:
+                if self.rule_fields & {c["field"] for c in changes}:
                     await self.reevaluate(session, changes, customer, now, actor)
                 AuditWriter(session, actor, now).record(
                     "updateCustomer", "Customer", customer.id, changes, reason

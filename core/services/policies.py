@@ -7,6 +7,7 @@ PostgreSQL, notifies every worker (delivered at commit), so it applies on the ne
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, text
@@ -23,8 +24,9 @@ from core.authz.roles import known_roles, roles_of
 from core.authz.store import PolicyStore, bump_policy_version
 from core.clock import Clock
 from core.db import Database
-from core.domain import CasbinRule, User
+from core.domain import CasbinRule, PluginInstall, User
 from core.errors import BadUserInput, FieldError, NotFound
+from core.plugins import Plugin
 from core.services.audit import Actor, AuditWriter
 from core.services.users import load_user
 
@@ -62,6 +64,31 @@ def _permission_errors(role: str, obj: str, action: str) -> list[FieldError]:
     return [FieldError(path, reason) for path, reason in checks if reason]
 
 
+def _install(
+    session: AsyncSession,
+    audit: AuditWriter,
+    action: str,
+    lines: Sequence[tuple[str, str, str, str]],
+    reason: str | None = None,
+) -> None:
+    """Add policy lines, with one audit entry per role naming what it got."""
+    for ptype, v0, v1, v2 in lines:
+        session.add(CasbinRule(ptype=ptype, v0=v0, v1=v1, v2=v2 or None))
+    for role in sorted({v0 for _, v0, _, _ in lines}):
+        granted = sorted(
+            f"{v1}:{v2}" if p == "p" else f"inherits {v1}"
+            for p, v0_, v1, v2 in lines
+            if v0_ == role
+        )
+        audit.record(
+            action,
+            "Role",
+            role,
+            [{"field": "permission", "before": None, "after": granted}],
+            reason,
+        )
+
+
 class PolicyService:
     """Admin use cases over the policy store."""
 
@@ -70,37 +97,35 @@ class PolicyService:
         self.clock = clock
         self.store = store
 
-    async def ensure_defaults(self) -> bool:
-        """Install the default roles on a database that has no permissions yet."""
+    async def ensure_defaults(self, plugins: Sequence[Plugin] = ()) -> bool:
+        """Install the default roles on a database that has no permissions yet, and each
+        plugin's default policies the first time that plugin starts (admins may change them
+        afterwards: a revoked default is not re-installed). True when anything was installed."""
         async with self.db.transaction() as session:
             if not self.db.is_sqlite:  # several workers may start at once
                 await session.execute(text("SELECT pg_advisory_xact_lock(804517)"))
-            if await session.scalar(select(func.count()).where(CasbinRule.ptype == "p")):
-                return False
-            lines = default_policy_lines()
-            for ptype, v0, v1, v2 in lines:
-                session.add(CasbinRule(ptype=ptype, v0=v0, v1=v1, v2=v2 or None))
-            await bump_policy_version(session, self.db)
             audit = AuditWriter(session, Actor.system(), self.clock.now())
-            for role in sorted({v0 for _, v0, _, _ in lines}):
-                audit.record(
-                    "installDefaultPolicies",
-                    "Role",
-                    role,
-                    [
-                        {
-                            "field": "permission",
-                            "before": None,
-                            "after": sorted(
-                                f"{v1}:{v2}" if p == "p" else f"inherits {v1}"
-                                for p, v0_, v1, v2 in lines
-                                if v0_ == role
-                            ),
-                        }
-                    ],
+            installed = False
+            if not await session.scalar(select(func.count()).where(CasbinRule.ptype == "p")):
+                _install(session, audit, "installDefaultPolicies", default_policy_lines())
+                installed = True
+            known = set(await session.scalars(select(PluginInstall.name)))
+            for plugin in plugins:
+                if plugin.name in known:
+                    continue
+                session.add(
+                    PluginInstall(
+                        name=plugin.name, version=plugin.version, installed_at=self.clock.now()
+                    )
                 )
+                _install(
+                    session, audit, "installPluginPolicies", plugin.policy_lines(), plugin.name
+                )
+                installed = True
+            if installed:
+                await bump_policy_version(session, self.db)
         self.store.invalidate()
-        return True
+        return installed
 
     async def role_policies(self, session: AsyncSession, role: str | None) -> list[RolePolicy]:
         """Each role's own lines (or one role's), ordered by role."""

@@ -1,0 +1,1 @@
+"""Baton's built-in industry plugins, written against ``sdk`` only."""
