@@ -7,7 +7,7 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,6 +36,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(handovers_app, name="handovers")
 events_app = typer.Typer(help="The workflow-event outbox, for integrations.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+tiers_app = typer.Typer(help="Value, needs and loyalty tiers.", no_args_is_help=True)
+app.add_typer(tiers_app, name="tiers")
 app.add_typer(role_app, name="role")
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
@@ -394,6 +396,40 @@ def handovers_sweep(database: DatabaseOption = None) -> None:
 
     counts = _run(_settings(database), work)
     typer.echo(", ".join(f"{n} new {kind}" for kind, n in counts.items()))
+
+
+@tiers_app.command("review")
+def tiers_review(database: DatabaseOption = None) -> None:
+    """The quarterly tier review: recompute every customer's value, needs and loyalty tier,
+    audit each change and print the movements."""
+
+    async def work(services: Services) -> Any:
+        with Progress(console=console) as bar:
+            task = bar.add_task("Reviewing tiers", total=None)
+            return await services.tiering.review(
+                Actor.system(),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+
+    result = _run(_settings(database), work)
+    for m in result.movements:
+        typer.echo(f"{m.customer_id}  {m.tier:<8} {m.before or '-'} -> {m.after}  ({m.reason})")
+    typer.echo(f"reviewed {result.reviewed} customers, {len(result.movements)} tier movement(s)")
+
+
+@app.command("plugins")
+def plugins_list() -> None:
+    """List the plugins this installation loads (BATON_PLUGINS applies): name, version, hooks."""
+    try:
+        registry = load_plugins(Settings.from_env().plugins)
+    except PluginError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for p in registry.plugins:
+        typer.echo(f"{p.name} {p.version}")
+        for hook in p.hooks:
+            typer.echo(f"  {hook}")
+    typer.echo(f"{len(registry.plugins)} plugin(s)")
 
 
 @events_app.command("list")

@@ -114,3 +114,22 @@ def test_deactivate_and_overdue_handovers(db_url: str) -> None:
     code, out = baton("user", "deactivate", "am.a", "--reason", "left", "--database", db_url)
     assert code == 0, out
     assert "deactivated am.a; opened 1 OWNER_LEFT requests" in out
+
+
+def test_plugins_lists_name_version_and_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = baton("plugins")
+    assert code == 0, out
+    assert "banking 0.1.0\n  baton_assignment_dimensions\n" in out
+    monkeypatch.setenv("BATON_PLUGINS", "manufacturing,acme")
+    code, out = baton("plugins")
+    assert code == 1
+    assert "plugin 'acme': is not installed" in out
+
+
+def test_tier_review_reports_movements(db_url: str) -> None:
+    assert baton("demo", "--customers", "30", "--database", db_url)[0] == 0
+    code, out = baton("tiers", "review", "--database", db_url)
+    assert code == 0, out
+    assert "reviewed 30 customers" in out
+    code, again = baton("tiers", "review", "--database", db_url)
+    assert "reviewed 30 customers, 0 tier movement(s)" in again

@@ -13,9 +13,10 @@ from strawberry.dataloader import DataLoader
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
-from core.domain import AssignmentRule, HandoverMeeting, Ownership, User
+from core.domain import AssignmentRule, Customer, HandoverMeeting, Ownership, User
 from core.services import Actor, Services
 from core.services.customers import CustomerScope
+from core.services.insight import Health
 from core.services.ownership import active_account_counts
 from core.services.users import reports_of
 
@@ -43,6 +44,7 @@ class RequestContext:
         self.ownership_history = DataLoader(self._load_ownership_history)
         self.rules = DataLoader(self._load_rules)
         self.meetings = DataLoader(self._load_meetings)
+        self.health = DataLoader(self._load_health)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -100,6 +102,15 @@ class RequestContext:
 
         found = await self.read(query)
         return [found.get(i) for i in ids]
+
+    async def _load_health(self, ids: Sequence[str]) -> list[Health]:
+        async def query(session: AsyncSession) -> list[Health]:
+            rows = await session.scalars(select(Customer).where(Customer.id.in_(ids)))
+            by_id = {c.id: c for c in rows}
+            customers = [by_id[i] for i in ids]
+            return await self.services.tiering.health(session, customers)
+
+        return await self.read(query)
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))

@@ -9,6 +9,7 @@ import strawberry
 
 from core.authz.defaults import Scope
 from core.domain.enums import (
+    ActivityKind,
     AssignedBy,
     CommunicationChannel,
     CustomerKind,
@@ -29,11 +30,13 @@ for _enum, _description in (
     (PaymentMethod, "How the customer pays."),
     (CommunicationChannel, "How the customer prefers to be contacted."),
     (AssignedBy, "How the current owner came to own the customer."),
+    (ActivityKind, "What a customer did: ordered, talked to us, complained, said it may leave."),
 ):
     strawberry.enum(_enum, description=_description)
 strawberry.enum(Scope, name="CustomerScope", description="Which customers a role reaches.")
 
 __all__ = [
+    "ActivityKind",
     "AssignedBy",
     "CommunicationChannel",
     "CustomerKind",

@@ -19,6 +19,7 @@ from core.api.inputs import (
     DeactivateUserInput,
     UpdateCustomerInput,
 )
+from core.api.insight import InsightMutation
 from core.api.types import Customer, User
 
 
@@ -102,6 +103,7 @@ class Mutation(
     AssignmentMutation,
     HandoverMutation,
     HandoverStepMutation,
+    InsightMutation,
 ):
     @strawberry.mutation(description="Give a customer that has no owner its owner.")
     async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload | None:

@@ -17,6 +17,7 @@ from core.api.connection import Connection, connection
 from core.api.context import context_of
 from core.api.handover import Handover, HandoverQuery
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
+from core.api.insight import InsightQuery
 from core.api.types import (
     AuditEntry,
     Customer,
@@ -93,7 +94,7 @@ NODES: dict[str, tuple[str, Callable[[Info, str], Awaitable[Node | None]]]] = {
 
 
 @strawberry.type
-class Query(AdminQuery, AssignmentQuery, HandoverQuery):
+class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery):
     @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:
         ctx = context_of(info)

@@ -30,6 +30,7 @@ from core.services import customers as customer_service
 
 if TYPE_CHECKING:
     from core.api.assignment import AssignmentRule
+    from core.api.insight import CustomerHealth
 
 
 @strawberry.interface(description="An object with a stable, globally unique id.")
@@ -189,6 +190,17 @@ class Customer(Node):
     @strawberry.field(description="The user who first contacted the customer.")
     async def first_contact(self, info: Info) -> User | None:
         return await user_or_none(info, self.first_contact_id)
+
+    @strawberry.field(
+        description="Health score and risk warnings from the activity history.",
+        metadata={"authz": "container"},
+    )
+    async def health(
+        self, info: Info
+    ) -> Annotated[CustomerHealth, strawberry.lazy("core.api.insight")] | None:
+        from core.api.insight import CustomerHealth
+
+        return CustomerHealth.of(await context_of(info).health.load(str(self.id)))
 
     @strawberry.field(description="Every owner the customer has had, oldest first.")
     async def ownership_history(self, info: Info) -> list[Ownership] | None:

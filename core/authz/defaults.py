@@ -31,6 +31,7 @@ SERVICE_FIELDS = (
 )
 USER_BASICS = ("name", "email", "team", "active", "manager")
 CUSTOMER_QUERIES = ("Query.customer", "Query.customers")
+HEALTH = [("CustomerHealth.*", "read"), ("RiskWarning.*", "read")]
 
 
 def _read(*objects: str) -> list[tuple[str, str]]:
@@ -61,8 +62,11 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
             ("Ownership.*", "read"),
             ("ReassignmentRequest.*", "read"),
             ("Handover.*", "read"),
+            *HEALTH,
             *_call(
                 *CUSTOMER_QUERIES,
+                "Query.riskWarnings",
+                "Mutation.recordActivity",
                 "Query.ownerAt",
                 "Query.reassignmentRequests",
                 "Query.handovers",
@@ -100,7 +104,10 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
     ),
     "sales_director": (
         ("team_manager",),
-        _call("Query.previewAssignment", "Mutation.runAssignment"),
+        [
+            ("TierMovement.*", "read"),
+            *_call("Query.previewAssignment", "Mutation.runAssignment", "Mutation.runTierReview"),
+        ],
         Scope.ALL,
     ),
     "finance": (
@@ -113,7 +120,10 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
     "customer_service": (
         ("staff",),
         _read(*_customer(CUSTOMER_IDENTITY + SERVICE_FIELDS))
-        + _call(*CUSTOMER_QUERIES, "Query.ownerAt"),
+        + HEALTH
+        + _call(
+            *CUSTOMER_QUERIES, "Query.ownerAt", "Query.riskWarnings", "Mutation.recordActivity"
+        ),
         Scope.ALL,
     ),
     "auditor": (

@@ -17,6 +17,7 @@ from core.services.events import Outbox, Subscriber
 from core.services.handover import HandoverService
 from core.services.policies import PolicyService
 from core.services.reassignment import ReassignmentService
+from core.services.tiering import TieringService
 from core.services.users import UserService
 
 
@@ -33,6 +34,7 @@ class Services:
     policies: PolicyService
     reassignment: ReassignmentService
     handover: HandoverService
+    tiering: TieringService
     plugins: PluginRegistry
 
     @classmethod
@@ -63,6 +65,7 @@ class Services:
             policies=PolicyService(db, clock, authz),
             reassignment=ReassignmentService(db, clock, calendar, outbox),
             handover=HandoverService(db, clock, calendar, outbox),
+            tiering=TieringService(db, clock, plugins, assignment),
             plugins=plugins,
         )
 

@@ -425,33 +425,50 @@ class AssignmentService:
         """
         now = self.clock.now()
         async with self.db.transaction() as session:
-            live = await load_rules(session, lock=True)
-            staff = await load_workforce(session, live)
-            facts = await load_facts(session, customer_ids, scope, self.dimensions)
-            result = plan(facts, [to_rule(r) for r in live], staff)
-            assigned = [m for m in result.moves if m.from_owner_id is None]
-            realign = [m for m in result.moves if m.from_owner_id is not None]
-            pending = set(
-                await session.scalars(
-                    select(ReassignmentRequest.customer_id).where(
-                        ReassignmentRequest.status == RequestStatus.PENDING,
-                        ReassignmentRequest.customer_id.in_([m.customer_id for m in realign]),
-                    )
-                )
-            )
-            realign = [m for m in realign if m.customer_id not in pending]
-            outcome = RunResult(
-                assigned, [(new_id("ReassignmentRequest"), m) for m in realign], now
+            outcome = await self.apply(
+                session, actor, customer_ids, now, scope=scope, reason=reason, dry_run=dry_run
             )
             if dry_run:
                 await session.rollback()
-                return outcome
-            await self._write_assignments(session, actor, assigned, now, reason)
-            await self._write_requests(
-                session, actor, realign, [rid for rid, _ in outcome.requests], now, reason
-            )
-            await self._store_cursors(session, live, staff)
             return outcome
+
+    async def apply(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        customer_ids: Sequence[str] | None,
+        now: datetime,
+        *,
+        reason: str,
+        scope: CustomerScope = EVERYTHING,
+        dry_run: bool = False,
+    ) -> RunResult:
+        """``run`` inside the caller's transaction (a tier review applies the rules to the
+        customers whose tiers it changed, in its own transaction)."""
+        live = await load_rules(session, lock=True)
+        staff = await load_workforce(session, live)
+        facts = await load_facts(session, customer_ids, scope, self.dimensions)
+        result = plan(facts, [to_rule(r) for r in live], staff)
+        assigned = [m for m in result.moves if m.from_owner_id is None]
+        realign = [m for m in result.moves if m.from_owner_id is not None]
+        pending = set(
+            await session.scalars(
+                select(ReassignmentRequest.customer_id).where(
+                    ReassignmentRequest.status == RequestStatus.PENDING,
+                    ReassignmentRequest.customer_id.in_([m.customer_id for m in realign]),
+                )
+            )
+        )
+        realign = [m for m in realign if m.customer_id not in pending]
+        outcome = RunResult(assigned, [(new_id("ReassignmentRequest"), m) for m in realign], now)
+        if dry_run:
+            return outcome
+        await self._write_assignments(session, actor, assigned, now, reason)
+        await self._write_requests(
+            session, actor, realign, [rid for rid, _ in outcome.requests], now, reason
+        )
+        await self._store_cursors(session, live, staff)
+        return outcome
 
     async def _write_assignments(
         self, session: AsyncSession, actor: Actor, moves: list[Move], now: datetime, reason: str

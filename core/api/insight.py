@@ -1,0 +1,175 @@
+"""GraphQL for activities, health, risk warnings and the tier review."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import ClassVar
+
+import strawberry
+from strawberry.types import Info
+
+from core.api.context import context_of
+from core.api.enums import ActivityKind
+from core.api.types import Customer
+from core.services import insight
+from core.services.pagination import check_page_size
+from core.services.tiering import Movement
+
+
+@strawberry.enum(description="Red is worst: GREEN ≥ 80, YELLOW ≥ 60, ORANGE ≥ 40, RED below.")
+class HealthLevel(Enum):
+    GREEN = "GREEN"
+    YELLOW = "YELLOW"
+    ORANGE = "ORANGE"
+    RED = "RED"
+
+
+@strawberry.enum(
+    description="FOLLOW_UP: contact within 48 h; DIAGNOSIS: diagnose in depth; "
+    "RETENTION: hand to the retention team."
+)
+class WarningLevel(Enum):
+    FOLLOW_UP = "FOLLOW_UP"
+    DIAGNOSIS = "DIAGNOSIS"
+    RETENTION = "RETENTION"
+
+
+@strawberry.type(description="A risk warning raised by a health signal (core or plugin).")
+class RiskWarning:
+    level: WarningLevel | None
+    code: str | None
+    message: str | None
+    signal: str | None = strawberry.field(description="The signal that raised it.")
+    since: datetime | None = strawberry.field(description="When its cause began, if known.")
+
+    @classmethod
+    def of(cls, w: insight.RaisedWarning) -> RiskWarning:
+        return cls(
+            level=WarningLevel(w.level),
+            code=w.code,
+            message=w.message,
+            signal=w.signal,
+            since=w.since,
+        )
+
+
+@strawberry.type(description="How the relationship is doing, from the activity history.")
+class CustomerHealth:
+    score: int | None = strawberry.field(description="0-100; 100: nothing wrong.")
+    level: HealthLevel | None
+    warnings: list[RiskWarning] | None = strawberry.field(description="Most urgent first.")
+
+    @classmethod
+    def of(cls, h: insight.Health) -> CustomerHealth:
+        return cls(
+            score=h.score,
+            level=HealthLevel(h.level),
+            warnings=[RiskWarning.of(w) for w in h.warnings],
+        )
+
+
+@strawberry.type(description="A customer with warnings, and its health.")
+class AtRiskCustomer:
+    authz_exempt: ClassVar[bool] = True
+
+    customer: Customer
+    health: CustomerHealth
+
+
+@strawberry.type(description="A tier the review or an activity changed.")
+class TierMovement:
+    customer_id: strawberry.ID | None
+    tier: str | None = strawberry.field(description="value, needs or loyalty.")
+    before: str | None
+    after: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, m: Movement) -> TierMovement:
+        return cls(
+            customer_id=strawberry.ID(m.customer_id),
+            tier=m.tier,
+            before=m.before,
+            after=m.after,
+            reason=m.reason,
+        )
+
+
+@strawberry.input
+class RecordActivityInput:
+    customer_id: strawberry.ID
+    kind: ActivityKind
+    at: datetime | None = strawberry.field(default=None, description="Default: now.")
+    amount: Decimal | None = strawberry.field(default=None, description="ORDER only.")
+    category: str | None = None
+    note: str | None = None
+
+
+@strawberry.type
+class RecordActivityPayload:
+    authz_exempt: ClassVar[bool] = True
+
+    customer: Customer
+    movements: list[TierMovement] = strawberry.field(description="Tiers the activity changed.")
+
+
+@strawberry.type
+class TierReviewPayload:
+    authz_exempt: ClassVar[bool] = True
+
+    reviewed: int
+    movements: list[TierMovement]
+
+
+@strawberry.type
+class InsightQuery:
+    @strawberry.field(description="Customers in your scope with risk warnings, most urgent first.")
+    async def risk_warnings(
+        self, info: Info, level: WarningLevel | None = None, first: int = 50
+    ) -> list[AtRiskCustomer] | None:
+        check_page_size(first)
+        ctx = context_of(info)
+        scope = await ctx.scope()
+        found = await ctx.read(
+            lambda s: ctx.services.tiering.at_risk(s, scope, level.value if level else None, first)
+        )
+        return [
+            AtRiskCustomer(customer=Customer.from_model(c), health=CustomerHealth.of(h))
+            for c, h in found
+        ]
+
+
+@strawberry.type
+class InsightMutation:
+    @strawberry.mutation(
+        description="Record an order, interaction, complaint or intent to leave; the "
+        "customer's tiers are re-evaluated at once."
+    )
+    async def record_activity(
+        self, info: Info, input: RecordActivityInput
+    ) -> RecordActivityPayload | None:
+        ctx = context_of(info)
+        customer, movements = await ctx.services.tiering.record_activity(
+            ctx.actor,
+            input.customer_id,
+            input.kind,
+            at=input.at,
+            amount=input.amount,
+            category=input.category,
+            note=input.note,
+            scope=await ctx.scope(),
+        )
+        return RecordActivityPayload(
+            customer=Customer.from_model(customer),
+            movements=[TierMovement.of(m) for m in movements],
+        )
+
+    @strawberry.mutation(description="The quarterly review: recompute every customer's tiers.")
+    async def run_tier_review(self, info: Info) -> TierReviewPayload | None:
+        ctx = context_of(info)
+        result = await ctx.services.tiering.review(ctx.actor)
+        return TierReviewPayload(
+            reviewed=result.reviewed, movements=[TierMovement.of(m) for m in result.movements]
+        )

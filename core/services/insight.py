@@ -1,0 +1,429 @@
+"""Customer snapshots, health and tiers: what the activity history and the profile say.
+
+Everything is computed set-based: one query for the customers, one aggregate over their
+activities, whatever the number of customers. Core signals and criteria have the same shape as
+a plugin's (``HealthSignal``, ``TierCriterion``), so both are evaluated the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.domain import Activity, ActivityKind, Customer, LoyaltyTier, NeedsTier, ValueTier
+from core.plugins import Plugin, PluginRegistry
+from core.services import special_needs
+from sdk.specs import (
+    ActivityWindow,
+    CustomerSnapshot,
+    HealthSignal,
+    SignalReading,
+    TierCriterion,
+    TierVote,
+    Warning,
+)
+
+log = logging.getLogger("baton.insight")
+
+RECENT = timedelta(days=90)
+YEAR = timedelta(days=365)
+NO_ORDER_FOR = timedelta(days=60)  # the seed: no order for two months → contact within 48 h
+LEVELS = ("FOLLOW_UP", "DIAGNOSIS", "RETENTION")
+# Lowest first: a vote can only move a tier up this order.
+TIER_ORDER: dict[str, tuple[str, ...]] = {
+    "value": ("LOW", "MEDIUM", "HIGH", "STRATEGIC"),
+    "needs": ("POTENTIAL", "STANDARD", "PERSONALIZED"),
+    "loyalty": ("CHURN_RISK", "GENERAL", "LOYAL"),
+}
+
+
+async def load_snapshots(
+    session: AsyncSession, customers: Sequence[Customer], as_of: datetime, plugins: Sequence[Plugin]
+) -> list[CustomerSnapshot]:
+    """A snapshot of each customer as of ``as_of`` (one aggregate query over activities)."""
+    windows = await _activity_windows(session, [c.id for c in customers], as_of)
+    return [_snapshot(c, as_of, plugins, windows.get(c.id)) for c in customers]
+
+
+@dataclass
+class _Windows:
+    recent: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)
+    year: dict[str, Any] = field(default_factory=dict)
+    last: dict[ActivityKind, datetime] = field(default_factory=dict)
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "orders": 0,
+        "order_amount": Decimal(0),
+        "categories": set(),
+        "interactions": 0,
+        "complaints": 0,
+    }
+
+
+async def _activity_windows(
+    session: AsyncSession, customer_ids: Sequence[str], as_of: datetime
+) -> dict[str, _Windows]:
+    if not customer_ids:
+        return {}
+    recent_from, previous_from = as_of - RECENT, as_of - 2 * RECENT
+    in_recent = Activity.at >= recent_from
+    in_previous = and_(Activity.at >= previous_from, Activity.at < recent_from)
+    stmt = (
+        select(
+            Activity.customer_id,
+            Activity.kind,
+            Activity.category,
+            func.sum(case((in_recent, 1), else_=0)).label("recent_n"),
+            func.sum(case((in_recent, Activity.amount), else_=0)).label("recent_amount"),
+            func.sum(case((in_previous, 1), else_=0)).label("previous_n"),
+            func.sum(case((in_previous, Activity.amount), else_=0)).label("previous_amount"),
+            func.count().label("year_n"),
+            func.coalesce(func.sum(Activity.amount), 0).label("year_amount"),
+            func.max(Activity.at).label("last_at"),
+        )
+        .where(
+            Activity.customer_id.in_(customer_ids),
+            Activity.at >= as_of - YEAR,
+            Activity.at <= as_of,
+        )
+        .group_by(Activity.customer_id, Activity.kind, Activity.category)
+    )
+    found: dict[str, _Windows] = {}
+    for row in await session.execute(stmt):
+        w = found.setdefault(row.customer_id, _Windows(_empty(), _empty(), _empty()))
+        kind = ActivityKind(row.kind)
+        for window, n, amount in (
+            (w.recent, row.recent_n, row.recent_amount),
+            (w.previous, row.previous_n, row.previous_amount),
+            (w.year, row.year_n, row.year_amount),
+        ):
+            if not n:
+                continue
+            if kind is ActivityKind.ORDER:
+                window["orders"] += int(n)
+                window["order_amount"] += Decimal(amount or 0)
+                if row.category:
+                    window["categories"].add(row.category)
+            elif kind is ActivityKind.INTERACTION:
+                window["interactions"] += int(n)
+            elif kind is ActivityKind.COMPLAINT:
+                window["complaints"] += int(n)
+        last = _aware(row.last_at)
+        if kind not in w.last or last > w.last[kind]:
+            w.last[kind] = last
+    return found
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back the aggregate as naive UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _window(values: dict[str, Any] | None) -> ActivityWindow:
+    if not values:
+        return ActivityWindow()
+    return ActivityWindow(
+        orders=values["orders"],
+        order_amount=values["order_amount"],
+        categories=frozenset(values["categories"]),
+        interactions=values["interactions"],
+        complaints=values["complaints"],
+    )
+
+
+def _snapshot(
+    c: Customer, as_of: datetime, plugins: Sequence[Plugin], w: _Windows | None
+) -> CustomerSnapshot:
+    w = w or _Windows()
+    return CustomerSnapshot(
+        id=c.id,
+        as_of=as_of,
+        name=c.name,
+        kind=c.kind.value,
+        industry=c.industry,
+        territory=c.territory,
+        product_lines=tuple(c.product_lines),
+        lifecycle_stage=c.lifecycle_stage.value,
+        value_tier=c.value_tier.value if c.value_tier else None,
+        needs_tier=c.needs_tier.value if c.needs_tier else None,
+        loyalty_tier=c.loyalty_tier.value if c.loyalty_tier else None,
+        annual_revenue=c.annual_revenue,
+        profit_contribution=c.profit_contribution,
+        growth_potential=c.growth_potential,
+        strategic_fit=c.strategic_fit,
+        special_needs=special_needs.typed(plugins, c.special_needs),
+        recent=_window(w.recent),
+        previous=_window(w.previous),
+        year=_window(w.year),
+        last_order_at=w.last.get(ActivityKind.ORDER),
+        last_interaction_at=w.last.get(ActivityKind.INTERACTION),
+        leave_intent_at=w.last.get(ActivityKind.LEAVE_INTENT),
+    )
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+def _no_recent_order(c: CustomerSnapshot) -> SignalReading | None:
+    if c.last_order_at is None or c.as_of - c.last_order_at < NO_ORDER_FOR:
+        return None
+    days = (c.as_of - c.last_order_at).days
+    return SignalReading(
+        20,
+        Warning("FOLLOW_UP", "NO_RECENT_ORDER", f"No order for {days} days: contact within 48 h"),
+    )
+
+
+def _categories_down(c: CustomerSnapshot) -> SignalReading | None:
+    before, now = len(c.previous.categories), len(c.recent.categories)
+    if before == 0 or now > before * 0.7:
+        return None
+    return SignalReading(
+        20,
+        Warning(
+            "DIAGNOSIS",
+            "CATEGORIES_DOWN",
+            f"Buys in {now} categories, down from {before}: diagnose in depth",
+        ),
+    )
+
+
+def _interactions_down(c: CustomerSnapshot) -> SignalReading | None:
+    if c.previous.interactions >= 2 and c.recent.interactions * 2 <= c.previous.interactions:
+        return SignalReading(10)
+    return None
+
+
+def _complaints_up(c: CustomerSnapshot) -> SignalReading | None:
+    before, now = c.previous.complaints, c.recent.complaints
+    if now >= 2 and now >= before * 1.5:
+        return SignalReading(
+            25,
+            Warning(
+                "DIAGNOSIS",
+                "COMPLAINTS_UP",
+                f"{now} complaints in 90 days, up from {before}: diagnose in depth",
+            ),
+        )
+    return None
+
+
+def _leave_intent(c: CustomerSnapshot) -> SignalReading | None:
+    if c.leave_intent_at is None or c.as_of - c.leave_intent_at > RECENT:
+        return None
+    return SignalReading(
+        40, Warning("RETENTION", "LEAVE_INTENT", "Said they may leave: hand to the retention team")
+    )
+
+
+CORE_SIGNALS = (
+    HealthSignal("no_recent_order", "No order for two months.", _no_recent_order),
+    HealthSignal("categories_down", "Categories bought down 30%.", _categories_down),
+    HealthSignal("interactions_down", "Interactions halved.", _interactions_down),
+    HealthSignal("complaints_up", "Complaints up 50%.", _complaints_up),
+    HealthSignal("leave_intent", "An explicit intent to leave.", _leave_intent),
+)
+
+
+@dataclass(frozen=True)
+class RaisedWarning:
+    """A warning with the signal that raised it and when its cause began (if known)."""
+
+    level: str
+    code: str
+    message: str
+    signal: str
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Health:
+    """A 0-100 score (100: nothing wrong), its colour, and the warnings, most urgent first."""
+
+    score: int
+    level: str
+    warnings: tuple[RaisedWarning, ...]
+
+
+def colour(score: int) -> str:
+    return (
+        "GREEN" if score >= 80 else "YELLOW" if score >= 60 else "ORANGE" if score >= 40 else "RED"
+    )
+
+
+def _since(c: CustomerSnapshot, code: str) -> datetime | None:
+    if code == "NO_RECENT_ORDER" and c.last_order_at is not None:
+        return c.last_order_at + NO_ORDER_FOR
+    if code == "LEAVE_INTENT":
+        return c.leave_intent_at
+    return None
+
+
+def assess(c: CustomerSnapshot, signals: Iterable[tuple[str, HealthSignal]]) -> Health:
+    """Every signal's reading of ``c``; a signal that fails or misbehaves is skipped and logged."""
+    penalty = 0
+    warnings = []
+    for source, signal in signals:
+        try:
+            reading = signal.evaluate(c)
+            if reading is not None and not isinstance(reading, SignalReading):
+                raise TypeError(f"returned {type(reading).__name__}, not SignalReading")
+        except Exception:  # a plugin's bug must not break a customer's page
+            log.exception("health signal %s/%s failed for %s", source, signal.name, c.id)
+            continue
+        if reading is None:
+            continue
+        penalty += max(0, min(100, reading.penalty))
+        if (w := reading.warning) is not None and w.level in LEVELS:
+            warnings.append(
+                RaisedWarning(w.level, w.code, w.message, signal.name, _since(c, w.code))
+            )
+    score = max(0, 100 - penalty)
+    warnings.sort(key=lambda w: (-LEVELS.index(w.level), w.code))
+    return Health(score, colour(score), tuple(warnings))
+
+
+def health_signals(registry: PluginRegistry) -> list[tuple[str, HealthSignal]]:
+    return [("core", s) for s in CORE_SIGNALS] + registry.health_signals
+
+
+# --- tiers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Population:
+    """Where the top 20% and the median start, by the value dimension (revenue, profit)."""
+
+    revenue_top: Decimal | None
+    revenue_median: Decimal | None
+    profit_top: Decimal | None
+
+    @classmethod
+    def of(cls, values: Sequence[tuple[Decimal, Decimal | None]]) -> Population:
+        """From each customer's ``(revenue_of, profit contribution)``."""
+        revenues = [r for r, _ in values]
+        profits = [p for _, p in values if p is not None]
+        return cls(_quantile(revenues, 0.8), _quantile(revenues, 0.5), _quantile(profits, 0.8))
+
+
+async def load_population(session: AsyncSession, as_of: datetime) -> Population:
+    """The population of every customer (two queries), as ``revenue_of`` reads each one."""
+    orders = dict(
+        (
+            await session.execute(
+                select(Activity.customer_id, func.sum(Activity.amount))
+                .where(
+                    Activity.kind == ActivityKind.ORDER,
+                    Activity.at >= as_of - YEAR,
+                    Activity.at <= as_of,
+                )
+                .group_by(Activity.customer_id)
+            )
+        ).all()
+    )
+    rows = await session.execute(
+        select(Customer.id, Customer.annual_revenue, Customer.profit_contribution)
+    )
+    return Population.of(
+        [
+            (max(revenue or Decimal(0), Decimal(orders.get(cid) or 0)), profit)
+            for cid, revenue, profit in rows
+        ]
+    )
+
+
+def _quantile(values: Sequence[Decimal], q: float) -> Decimal | None:
+    ranked = sorted(v for v in values if v is not None and v > 0)
+    if not ranked:
+        return None
+    return ranked[min(len(ranked) - 1, int(len(ranked) * q))]
+
+
+def revenue_of(c: CustomerSnapshot) -> Decimal:
+    """The value dimension: stated annual revenue, or the last year's orders if higher."""
+    return max(c.annual_revenue or Decimal(0), c.year.order_amount)
+
+
+def _at_least(value: Decimal | None, threshold: Decimal | None) -> bool:
+    return value is not None and threshold is not None and value > 0 and value >= threshold
+
+
+def _core_value(c: CustomerSnapshot, p: Population) -> TierVote:
+    top = _at_least(revenue_of(c), p.revenue_top) or _at_least(c.profit_contribution, p.profit_top)
+    strategy, potential = c.strategic_fit or 0, c.growth_potential or 0
+    if top and max(strategy, potential) >= 70:
+        return TierVote("STRATEGIC", "top 20% by value, with strategic fit or growth potential")
+    if top:
+        return TierVote("HIGH", "top 20% by revenue or profit contribution")
+    if strategy >= 80 and potential >= 80:
+        return TierVote("HIGH", "high strategic fit and growth potential")
+    if _at_least(revenue_of(c), p.revenue_median) or max(strategy, potential) >= 60:
+        return TierVote("MEDIUM", "above the median by value, or promising")
+    return TierVote("LOW", "below the median by value")
+
+
+def _core_needs(c: CustomerSnapshot) -> TierVote:
+    if any(v is not None for values in c.special_needs.values() for v in values.values()):
+        return TierVote("PERSONALIZED", "has special needs")
+    if c.lifecycle_stage in ("ACTIVE", "DORMANT"):
+        return TierVote("STANDARD", "an established customer")
+    return TierVote("POTENTIAL", "not yet buying regularly")
+
+
+def _core_loyalty(c: CustomerSnapshot, health: Health) -> TierVote:
+    if health.level in ("ORANGE", "RED") or any(w.level == "RETENTION" for w in health.warnings):
+        return TierVote("CHURN_RISK", f"health {health.level}")
+    if c.year.orders >= 4 and c.recent.orders and health.level == "GREEN":
+        return TierVote("LOYAL", "orders regularly and healthy")
+    return TierVote("GENERAL", "no strong signal either way")
+
+
+@dataclass(frozen=True)
+class Tiers:
+    value: ValueTier
+    needs: NeedsTier
+    loyalty: LoyaltyTier
+    reasons: Mapping[str, str]
+
+
+def decide(
+    c: CustomerSnapshot,
+    population: Population,
+    health: Health,
+    criteria: Sequence[tuple[str, TierCriterion]],
+) -> Tiers:
+    """The core verdict per tier, lifted by any plugin criterion's higher vote."""
+    verdicts = {
+        "value": _core_value(c, population),
+        "needs": _core_needs(c),
+        "loyalty": _core_loyalty(c, health),
+    }
+    for source, criterion in criteria:
+        try:
+            vote = criterion.evaluate(c)
+        except Exception:  # a plugin's bug must not stop the review
+            log.exception("tier criterion %s/%s failed for %s", source, criterion.name, c.id)
+            continue
+        order = TIER_ORDER[criterion.tier]
+        if vote is None or vote.at_least not in order:
+            continue
+        if order.index(vote.at_least) > order.index(verdicts[criterion.tier].at_least):
+            verdicts[criterion.tier] = TierVote(
+                vote.at_least, f"{source}/{criterion.name}: {vote.reason}"
+            )
+    return Tiers(
+        ValueTier(verdicts["value"].at_least),
+        NeedsTier(verdicts["needs"].at_least),
+        LoyaltyTier(verdicts["loyalty"].at_least),
+        {k: v.reason for k, v in verdicts.items()},
+    )
