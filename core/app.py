@@ -38,9 +38,8 @@ def create_app(
     plugins = plugins if plugins is not None else load_plugins(settings.plugins)
     db = Database(settings.database_url, echo=settings.log_sql)
     services = Services.create(db, clock, WorkingCalendar(settings.holidays), plugins=plugins)
-    endpoint = GraphQLEndpoint(
-        build_schema(plugins, authorization=settings.authorization), services, settings
-    )
+    schema = build_schema(plugins, authorization=settings.authorization)
+    endpoint = GraphQLEndpoint(schema, services, settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,4 +70,5 @@ def create_app(
     )
     app.state.services = services
     app.state.settings = settings
+    app.state.schema = schema
     return app

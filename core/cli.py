@@ -38,6 +38,8 @@ events_app = typer.Typer(help="The workflow-event outbox, for integrations.", no
 app.add_typer(events_app, name="events")
 tiers_app = typer.Typer(help="Value, needs and loyalty tiers.", no_args_is_help=True)
 app.add_typer(tiers_app, name="tiers")
+plugin_app = typer.Typer(help="Plugin authoring.", no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
 app.add_typer(role_app, name="role")
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
@@ -430,6 +432,22 @@ def plugins_list() -> None:
         for hook in p.hooks:
             typer.echo(f"  {hook}")
     typer.echo(f"{len(registry.plugins)} plugin(s)")
+
+
+@plugin_app.command("new")
+def plugin_new(
+    name: Annotated[str, typer.Argument(help="The plugin's name: lower_snake_case.")],
+    directory: Annotated[Path, typer.Option(help="Where to create baton-NAME/.")] = Path("."),
+) -> None:
+    """Scaffold an installable plugin package whose contract tests pass out of the box."""
+    from core.scaffold import scaffold
+
+    try:
+        root = scaffold(name, directory)
+    except (ValueError, FileExistsError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(f"created {root}: cd there, `pip install -e .`, then `pytest`")
 
 
 @events_app.command("list")

@@ -273,3 +273,26 @@ async def test_workflow_events_follow_the_customer_scope(
     assert (await gql.data("tm.zhao", query))["workflowEvents"]["totalCount"] == 0
     body = await gql.execute("am.chen", query)
     assert error_codes(body) == ["FORBIDDEN"]
+
+
+async def test_a_plugin_hears_every_event_and_adds_its_holidays(
+    services: Services, admin: str, clock: FixedClock
+) -> None:
+    import types
+
+    from core.plugins import register
+    from sdk import hookimpl
+
+    heard: list[WorkflowEvent] = []
+    partner = types.ModuleType("partner_plugin")
+    partner.baton_workflow_event = hookimpl(lambda event: heard.append(event))  # type: ignore[attr-defined]
+    # Opened Monday 2 March: without holidays the handbook is due Thursday 5 March.
+    partner.baton_holidays = hookimpl(  # type: ignore[attr-defined]
+        lambda: [clock.now().date() + timedelta(days=1)]
+    )
+    plugins = register([("partner", partner, None)])
+    with_plugin = Services.create(services.db, clock, plugins=plugins)
+    h = await open_handover(with_plugin, "Heard")
+    assert [(e.kind, e.handover_id) for e in heard] == [("HANDOVER_OPENED", h.id)]
+    assert h.due_at is not None
+    assert h.due_at.date().isoformat() == "2026-03-06"  # Tuesday was a holiday

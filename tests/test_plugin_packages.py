@@ -1,0 +1,80 @@
+"""A partner's path end to end: `baton plugin new`, a real install, discovery through the
+`baton.plugins` entry point, and the scaffold's own tests passing unchanged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.plugins import load_plugins
+from core.scaffold import scaffold
+from sdk.testing import BatonHarness
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """The scaffolded ``acme_energy`` package, and the directory pip installed it into."""
+    base = tmp_path_factory.mktemp("partner")
+    root = scaffold("acme_energy", base)
+    site = base / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    yield root, site
+
+
+def test_the_scaffold_passes_its_own_tests_unchanged(installed: tuple[Path, Path]) -> None:
+    root, site = installed
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 passed" in result.stdout
+
+
+def test_an_installed_plugin_is_found_through_its_entry_point(
+    installed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, site = installed
+    monkeypatch.syspath_prepend(str(site))
+    found = {p.name: p for p in load_plugins().plugins}
+    assert found["acme_energy"].version == "0.1.0"  # the distribution's version
+    assert {"banking", "manufacturing"} <= set(found)
+    harness = BatonHarness(None, tmp_path / "baton.db")
+    try:
+        names = harness.data("admin", "{ plugins { name } }")["plugins"]
+        assert {"name": "acme_energy"} in names
+        created = harness.data(
+            "account_manager",
+            """mutation { createCustomer(input: {name: "Acme",
+              specialNeeds: {acmeEnergy: {serviceLevel: GOLD, contractReference: "FC-1"}}})
+              { customer { specialNeeds { acmeEnergy { serviceLevel contractReference } } } } }""",
+        )
+        needs = created["createCustomer"]["customer"]["specialNeeds"]["acmeEnergy"]
+        assert needs == {"serviceLevel": "GOLD", "contractReference": "FC-1"}
+    finally:
+        harness.close()
