@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 
 from core.domain import (
+    ActivityKind,
     CommunicationChannel,
     CustomerKind,
     LifecycleStage,
@@ -22,6 +24,7 @@ from core.domain import (
     ValueTier,
 )
 from core.services import Actor, Services
+from core.services.tiering import ActivityRow
 
 ADMIN_ID = "admin"
 
@@ -210,12 +213,62 @@ async def seed_demo(
     for rule in DEMO_RULES:
         await services.assignment.create_rule(system, rule)
     rng = random.Random(20261124)
+    history: list[ActivityRow] = []
     for index in range(customers):
         profile, contact = demo_customer(rng, index)
         # Most customers are assigned by the rules as they arrive; a few wait for a run.
-        await services.customers.create(
-            Actor(contact), profile, reason="demo data", auto_assign=rng.random() < 0.85
+        customer = await services.customers.create(
+            Actor(contact),
+            profile,
+            needs=demo_needs(rng, profile["industry"], services),
+            reason="demo data",
+            auto_assign=rng.random() < 0.85,
         )
+        history += demo_activities(rng, services.clock.now(), customer.id)
         if progress:
             progress(1)
+    await services.tiering.import_activities(system, history)
+    await services.tiering.review(system)
     return True
+
+
+def demo_needs(rng: random.Random, industry: str, services: Services) -> dict[str, Any]:
+    """Special needs of the built-in plugins that are loaded, for customers of their industry."""
+    if industry.startswith("banking") and services.plugins.get("banking"):
+        return {
+            "banking": {
+                "risk_tolerance": rng.choice(["C1", "C2", "C3", "C4", "C5"]),
+                "aum_band": rng.choice(["BELOW_1M", "FROM_1M_TO_10M", "FROM_10M_TO_100M"]),
+                "marketing_opt_out": rng.random() < 0.3,
+            }
+        }
+    if industry.startswith("manufacturing") and services.plugins.get("manufacturing"):
+        return {
+            "manufacturing": {
+                "delivery_sla_days": rng.choice([3, 7, 14]),
+                "plant_region": rng.choice(["CN_EAST", "CN_NORTH", "EUROPE"]),
+                "quality_certifications": rng.sample(["ISO_9001", "IATF_16949", "ISO_14001"], 1),
+            }
+        }
+    return {}
+
+
+def demo_activities(rng: random.Random, now: datetime, customer_id: str) -> list[ActivityRow]:
+    """A few months of orders back from now; some customers go quiet or complain."""
+    quiet_since = rng.choice([0, 0, 0, 70, 100])  # days without orders, for the warnings
+    rows = [
+        ActivityRow(
+            customer_id,
+            ActivityKind.ORDER,
+            now - timedelta(days=rng.randint(quiet_since, 170), hours=rng.randint(0, 23)),
+            amount=Decimal(rng.randint(5, 500) * 1000),
+            category=rng.choice(["spare parts", "service", "licences", "hardware"]),
+        )
+        for _ in range(rng.randint(0, 6))
+    ]
+    if rng.random() < 0.1:
+        rows += [
+            ActivityRow(customer_id, ActivityKind.COMPLAINT, now - timedelta(days=d), note="late")
+            for d in (3, 20)
+        ]
+    return rows

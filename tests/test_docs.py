@@ -114,3 +114,29 @@ async def test_guide_sessions_run_as_written(
         assert user, f"{guide.name}: a session block starts with '# as USER'"
         body = await gql.execute(user[1], text, {n: found[n] for n in variable_names(text)})
         _remember(found, body.get("data"))
+
+
+def test_every_hook_is_documented_with_its_signature() -> None:
+    import inspect
+
+    from sdk import hookspecs
+
+    reference = (DOCS / "plugins" / "hooks.md").read_text()
+    documented = re.findall(r"^### `(baton_\w+)\((.*?)\) -> (.+)`$", reference, re.M)
+    actual = []
+    for name in hookspecs.HOOKS:
+        hook = getattr(hookspecs, name)
+        params = ", ".join(
+            f"{p}: {hook.__annotations__[p]}" for p in inspect.signature(hook).parameters
+        )
+        actual.append((name, params, hook.__annotations__["return"]))
+    assert documented == actual
+
+
+def test_the_tutorial_shows_the_module_the_scaffold_writes(tmp_path: Path) -> None:
+    from core.scaffold import scaffold
+
+    tutorial = (DOCS / "plugins" / "tutorial.md").read_text()
+    (module,) = [body for lang, body in BLOCK.findall(tutorial) if lang == "python"]
+    root = scaffold("acme_energy", tmp_path)
+    assert module == (root / "baton_acme_energy" / "__init__.py").read_text()

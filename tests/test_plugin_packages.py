@@ -14,6 +14,10 @@ import pytest
 from core.plugins import load_plugins
 from core.scaffold import scaffold
 from sdk.testing import BatonHarness
+from tests.test_docs import BLOCK, DOCS
+
+TUTORIAL = DOCS / "plugins" / "tutorial.md"
+TESTING_GUIDE = DOCS / "plugins" / "testing.md"
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +45,47 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     yield root, site
 
 
-def test_the_scaffold_passes_its_own_tests_unchanged(installed: tuple[Path, Path]) -> None:
-    root, site = installed
-    env = {**os.environ, "PYTHONPATH": str(site)}
+def pytest_in(root: Path, site: Path, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=root,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(site)},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 passed" in result.stdout
+    return result.stdout
+
+
+def test_the_scaffold_passes_its_own_tests_unchanged(installed: tuple[Path, Path]) -> None:
+    root, site = installed
+    assert "5 passed" in pytest_in(root, site)
+
+
+def test_the_testing_guide_example_runs_against_the_scaffold(
+    installed: tuple[Path, Path],
+) -> None:
+    root, site = installed
+    (example,) = [b for lang, b in BLOCK.findall(TESTING_GUIDE.read_text()) if lang == "python"]
+    (root / "tests" / "test_from_the_guide.py").write_text(example)
+    assert "5 passed" in pytest_in(root, site, "tests/test_from_the_guide.py")
+
+
+def test_the_tutorial_queries_run_with_the_plugin_installed(
+    installed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.syspath_prepend(str(installed[1]))
+    harness = BatonHarness(None, tmp_path / "baton.db")
+    try:
+        examples = [b for lang, b in BLOCK.findall(TUTORIAL.read_text()) if lang == "graphql"]
+        assert len(examples) == 3
+        for example in examples:
+            harness.data("admin", example)
+        gold = harness.data("admin", "{ customers(first: 1) { edges { node { valueTier } } } }")
+        assert gold["customers"]["edges"][0]["node"]["valueTier"] == "HIGH"
+    finally:
+        harness.close()
 
 
 def test_an_installed_plugin_is_found_through_its_entry_point(

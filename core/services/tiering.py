@@ -50,6 +50,18 @@ class ReviewResult:
     at: datetime
 
 
+@dataclass(frozen=True)
+class ActivityRow:
+    """One activity to import."""
+
+    customer_id: str
+    kind: ActivityKind
+    at: datetime
+    amount: Decimal | None = None
+    category: str | None = None
+    note: str | None = None
+
+
 def _validate(
     kind: ActivityKind,
     amount: Decimal | None,
@@ -130,6 +142,40 @@ class TieringService:
             ]
             movements = await self._apply(session, actor, [customer], population, now, changes)
             return await load_customer(session, customer.id), movements
+
+    async def import_activities(self, actor: Actor, rows: Sequence[ActivityRow]) -> int:
+        """Load activity history in bulk (from an ERP, say) in one transaction, one audit entry
+        per customer; tiers move at the next review, not row by row."""
+        now = self.clock.now()
+        for row in rows:
+            _validate(row.kind, row.amount, row.category, row.note, row.at, now)
+        async with self.db.transaction() as session:
+            wanted = {r.customer_id for r in rows}
+            found = set(await session.scalars(select(Customer.id).where(Customer.id.in_(wanted))))
+            if missing := sorted(wanted - found):
+                raise BadUserInput([FieldError("customerId", f"no customer {missing[0]!r}")])
+            session.add_all(
+                Activity(
+                    customer_id=r.customer_id,
+                    kind=r.kind,
+                    at=r.at,
+                    amount=r.amount,
+                    category=r.category,
+                    note=r.note,
+                    actor_id=actor.user_id,
+                )
+                for r in rows
+            )
+            audit = AuditWriter(session, actor, now)
+            for customer_id in sorted(wanted):
+                count = sum(1 for r in rows if r.customer_id == customer_id)
+                audit.record(
+                    "importActivities",
+                    "Customer",
+                    customer_id,
+                    [{"field": "activity", "before": None, "after": f"{count} imported"}],
+                )
+        return len(rows)
 
     async def review(
         self, actor: Actor, *, progress: Callable[[int, int], object] | None = None
