@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -78,9 +79,17 @@ def _run(
             await db.dispose()
 
     current_request_id.set("cli")
-    try:
+    with _exit_on_error():
         return asyncio.run(main())
-    except (BatonError, NotMigrated, PluginError) as exc:
+
+
+@contextmanager
+def _exit_on_error(*more: type[Exception]) -> Iterator[None]:
+    """Print a domain error (or one of ``more``) as one line and exit 1, without a traceback."""
+    handled: tuple[type[Exception], ...] = (BatonError, NotMigrated, PluginError, *more)
+    try:
+        yield
+    except handled as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
@@ -422,11 +431,8 @@ def tiers_review(database: DatabaseOption = None) -> None:
 @app.command("plugins")
 def plugins_list() -> None:
     """List the plugins this installation loads (BATON_PLUGINS applies): name, version, hooks."""
-    try:
+    with _exit_on_error():
         registry = load_plugins(Settings.from_env().plugins)
-    except PluginError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
     for p in registry.plugins:
         typer.echo(f"{p.name} {p.version}")
         for hook in p.hooks:
@@ -442,11 +448,8 @@ def plugin_new(
     """Scaffold an installable plugin package whose contract tests pass out of the box."""
     from core.scaffold import scaffold
 
-    try:
+    with _exit_on_error(ValueError, FileExistsError):
         root = scaffold(name, directory)
-    except (ValueError, FileExistsError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
     typer.echo(f"created {root}: cd there, `pip install -e .`, then `pytest`")
 
 

@@ -81,7 +81,6 @@ class Plugin:
 
     name: str
     version: str
-    module: ModuleType
     hooks: tuple[str, ...]
     fields: tuple[FieldSpec, ...] = ()
     tier_criteria: tuple[TierCriterion, ...] = ()
@@ -121,10 +120,6 @@ class PluginRegistry:
 
     plugins: tuple[Plugin, ...] = ()
     manager: pluggy.PluginManager = field(default_factory=lambda: _manager())
-
-    @property
-    def with_fields(self) -> tuple[Plugin, ...]:
-        return tuple(p for p in self.plugins if p.fields)
 
     @property
     def dimensions(self) -> dict[str, Dimension]:
@@ -262,7 +257,7 @@ def _results(manager: pluggy.PluginManager, plugin: str, hook: str, kind: type) 
         return []
     (impl,) = impls
     try:
-        result = impl.function(*[None for _ in impl.argnames])
+        result = impl.function()  # the collecting hooks take no arguments
     except Exception as exc:
         raise PluginError(plugin, f"{hook} raised {exc!r}") from exc
     if not isinstance(result, list | tuple) or not all(isinstance(r, kind) for r in result):
@@ -282,7 +277,6 @@ def _collect(manager: pluggy.PluginManager, name: str, version: str | None) -> P
     plugin = Plugin(
         name=name,
         version=version or str(getattr(module, "__version__", "unknown")),
-        module=module,
         hooks=tuple(
             sorted(h.name for h in manager.get_hookcallers(module) or [] if h.name in HOOK_NAMES)
         ),

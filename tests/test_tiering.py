@@ -181,3 +181,27 @@ def test_scores_stay_in_range_and_plugin_votes_never_lower_a_tier(
     order = ("LOW", "MEDIUM", "HIGH", "STRATEGIC")
     assert order.index(with_plugins.value) >= order.index(core_only.value)
     assert ActivityKind.ORDER.value == "ORDER"
+
+
+async def test_movements_withhold_tiers_the_caller_may_not_read(
+    gql: GraphQLClient, admin: str, services: Services, clock: FixedClock
+) -> None:
+    await services.users.create(Actor.system(), "cs.liu", "Liu", roles=["customer_service"])
+    cid = await customer(gql)
+    body = await gql.data(
+        "cs.liu",
+        """mutation($input: RecordActivityInput!) { recordActivity(input: $input) {
+          movements { tier before after reason redacted } } }""",
+        {"input": {"customerId": cid, "kind": "LEAVE_INTENT"}},
+    )
+    movements = {m["tier"]: m for m in body["recordActivity"]["movements"]}
+    # customer_service reads needsTier but not loyaltyTier.
+    assert movements["loyalty"] == {
+        "tier": "loyalty",
+        "before": None,
+        "after": None,
+        "reason": None,
+        "redacted": True,
+    }
+    assert "CHURN_RISK" not in str(body)
+    assert movements["needs"]["redacted"] is False

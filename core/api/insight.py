@@ -13,6 +13,7 @@ from strawberry.types import Info
 from core.api.context import context_of
 from core.api.enums import ActivityKind
 from core.api.types import Customer
+from core.authz.view import PermissionView
 from core.services import insight
 from core.services.pagination import check_page_size
 from core.services.tiering import Movement
@@ -78,22 +79,31 @@ class AtRiskCustomer:
     health: CustomerHealth
 
 
-@strawberry.type(description="A tier the review or an activity changed.")
+@strawberry.type(
+    description="A tier the review or an activity changed; values are withheld (`redacted`) "
+    "where you may not read the customer's tier field."
+)
 class TierMovement:
-    customer_id: strawberry.ID | None
-    tier: str | None = strawberry.field(description="value, needs or loyalty.")
+    # Authorised like an audit change: by the moved customer field itself (``valueTier``).
+    authz_exempt: ClassVar[bool] = True
+
+    customer_id: strawberry.ID
+    tier: str = strawberry.field(description="value, needs or loyalty.")
     before: str | None
     after: str | None
     reason: str | None
+    redacted: bool = False
 
     @classmethod
-    def of(cls, m: Movement) -> TierMovement:
+    def of(cls, m: Movement, view: PermissionView) -> TierMovement:
+        shown = view.can_read("Customer", m.field)
         return cls(
             customer_id=strawberry.ID(m.customer_id),
             tier=m.tier,
-            before=m.before,
-            after=m.after,
-            reason=m.reason,
+            before=m.before if shown else None,
+            after=m.after if shown else None,
+            reason=m.reason if shown else None,
+            redacted=not shown,
         )
 
 
@@ -163,7 +173,7 @@ class InsightMutation:
         )
         return RecordActivityPayload(
             customer=Customer.from_model(customer),
-            movements=[TierMovement.of(m) for m in movements],
+            movements=[TierMovement.of(m, ctx.permissions) for m in movements],
         )
 
     @strawberry.mutation(description="The quarterly review: recompute every customer's tiers.")
@@ -171,5 +181,6 @@ class InsightMutation:
         ctx = context_of(info)
         result = await ctx.services.tiering.review(ctx.actor)
         return TierReviewPayload(
-            reviewed=result.reviewed, movements=[TierMovement.of(m) for m in result.movements]
+            reviewed=result.reviewed,
+            movements=[TierMovement.of(m, ctx.permissions) for m in result.movements],
         )

@@ -25,8 +25,9 @@ from core.api.enums import (
 )
 from core.authz.view import PermissionView
 from core.ids import PREFIXES
-from core.plugins import Plugin, special_needs_type
+from core.plugins import Plugin
 from core.services import customers as customer_service
+from core.services.special_needs import policy_object
 
 if TYPE_CHECKING:
     from core.api.assignment import AssignmentRule
@@ -290,16 +291,8 @@ class AuditEntry(Node):
         )
 
 
-def _policy_object(entity_type: str, field: str) -> tuple[str, str]:
-    """The object whose read permission guards an audited field's values."""
-    if field.startswith("specialNeeds."):  # specialNeeds.banking.riskTolerance
-        _, plugin, name = field.split(".", 2)
-        return special_needs_type(plugin), name
-    return entity_type, field
-
-
 def _change(change: dict[str, Any], entity_type: str, view: PermissionView) -> FieldChange:
-    if view.can_read(*_policy_object(entity_type, change["field"])):
+    if view.can_read(*policy_object(entity_type, change["field"])):
         return FieldChange(field=change["field"], before=change["before"], after=change["after"])
     return FieldChange(field=change["field"], before=None, after=None, redacted=True)
 

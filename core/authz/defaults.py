@@ -104,10 +104,7 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
     ),
     "sales_director": (
         ("team_manager",),
-        [
-            ("TierMovement.*", "read"),
-            *_call("Query.previewAssignment", "Mutation.runAssignment", "Mutation.runTierReview"),
-        ],
+        _call("Query.previewAssignment", "Mutation.runAssignment", "Mutation.runTierReview"),
         Scope.ALL,
     ),
     "finance": (

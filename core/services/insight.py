@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.domain import Activity, ActivityKind, Customer, LoyaltyTier, NeedsTier, ValueTier
@@ -45,36 +45,66 @@ TIER_ORDER: dict[str, tuple[str, ...]] = {
 
 
 async def load_snapshots(
-    session: AsyncSession, customers: Sequence[Customer], as_of: datetime, plugins: Sequence[Plugin]
+    session: AsyncSession,
+    customers: Sequence[Customer],
+    as_of: datetime,
+    plugins: Sequence[Plugin],
+    among: Select[Any] | None = None,
 ) -> list[CustomerSnapshot]:
-    """A snapshot of each customer as of ``as_of`` (one aggregate query over activities)."""
-    windows = await _activity_windows(session, [c.id for c in customers], as_of)
+    """A snapshot of each customer as of ``as_of`` (one aggregate query over activities).
+
+    Pass ``among``, a query of the customers' ids, when they are many (a scope, everyone):
+    a list of ids would exceed the databases' limit on bound parameters.
+    """
+    if not customers:
+        return []
+    ids = among if among is not None else [c.id for c in customers]
+    windows = await _activity_windows(session, ids, as_of)
     return [_snapshot(c, as_of, plugins, windows.get(c.id)) for c in customers]
 
 
 @dataclass
+class _Tally:
+    """One window's counts while the aggregate rows are read."""
+
+    orders: int = 0
+    order_amount: Decimal = Decimal(0)
+    categories: set[str] = field(default_factory=set)
+    interactions: int = 0
+    complaints: int = 0
+
+    def add(self, kind: ActivityKind, n: int, amount: Any, category: str | None) -> None:
+        if kind is ActivityKind.ORDER:
+            self.orders += n
+            self.order_amount += Decimal(amount or 0)
+            if category:
+                self.categories.add(category)
+        elif kind is ActivityKind.INTERACTION:
+            self.interactions += n
+        elif kind is ActivityKind.COMPLAINT:
+            self.complaints += n
+
+    def frozen(self) -> ActivityWindow:
+        return ActivityWindow(
+            self.orders,
+            self.order_amount,
+            frozenset(self.categories),
+            self.interactions,
+            self.complaints,
+        )
+
+
+@dataclass
 class _Windows:
-    recent: dict[str, Any] = field(default_factory=dict)
-    previous: dict[str, Any] = field(default_factory=dict)
-    year: dict[str, Any] = field(default_factory=dict)
+    recent: _Tally = field(default_factory=_Tally)
+    previous: _Tally = field(default_factory=_Tally)
+    year: _Tally = field(default_factory=_Tally)
     last: dict[ActivityKind, datetime] = field(default_factory=dict)
 
 
-def _empty() -> dict[str, Any]:
-    return {
-        "orders": 0,
-        "order_amount": Decimal(0),
-        "categories": set(),
-        "interactions": 0,
-        "complaints": 0,
-    }
-
-
 async def _activity_windows(
-    session: AsyncSession, customer_ids: Sequence[str], as_of: datetime
+    session: AsyncSession, customer_ids: Sequence[str] | Select[Any], as_of: datetime
 ) -> dict[str, _Windows]:
-    if not customer_ids:
-        return {}
     recent_from, previous_from = as_of - RECENT, as_of - 2 * RECENT
     in_recent = Activity.at >= recent_from
     in_previous = and_(Activity.at >= previous_from, Activity.at < recent_from)
@@ -100,24 +130,15 @@ async def _activity_windows(
     )
     found: dict[str, _Windows] = {}
     for row in await session.execute(stmt):
-        w = found.setdefault(row.customer_id, _Windows(_empty(), _empty(), _empty()))
+        w = found.setdefault(row.customer_id, _Windows())
         kind = ActivityKind(row.kind)
-        for window, n, amount in (
+        for tally, n, amount in (
             (w.recent, row.recent_n, row.recent_amount),
             (w.previous, row.previous_n, row.previous_amount),
             (w.year, row.year_n, row.year_amount),
         ):
-            if not n:
-                continue
-            if kind is ActivityKind.ORDER:
-                window["orders"] += int(n)
-                window["order_amount"] += Decimal(amount or 0)
-                if row.category:
-                    window["categories"].add(row.category)
-            elif kind is ActivityKind.INTERACTION:
-                window["interactions"] += int(n)
-            elif kind is ActivityKind.COMPLAINT:
-                window["complaints"] += int(n)
+            if n:
+                tally.add(kind, int(n), amount, row.category)
         last = _aware(row.last_at)
         if kind not in w.last or last > w.last[kind]:
             w.last[kind] = last
@@ -127,18 +148,6 @@ async def _activity_windows(
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back the aggregate as naive UTC.
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _window(values: dict[str, Any] | None) -> ActivityWindow:
-    if not values:
-        return ActivityWindow()
-    return ActivityWindow(
-        orders=values["orders"],
-        order_amount=values["order_amount"],
-        categories=frozenset(values["categories"]),
-        interactions=values["interactions"],
-        complaints=values["complaints"],
-    )
 
 
 def _snapshot(
@@ -162,9 +171,9 @@ def _snapshot(
         growth_potential=c.growth_potential,
         strategic_fit=c.strategic_fit,
         special_needs=special_needs.typed(plugins, c.special_needs),
-        recent=_window(w.recent),
-        previous=_window(w.previous),
-        year=_window(w.year),
+        recent=w.recent.frozen(),
+        previous=w.previous.frozen(),
+        year=w.year.frozen(),
         last_order_at=w.last.get(ActivityKind.ORDER),
         last_interaction_at=w.last.get(ActivityKind.INTERACTION),
         leave_intent_at=w.last.get(ActivityKind.LEAVE_INTENT),
@@ -309,15 +318,26 @@ class Population:
     profit_top: Decimal | None
 
     @classmethod
-    def of(cls, values: Sequence[tuple[Decimal, Decimal | None]]) -> Population:
-        """From each customer's ``(revenue_of, profit contribution)``."""
+    def of(cls, snapshots: Sequence[CustomerSnapshot]) -> Population:
+        """The population of these customers."""
+        return cls.from_values(
+            [
+                (revenue_of(c.annual_revenue, c.year.order_amount), c.profit_contribution)
+                for c in snapshots
+            ]
+        )
+
+    @classmethod
+    def from_values(cls, values: Sequence[tuple[Decimal, Decimal | None]]) -> Population:
+        """From each customer's ``(revenue_of(...), profit contribution)``."""
         revenues = [r for r, _ in values]
         profits = [p for _, p in values if p is not None]
         return cls(_quantile(revenues, 0.8), _quantile(revenues, 0.5), _quantile(profits, 0.8))
 
 
 async def load_population(session: AsyncSession, as_of: datetime) -> Population:
-    """The population of every customer (two queries), as ``revenue_of`` reads each one."""
+    """The population of every customer, read with two aggregate queries instead of full
+    snapshots (one customer's activity re-tiers it against everyone)."""
     orders = dict(
         (
             await session.execute(
@@ -334,9 +354,9 @@ async def load_population(session: AsyncSession, as_of: datetime) -> Population:
     rows = await session.execute(
         select(Customer.id, Customer.annual_revenue, Customer.profit_contribution)
     )
-    return Population.of(
+    return Population.from_values(
         [
-            (max(revenue or Decimal(0), Decimal(orders.get(cid) or 0)), profit)
+            (revenue_of(revenue, Decimal(orders.get(cid) or 0)), profit)
             for cid, revenue, profit in rows
         ]
     )
@@ -349,9 +369,9 @@ def _quantile(values: Sequence[Decimal], q: float) -> Decimal | None:
     return ranked[min(len(ranked) - 1, int(len(ranked) * q))]
 
 
-def revenue_of(c: CustomerSnapshot) -> Decimal:
+def revenue_of(annual_revenue: Decimal | None, year_orders: Decimal) -> Decimal:
     """The value dimension: stated annual revenue, or the last year's orders if higher."""
-    return max(c.annual_revenue or Decimal(0), c.year.order_amount)
+    return max(annual_revenue or Decimal(0), year_orders)
 
 
 def _at_least(value: Decimal | None, threshold: Decimal | None) -> bool:
@@ -359,7 +379,8 @@ def _at_least(value: Decimal | None, threshold: Decimal | None) -> bool:
 
 
 def _core_value(c: CustomerSnapshot, p: Population) -> TierVote:
-    top = _at_least(revenue_of(c), p.revenue_top) or _at_least(c.profit_contribution, p.profit_top)
+    revenue = revenue_of(c.annual_revenue, c.year.order_amount)
+    top = _at_least(revenue, p.revenue_top) or _at_least(c.profit_contribution, p.profit_top)
     strategy, potential = c.strategic_fit or 0, c.growth_potential or 0
     if top and max(strategy, potential) >= 70:
         return TierVote("STRATEGIC", "top 20% by value, with strategic fit or growth potential")
@@ -367,7 +388,7 @@ def _core_value(c: CustomerSnapshot, p: Population) -> TierVote:
         return TierVote("HIGH", "top 20% by revenue or profit contribution")
     if strategy >= 80 and potential >= 80:
         return TierVote("HIGH", "high strategic fit and growth potential")
-    if _at_least(revenue_of(c), p.revenue_median) or max(strategy, potential) >= 60:
+    if _at_least(revenue, p.revenue_median) or max(strategy, potential) >= 60:
         return TierVote("MEDIUM", "above the median by value, or promising")
     return TierVote("LOW", "below the median by value")
 
@@ -394,6 +415,9 @@ class Tiers:
     needs: NeedsTier
     loyalty: LoyaltyTier
     reasons: Mapping[str, str]
+
+    def columns(self) -> dict[str, Any]:
+        return {"value_tier": self.value, "needs_tier": self.needs, "loyalty_tier": self.loyalty}
 
 
 def decide(

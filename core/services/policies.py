@@ -118,6 +118,12 @@ class PolicyService:
                         name=plugin.name, version=plugin.version, installed_at=self.clock.now()
                     )
                 )
+                audit.record(
+                    "installPlugin",
+                    "Plugin",
+                    plugin.name,
+                    [{"field": "version", "before": None, "after": plugin.version}],
+                )
                 _install(
                     session, audit, "installPluginPolicies", plugin.policy_lines(), plugin.name
                 )

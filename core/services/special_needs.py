@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from core.errors import BadUserInput, FieldError
-from core.plugins import Plugin, camel
+from core.plugins import Plugin, camel, special_needs_type
 from sdk.specs import FieldSpec
 
 SpecialNeeds = Mapping[str, Mapping[str, Any]]
@@ -22,6 +22,15 @@ SpecialNeeds = Mapping[str, Mapping[str, Any]]
 def audit_name(plugin: str, spec_name: str) -> str:
     """The audit (and error) name of a plugin field: ``specialNeeds.banking.riskTolerance``."""
     return f"specialNeeds.{plugin}.{camel(spec_name)}"
+
+
+def policy_object(entity_type: str, field: str) -> tuple[str, str]:
+    """The ``(type, field)`` whose read permission guards an audited field's values: the
+    inverse of ``audit_name`` for plugin fields, the field itself otherwise."""
+    if field.startswith("specialNeeds."):
+        _, plugin, name = field.split(".", 2)
+        return special_needs_type(plugin), name
+    return entity_type, field
 
 
 def check(spec: FieldSpec, value: Any) -> str | None:
@@ -113,10 +122,10 @@ def typed(plugins: Sequence[Plugin], stored: SpecialNeeds) -> dict[str, dict[str
 def flat(plugins: Sequence[Plugin], stored: SpecialNeeds) -> dict[str, Any]:
     """``specialNeeds.<plugin>.<field>`` → stored value, for audit diffs."""
     return {
-        audit_name(p.name, f.name): stored.get(p.name, {}).get(f.name)
+        audit_name(p.name, name): value
         for p in plugins
-        for f in p.fields
-        if stored.get(p.name, {}).get(f.name) is not None
+        for name, value in stored.get(p.name, {}).items()
+        if value is not None and p.field(name) is not None
     }
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
@@ -27,6 +27,7 @@ from core.services.assignment import AssignmentService
 from core.services.audit import Actor, AuditWriter, audit_value
 from core.services.customers import EVERYTHING, CustomerScope, customers_query, load_customer
 from core.services.customers import CustomerFilter as Filter
+from sdk.specs import CustomerSnapshot
 
 TIERS = ("value_tier", "needs_tier", "loyalty_tier")
 REVIEW_CHUNK = 500
@@ -41,6 +42,26 @@ class Movement:
     before: str | None
     after: str
     reason: str
+
+    @property
+    def field(self) -> str:
+        """The customer field that moved (``valueTier``), as audited and authorised."""
+        return f"{self.tier}Tier"
+
+    def audit_change(self) -> dict[str, Any]:
+        return {"field": self.field, "before": self.before, "after": self.after}
+
+
+def _movements(customer: Customer, tiers: insight.Tiers) -> list[Movement]:
+    moved = []
+    for kind, after in (("value", tiers.value), ("needs", tiers.needs), ("loyalty", tiers.loyalty)):
+        before = getattr(customer, f"{kind}_tier")
+        if before != after:
+            before_value = before.value if before is not None else None
+            moved.append(
+                Movement(customer.id, kind, before_value, after.value, tiers.reasons[kind])
+            )
+    return moved
 
 
 @dataclass(frozen=True)
@@ -130,17 +151,22 @@ class TieringService:
                 )
             )
             await session.flush()
-            population = await insight.load_population(session, now)
-            changes: list[dict[str, Any]] = [
-                {
-                    "field": "activity",
-                    "before": None,
-                    "after": audit_value(
-                        {"kind": kind, "at": at, "amount": amount, "category": category}
-                    ),
-                }
-            ]
-            movements = await self._apply(session, actor, [customer], population, now, changes)
+            (snapshot,) = await insight.load_snapshots(
+                session, [customer], now, self.plugins.plugins
+            )
+            activity = {"kind": kind, "at": at, "amount": amount, "category": category}
+            movements = await self._retier(
+                session,
+                actor,
+                [(customer, snapshot)],
+                await insight.load_population(session, now),
+                now,
+                action="recordActivity",
+                reason="activity recorded",
+                extra_changes=[
+                    {"field": "activity", "before": None, "after": audit_value(activity)}
+                ],
+            )
             return await load_customer(session, customer.id), movements
 
     async def import_activities(self, actor: Actor, rows: Sequence[ActivityRow]) -> int:
@@ -184,81 +210,59 @@ class TieringService:
         now = self.clock.now()
         async with self.db.transaction() as session:
             customers = list((await session.scalars(select(Customer).order_by(Customer.id))).all())
-            snapshots = await insight.load_snapshots(session, customers, now, self.plugins.plugins)
-            population = insight.Population.of(
-                [(insight.revenue_of(s), s.profit_contribution) for s in snapshots]
+            snapshots = await insight.load_snapshots(
+                session, customers, now, self.plugins.plugins, among=select(Customer.id)
             )
-            movements: list[Movement] = []
-            for start in range(0, len(customers), REVIEW_CHUNK):
-                chunk = customers[start : start + REVIEW_CHUNK]
-                movements += await self._apply(
-                    session,
-                    actor,
-                    chunk,
-                    population,
-                    now,
-                    None,
-                    snapshots[start : start + REVIEW_CHUNK],
-                )
-                if progress is not None:
-                    progress(start + len(chunk), len(customers))
+            population = insight.Population.of(snapshots)
+            movements = await self._retier(
+                session,
+                actor,
+                list(zip(customers, snapshots, strict=True)),
+                population,
+                now,
+                action="runTierReview",
+                reason="tier review",
+                progress=progress,
+            )
             return ReviewResult(len(customers), movements, now)
 
-    async def _apply(
+    async def _retier(
         self,
         session: AsyncSession,
         actor: Actor,
-        customers: Sequence[Customer],
+        pairs: Sequence[tuple[Customer, CustomerSnapshot]],
         population: insight.Population,
         now: datetime,
-        extra_changes: list[dict[str, Any]] | None,
-        snapshots: Sequence[Any] | None = None,
+        *,
+        action: str,
+        reason: str,
+        extra_changes: Sequence[dict[str, Any]] = (),
+        progress: Callable[[int, int], object] | None = None,
     ) -> list[Movement]:
-        """Decide the tiers of ``customers``; write and audit what changed (set-based)."""
-        if snapshots is None:
-            snapshots = await insight.load_snapshots(session, customers, now, self.plugins.plugins)
+        """Decide each customer's tiers; one audit entry per customer (with ``extra_changes``),
+        one UPDATE for all that moved, then the rules for those whose value tier moved."""
         audit = AuditWriter(session, actor, now)
         movements: list[Movement] = []
-        updates = []
-        value_moved = []
-        for customer, snapshot in zip(customers, snapshots, strict=True):
+        updates: list[dict[str, Any]] = []
+        value_moved: list[str] = []
+        for done, (customer, snapshot) in enumerate(pairs, 1):
             health = insight.assess(snapshot, self.signals)
             tiers = insight.decide(snapshot, population, health, self.plugins.tier_criteria)
-            decided = {
-                "value_tier": tiers.value,
-                "needs_tier": tiers.needs,
-                "loyalty_tier": tiers.loyalty,
-            }
-            changes = list(extra_changes or [])
-            for attr, tier in decided.items():
-                before = getattr(customer, attr)
-                if before == tier:
-                    continue
-                kind = attr.removesuffix("_tier")
-                movements.append(
-                    Movement(
-                        customer.id, kind, before and before.value, tier.value, tiers.reasons[kind]
-                    )
-                )
-                changes.append(
-                    {
-                        "field": f"{kind}Tier",
-                        "before": before and before.value,
-                        "after": tier.value,
-                    }
-                )
-            if len(changes) > len(extra_changes or []):
-                updates.append({"cid": customer.id, **decided})
-                if decided["value_tier"] != customer.value_tier:
-                    value_moved.append(customer.id)
-            reason = "tier review" if extra_changes is None else "activity recorded"
+            moved = _movements(customer, tiers)
             audit.record(
-                "runTierReview" if extra_changes is None else "recordActivity",
+                action,
                 "Customer",
                 customer.id,
-                changes,
+                [*extra_changes, *(m.audit_change() for m in moved)],
                 reason,
             )
+            if moved:
+                movements += moved
+                updates.append({"cid": customer.id, **tiers.columns()})
+                if any(m.tier == "value" for m in moved):
+                    value_moved.append(customer.id)
+            if progress is not None and (done % REVIEW_CHUNK == 0 or done == len(pairs)):
+                progress(done, len(pairs))
         if updates:
             table = cast(Table, Customer.__table__)
             await session.execute(
@@ -278,11 +282,14 @@ class TieringService:
         return movements
 
     async def health(
-        self, session: AsyncSession, customers: Sequence[Customer]
+        self,
+        session: AsyncSession,
+        customers: Sequence[Customer],
+        among: Select[Any] | None = None,
     ) -> list[insight.Health]:
-        """Each customer's health now (one aggregate query for all)."""
+        """Each customer's health now (one aggregate query for all; see ``load_snapshots``)."""
         snapshots = await insight.load_snapshots(
-            session, customers, self.clock.now(), self.plugins.plugins
+            session, customers, self.clock.now(), self.plugins.plugins, among=among
         )
         return [insight.assess(s, self.signals) for s in snapshots]
 
@@ -290,13 +297,16 @@ class TieringService:
         self, session: AsyncSession, scope: CustomerScope, level: str | None, limit: int
     ) -> list[tuple[Customer, insight.Health]]:
         """Customers in scope with a warning (at ``level`` if given), most urgent first."""
-        stmt = customers_query(Filter(), scope).order_by(Customer.id)
-        customers = list((await session.scalars(stmt)).unique().all())
-        found = []
-        for customer, health in zip(customers, await self.health(session, customers), strict=True):
-            warnings = [w for w in health.warnings if level is None or w.level == level]
-            if warnings:
-                found.append((customer, health))
+        in_scope = customers_query(Filter(), scope)
+        customers = list((await session.scalars(in_scope.order_by(Customer.id))).unique().all())
+        among = in_scope.with_only_columns(Customer.id)
+        found = [
+            (customer, health)
+            for customer, health in zip(
+                customers, await self.health(session, customers, among), strict=True
+            )
+            if any(level is None or w.level == level for w in health.warnings)
+        ]
         found.sort(
             key=lambda pair: (
                 -insight.LEVELS.index(pair[1].warnings[0].level),
