@@ -23,6 +23,7 @@ from core.errors import BatonError
 from core.plugins import PluginError, builtin_plugins, load_plugins
 from core.services import Actor, Services
 from core.services.audit import current_request_id
+from core.services.audit_chain import VerifyResult
 from sdk.specs import WorkflowEvent
 
 app = typer.Typer(help="Baton: key-account ownership service.", no_args_is_help=True)
@@ -44,6 +45,8 @@ app.add_typer(plugin_app, name="plugin")
 app.add_typer(role_app, name="role")
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -492,6 +495,64 @@ def db_upgrade(database: DatabaseOption = None) -> None:
         return await services.db.current_revision()
 
     typer.echo(f"database at revision {_run(_settings(database), work, prepare=False)}")
+
+
+def _verify_chain(database: str | None, anchor: Path | None) -> VerifyResult:
+    """Verify the audit chain (against ``anchor``) without migrating the database."""
+    from core.services.audit_chain import Anchor, verify
+
+    try:
+        expected = Anchor.read(anchor) if anchor is not None else None
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/red] cannot read the anchor {str(anchor)!r}: {exc}")
+        raise typer.Exit(2) from exc
+
+    async def work(services: Services) -> VerifyResult:
+        if not await services.db.is_current():
+            raise NotMigrated("the database is not migrated: run `baton db upgrade` first")
+        async with services.db.reader() as session:
+            return await verify(session, expected)
+
+    return _run(_settings(database), work, prepare=False)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            help="A head written earlier by `baton audit anchor`; also catches a removed tail "
+            "and a rewritten chain."
+        ),
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Check the audit log's hash chain; exit 1 naming the first bad entry."""
+    result = _verify_chain(database, anchor)
+    typer.echo(result.message())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    out: Annotated[
+        Path | None, typer.Option(help="Write the head here (else to standard output).")
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Verify the chain, then write its head as {"seq": n, "hash": h}; keep it off the server
+    (e.g. in a ticket or a write-once bucket) for `baton audit verify --anchor`."""
+    result = _verify_chain(database, None)
+    if not result.ok:
+        typer.echo(result.message())
+        console.print("[red]error:[/red] the chain is broken; no anchor written")
+        raise typer.Exit(1)
+    if out is None:
+        typer.echo(result.head.to_json(), nl=False)
+    else:
+        out.write_text(result.head.to_json())
+        typer.echo(f"wrote {out}: seq {result.head.seq}, hash {result.head.hash}")
 
 
 @schema_app.command("export")

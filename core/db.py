@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 _AFTER_COMMIT = "baton_after_commit"
+_BEFORE_COMMIT = "baton_before_commit"
+
+
+def in_transaction(session: AsyncSession) -> bool:
+    """True for a session opened by ``Database.transaction``."""
+    return bool(session.info.get(_WRITE))
+
+
+def before_commit(
+    session: AsyncSession, key: str, callback: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
+    """Run ``callback`` last in the transaction of ``session`` (from ``Database.transaction``),
+    once per ``key``, just before it commits."""
+    session.info.setdefault(_BEFORE_COMMIT, {}).setdefault(key, callback)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
@@ -102,8 +116,11 @@ class Database:
             async with self.sessions() as session:
                 # Options must be set before the transaction begins (BEGIN IMMEDIATE).
                 await session.connection(execution_options={_WRITE: True})
+                session.info[_WRITE] = True
                 try:
                     yield session
+                    for callback in session.info.pop(_BEFORE_COMMIT, {}).values():
+                        await callback(session)
                     await session.commit()
                 except BaseException:
                     await session.rollback()

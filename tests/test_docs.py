@@ -33,7 +33,7 @@ def blocks(folder: str, language: str) -> list[tuple[str, str]]:
 
 
 GRAPHQL = blocks("frontend", "graphql") + blocks("admin", "graphql")
-CONSOLE = blocks("admin", "console")
+CONSOLE = blocks("admin", "console") + blocks(".", "console")
 
 
 def test_docs_have_examples() -> None:
@@ -54,7 +54,10 @@ def variable_names(document: str) -> list[str]:
     return [v.variable.name.value for v in getattr(operation, "variable_definitions", None) or ()]
 
 
-def test_console_examples_run(database_url: str) -> None:
+def test_console_examples_run(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the examples write files (the audit anchor)
     runner = CliRunner()
     for _, body in CONSOLE:
         for line in body.splitlines():

@@ -20,7 +20,6 @@ from core.db import Database
 from core.domain import (
     AssignedBy,
     AssignmentRule,
-    AuditEntry,
     Customer,
     LifecycleStage,
     Ownership,
@@ -39,7 +38,6 @@ from core.services.audit import (
     Actor,
     AuditWriter,
     audit_value,
-    current_request_id,
     diff,
     to_camel,
 )
@@ -498,22 +496,15 @@ class AssignmentService:
             .values(version=Customer.version + 1, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        await session.execute(
-            insert(AuditEntry),
-            [
-                {
-                    "at": now,
-                    "actor_id": actor.user_id,
-                    "action": "runAssignment",
-                    "entity_type": "Customer",
-                    "entity_id": m.customer_id,
-                    "changes": [{"field": "owner", "before": None, "after": m.to_owner_id}],
-                    "reason": f"{reason}: rule {m.rule.name!r}",
-                    "request_id": current_request_id.get(),
-                }
-                for m in moves
-            ],
-        )
+        audit = AuditWriter(session, actor, now)
+        for m in moves:
+            audit.record(
+                "runAssignment",
+                "Customer",
+                m.customer_id,
+                [{"field": "owner", "before": None, "after": m.to_owner_id}],
+                f"{reason}: rule {m.rule.name!r}",
+            )
 
     async def _write_requests(
         self,
@@ -542,22 +533,15 @@ class AssignmentService:
             for rid, m in zip(ids, moves, strict=True)
         ]
         await session.execute(insert(ReassignmentRequest), rows)
-        await session.execute(
-            insert(AuditEntry),
-            [
-                {
-                    "at": now,
-                    "actor_id": actor.user_id,
-                    "action": "requestReassignment",
-                    "entity_type": "ReassignmentRequest",
-                    "entity_id": row["id"],
-                    "changes": diff({}, request_snapshot(row)),
-                    "reason": row["reason"],
-                    "request_id": current_request_id.get(),
-                }
-                for row in rows
-            ],
-        )
+        audit = AuditWriter(session, actor, now)
+        for rid, m, row in zip(ids, moves, rows, strict=True):
+            audit.record(
+                "requestReassignment",
+                "ReassignmentRequest",
+                rid,
+                diff({}, request_snapshot(row)),
+                f"{reason}: rule {m.rule.name!r}",
+            )
 
     @staticmethod
     async def _store_cursors(

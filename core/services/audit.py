@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import before_commit, in_transaction
 from core.domain import AuditEntry
+from core.services import audit_chain
 
 # Stamped by the HTTP layer (or the CLI) so every entry names the request that made it.
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -63,9 +65,16 @@ class Actor:
 
 
 class AuditWriter:
-    """Adds entries to the session of the running transaction; nothing when nothing changed."""
+    """Records entries in the running transaction; nothing when nothing changed.
+
+    The entries are appended to the hash chain (``core.services.audit_chain``) in the order
+    recorded, in one INSERT just before the transaction commits, so that the chain's append
+    lock is held only while committing.
+    """
 
     def __init__(self, session: AsyncSession, actor: Actor, at: datetime) -> None:
+        if not in_transaction(session):
+            raise RuntimeError("audit entries are written inside Database.transaction()")
         self._session = session
         self._actor = actor
         self._at = at
@@ -77,21 +86,29 @@ class AuditWriter:
         entity_id: str,
         changes: list[dict[str, Any]],
         reason: str | None = None,
-    ) -> AuditEntry | None:
+    ) -> None:
         if not changes:
-            return None
-        entry = AuditEntry(
-            at=self._at,
-            actor_id=self._actor.user_id,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            changes=changes,
-            reason=reason,
-            request_id=current_request_id.get(),
+            return
+        self._session.info.setdefault(_PENDING, []).append(
+            {
+                "at": self._at,
+                "actor_id": self._actor.user_id,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "changes": changes,
+                "reason": reason,
+                "request_id": current_request_id.get(),
+            }
         )
-        self._session.add(entry)
-        return entry
+        before_commit(self._session, _PENDING, _append_pending)
+
+
+_PENDING = "baton_audit_pending"
+
+
+async def _append_pending(session: AsyncSession) -> None:
+    await audit_chain.append(session, session.info.pop(_PENDING, []))
 
 
 @dataclass(frozen=True)

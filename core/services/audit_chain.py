@@ -1,0 +1,257 @@
+"""The audit log's hash chain: appending (at commit) and verifying.
+
+Every entry has a gap-free ``seq`` (1, 2, 3, ...), a canonical JSON ``body`` of its fields,
+``prev_hash`` (the hash of entry ``seq - 1``; 64 zeros for the first) and
+``hash = sha256(prev_hash + body)``. Altering, removing, inserting or reordering entries breaks
+the chain at the first entry concerned; an *anchor* (``{"seq": n, "hash": h}`` kept outside the
+database) also catches a removed tail and a rewrite of the whole chain.
+
+Appends are serialised: on PostgreSQL the writing transaction takes a transaction-scoped
+advisory lock just before it reads the head, at commit, so the lock is held only while
+committing; on SQLite write transactions begin with ``BEGIN IMMEDIATE`` (``core.db``), so only
+one writer runs at a time. A unique index on ``seq`` backs both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.domain import AuditEntry
+
+GENESIS = "0" * 64
+# pg_advisory_xact_lock key of the audit chain's head: the bytes of "batonAud".
+ADVISORY_LOCK_KEY = int.from_bytes(b"batonAud", "big")
+_BATCH = 1000
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(prev_hash: str, body: str) -> str:
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def body_of(entry: Mapping[str, Any]) -> str:
+    """The canonical JSON that is hashed, from an entry's columns (with ``seq``): sorted keys,
+    compact separators, UTC ISO time."""
+    return canonical_json(
+        {
+            "seq": entry["seq"],
+            "at": entry["at"].astimezone(UTC).isoformat(),
+            "actor": entry["actor_id"],
+            "action": entry["action"],
+            "entityType": entry["entity_type"],
+            "entityId": entry["entity_id"],
+            "changes": entry["changes"],
+            "reason": entry["reason"],
+            "requestId": entry["request_id"],
+        }
+    )
+
+
+def seal(entries: list[dict[str, Any]], head: tuple[int, str]) -> None:
+    """Give ``entries`` (in order) the sequence numbers, bodies and hashes following ``head``."""
+    seq, prev = head
+    for entry in entries:
+        seq += 1
+        # Store exactly what reading the JSON column back gives, so the body can be rebuilt.
+        entry["changes"] = json.loads(canonical_json(entry["changes"]))
+        entry["seq"] = seq
+        entry["body"] = body_of(entry)
+        entry["prev_hash"] = prev
+        entry["hash"] = prev = chain_hash(prev, entry["body"])
+
+
+async def append(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    """Append ``entries`` (AuditEntry columns without ``id`` and chain fields) in one INSERT."""
+    if not entries:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # Held until the transaction ends, which follows right after this append.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+        )
+    row = (
+        await session.execute(
+            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+        )
+    ).first()
+    seal(entries, (row[0], row[1]) if row else (0, GENESIS))
+    await session.execute(insert(AuditEntry), entries)
+
+
+# --- verifying ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A head recorded earlier, kept where whoever can write the database cannot."""
+
+    seq: int
+    hash: str
+
+    def to_json(self) -> str:
+        return json.dumps({"seq": self.seq, "hash": self.hash}) + "\n"
+
+    @classmethod
+    def parse(cls, data: str) -> Anchor:
+        value = json.loads(data)
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("seq"), int)
+            or value["seq"] < 0
+            or not isinstance(value.get("hash"), str)
+            or len(value["hash"]) != 64
+        ):
+            raise ValueError('an anchor is {"seq": <int >= 0>, "hash": "<64 hex digits>"}')
+        return cls(value["seq"], value["hash"])
+
+    @classmethod
+    def read(cls, path: Path) -> Anchor:
+        return cls.parse(path.read_text())
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """``ok``, or the first bad entry: its ``seq``, its row ``id`` (None when it is missing)
+    and why."""
+
+    entries: int
+    head: Anchor
+    bad_seq: int | None = None
+    bad_id: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def message(self) -> str:
+        if self.ok:
+            return f"ok: {self.entries} entries, head {self.head.hash}"
+        ident = "-" if self.bad_id is None else self.bad_id
+        return f"audit entry {self.bad_seq} (id {ident}): {self.reason}"
+
+
+_COLUMNS = (
+    AuditEntry.id,
+    AuditEntry.seq,
+    AuditEntry.at,
+    AuditEntry.actor_id,
+    AuditEntry.action,
+    AuditEntry.entity_type,
+    AuditEntry.entity_id,
+    AuditEntry.changes,
+    AuditEntry.reason,
+    AuditEntry.request_id,
+    AuditEntry.body,
+    AuditEntry.prev_hash,
+    AuditEntry.hash,
+)
+_FIELDS = {
+    "at": "at",
+    "actor": "actor_id",
+    "action": "action",
+    "entityType": "entity_type",
+    "entityId": "entity_id",
+    "changes": "changes",
+    "reason": "reason",
+    "requestId": "request_id",
+}
+
+
+def _check(row: Any, expected_seq: int, prev: str) -> str | None:
+    """Why the entry at position ``expected_seq`` is bad, or None."""
+    try:
+        body = json.loads(row.body)
+        body_seq = body["seq"]
+    except (TypeError, ValueError, KeyError):
+        return "its body is not an entry's JSON (altered)"
+    if body_seq != row.seq:
+        return (
+            f"its hashed body says seq {body_seq}: moved (entries reordered, or inserted or "
+            "removed before it)"
+        )
+    if chain_hash(row.prev_hash, row.body) != row.hash:
+        return "its hash does not match its body (body or hash altered)"
+    if row.prev_hash != prev:
+        before = "the genesis value" if expected_seq == 1 else f"entry {expected_seq - 1}'s hash"
+        return (
+            f"its prev_hash does not match {before} (an entry before it was altered, inserted "
+            "or removed, or this one was forged)"
+        )
+    try:
+        rebuilt = body_of(row._mapping)
+    except (TypeError, ValueError, AttributeError):
+        rebuilt = "{}"
+    if rebuilt != row.body:
+        fields = json.loads(rebuilt)
+        altered = [column for name, column in _FIELDS.items() if fields.get(name) != body.get(name)]
+        return f"its columns differ from its hashed body ({', '.join(altered) or 'body'} altered)"
+    return None
+
+
+async def verify(session: AsyncSession, anchor: Anchor | None = None) -> VerifyResult:
+    """Walk the chain in ``seq`` order (in batches, so memory stays flat) and report the first
+    bad entry; with ``anchor``, the chain must also reach it with the same hash."""
+    expected, prev, last_id = 1, GENESIS, None
+    while True:
+        rows = (
+            await session.execute(
+                select(*_COLUMNS)
+                .where(AuditEntry.seq >= expected)
+                .order_by(AuditEntry.seq)
+                .limit(_BATCH)
+            )
+        ).all()
+        for row in rows:
+            if row.seq < expected:
+                return VerifyResult(
+                    expected - 1,
+                    Anchor(expected - 1, prev),
+                    row.seq,
+                    row.id,
+                    "duplicate seq (inserted)",
+                )
+            if row.seq != expected:
+                return VerifyResult(
+                    expected - 1,
+                    Anchor(expected - 1, prev),
+                    expected,
+                    None,
+                    f"missing (deleted): the log goes from seq {expected - 1} to seq {row.seq} "
+                    f"(id {row.id})",
+                )
+            reason = _check(row, expected, prev)
+            if reason is None and anchor and row.seq == anchor.seq and row.hash != anchor.hash:
+                reason = "its hash differs from the anchor's: the log up to here was rewritten"
+            if reason is not None:
+                return VerifyResult(
+                    expected - 1, Anchor(expected - 1, prev), row.seq, row.id, reason
+                )
+            expected, prev, last_id = expected + 1, row.hash, row.id
+        if len(rows) < _BATCH:
+            break
+    count = expected - 1
+    head = Anchor(count, prev)
+    if anchor is not None and count < anchor.seq:
+        return VerifyResult(
+            count,
+            head,
+            count + 1,
+            None,
+            f"missing (truncated): the log ends at seq {count}"
+            + (f" (id {last_id})" if last_id is not None else "")
+            + f" but the anchor records seq {anchor.seq}",
+        )
+    return VerifyResult(count, head)
