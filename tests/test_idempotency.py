@@ -9,8 +9,11 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from core.api.idempotency import fingerprint
 from core.clock import FixedClock
 from core.config import Settings
+from core.domain import IdempotencyKey, IdempotencyState
+from core.services import Services
 from tests.conftest import GraphQLClient, client_of, running, write_lock
 
 CREATE = 'mutation { createCustomer(input: {name: "Harbor"}) { customer { id name } } }'
@@ -122,6 +125,25 @@ async def test_a_retry_while_the_first_request_runs_is_409(
     assert retry.json()["errors"][0]["extensions"]["code"] == "CONFLICT"
     assert (await first).status_code == 200
     assert (await post(gql, "admin", CREATE, "order-1")).content == (await first).content
+    assert await created(gql) == (1, 1)
+
+
+async def test_a_reservation_of_a_dead_process_is_forgotten_after_the_timeout(
+    gql: GraphQLClient, services: Services, clock: FixedClock, admin: str
+) -> None:
+    async with services.db.transaction() as session:  # reserved, then the process died
+        session.add(
+            IdempotencyKey(
+                user_id="admin",
+                key="order-1",
+                fingerprint=fingerprint({"query": CREATE, "variables": None}),
+                state=IdempotencyState.IN_PROGRESS,
+                created_at=clock.now(),
+            )
+        )
+    assert (await post(gql, "admin", CREATE, "order-1")).status_code == 409
+    clock.advance(timedelta(seconds=Settings().execution_timeout + 60))
+    assert (await post(gql, "admin", CREATE, "order-1")).status_code == 200
     assert await created(gql) == (1, 1)
 
 

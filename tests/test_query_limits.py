@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import hypothesis
+import pytest
 from graphql import (
     GraphQLObjectType,
     build_schema,
@@ -278,3 +279,24 @@ def test_a_fragment_cycle_does_not_loop() -> None:
         "fragment B on Query { ...A }"
     )
     assert measure(NESTED, document).depth == 4
+
+
+def test_the_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "BATON_MAX_DEPTH": "8",
+        "BATON_MAX_ALIASES": "5",
+        "BATON_MAX_TOKENS": "900",
+        "BATON_MAX_COST": "1500",
+        "BATON_EXECUTION_TIMEOUT": "2.5",
+        "BATON_INTROSPECTION": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    found = Settings.from_env()
+    assert (found.max_depth, found.max_aliases, found.max_tokens, found.max_cost) == (
+        8,
+        5,
+        900,
+        1500,
+    )
+    assert found.execution_timeout == 2.5
+    assert found.introspection is False

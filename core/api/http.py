@@ -1,4 +1,5 @@
-"""``/graphql`` over HTTP: limits, authentication, execution, error formatting."""
+"""``/graphql`` over HTTP: limits, authentication, execution under a deadline, idempotent
+retries, error formatting."""
 
 from __future__ import annotations
 
@@ -61,7 +62,11 @@ class GraphQLEndpoint:
         self.settings = settings
         self.ide_html = get_graphql_ide_html("graphiql")
         self.idempotency = IdempotencyKeys(
-            services.db, services.clock, timedelta(seconds=settings.idempotency_ttl)
+            services.db,
+            services.clock,
+            ttl=timedelta(seconds=settings.idempotency_ttl),
+            # Storing the answer takes a moment after the deadline; a minute is ample.
+            runs_for=timedelta(seconds=settings.execution_timeout + 60),
         )
 
     async def handle(self, request: Request) -> Response:
@@ -188,7 +193,7 @@ class GraphQLEndpoint:
         try:
             response, retryable = await self._answer(viewer, payload, allowed, request_id)
         except BaseException:
-            await self.idempotency.release(viewer.id, key)
+            await self.idempotency.release(viewer.id, key)  # it crashed: let a retry run
             raise
         if retryable and not await self.idempotency.wrote(request_id):
             await self.idempotency.release(viewer.id, key)

@@ -45,12 +45,17 @@ def fingerprint(payload: Any) -> str:
 
 
 class IdempotencyKeys:
-    """Reservations and stored responses, per user and key, forgotten after ``ttl``."""
+    """Reservations and stored responses, per user and key, forgotten after ``ttl``.
 
-    def __init__(self, db: Database, clock: Clock, ttl: timedelta) -> None:
+    A reservation older than ``runs_for`` (the execution timeout) cannot belong to a running
+    request any more: its process died before answering, so it is forgotten too.
+    """
+
+    def __init__(self, db: Database, clock: Clock, ttl: timedelta, runs_for: timedelta) -> None:
         self.db = db
         self.clock = clock
         self.ttl = ttl
+        self.runs_for = runs_for
 
     async def reserve(self, user_id: str, key: str, fingerprint: str) -> StoredResponse | None:
         """Reserve ``key`` for a new request (None), or return the earlier request's answer.
@@ -61,7 +66,7 @@ class IdempotencyKeys:
         now = self.clock.now()
         async with self.db.transaction() as session:
             record = await session.get(IdempotencyKey, (user_id, key))
-            if record is not None and record.created_at + self.ttl <= now:
+            if record is not None and record.created_at + self._kept(record) <= now:
                 await session.delete(record)
                 await session.flush()
                 record = None
@@ -81,6 +86,9 @@ class IdempotencyKeys:
         if record.state is IdempotencyState.IN_PROGRESS or record.status is None:
             raise KeyInFlight
         return StoredResponse(record.status, record.response or b"")
+
+    def _kept(self, record: IdempotencyKey) -> timedelta:
+        return self.runs_for if record.state is IdempotencyState.IN_PROGRESS else self.ttl
 
     async def finish(self, user_id: str, key: str, response: StoredResponse) -> None:
         """Store the answer that retries will get."""
