@@ -12,6 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from core.api.http import GraphQLEndpoint, json_response
+from core.api.limits import QueryLimits
 from core.api.schema import build_schema
 from core.calendar import WorkingCalendar
 from core.clock import Clock
@@ -38,7 +39,14 @@ def create_app(
     plugins = plugins if plugins is not None else load_plugins(settings.plugins)
     db = Database(settings.database_url, echo=settings.log_sql)
     services = Services.create(db, clock, WorkingCalendar(settings.holidays), plugins=plugins)
-    schema = build_schema(plugins, authorization=settings.authorization)
+    limits = QueryLimits(
+        settings.max_depth,
+        settings.max_aliases,
+        settings.max_tokens,
+        settings.max_cost,
+        settings.introspection,
+    )
+    schema = build_schema(plugins, authorization=settings.authorization, limits=limits)
     endpoint = GraphQLEndpoint(schema, services, settings)
 
     @asynccontextmanager

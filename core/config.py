@@ -41,6 +41,16 @@ class Settings:
     graphiql: bool = True
     max_body_bytes: int = 1024 * 1024
     max_batch_size: int = 10
+    # Query limits (docs/frontend/graphql.md, "Query limits"), checked before execution.
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 4000
+    max_cost: int = 20000
+    introspection: bool = True
+    # Seconds a request may run before it is cancelled and its transaction rolled back.
+    execution_timeout: float = 30.0
+    # Seconds an Idempotency-Key is remembered.
+    idempotency_ttl: int = 86400
     log_sql: bool = False
     # Non-working days besides weekends, for deadlines (BATON_HOLIDAYS=2026-10-01,2026-10-02).
     holidays: tuple[date, ...] = ()
@@ -60,6 +70,13 @@ class Settings:
             graphiql=_flag("BATON_GRAPHIQL", True),
             max_body_bytes=int(os.environ.get("BATON_MAX_BODY_BYTES", 1024 * 1024)),
             max_batch_size=int(os.environ.get("BATON_MAX_BATCH_SIZE", 10)),
+            max_depth=int(os.environ.get("BATON_MAX_DEPTH", 12)),
+            max_aliases=int(os.environ.get("BATON_MAX_ALIASES", 30)),
+            max_tokens=int(os.environ.get("BATON_MAX_TOKENS", 4000)),
+            max_cost=int(os.environ.get("BATON_MAX_COST", 20000)),
+            introspection=_flag("BATON_INTROSPECTION", True),
+            execution_timeout=float(os.environ.get("BATON_EXECUTION_TIMEOUT", 30.0)),
+            idempotency_ttl=int(os.environ.get("BATON_IDEMPOTENCY_TTL", 86400)),
             log_sql=_flag("BATON_LOG_SQL", False),
             holidays=tuple(
                 date.fromisoformat(d.strip())

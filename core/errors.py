@@ -84,3 +84,15 @@ class BadUserInput(BatonError):
     @classmethod
     def one(cls, path: str, reason: str, root: str = "input") -> BadUserInput:
         return cls([FieldError(path, reason)], root=root)
+
+
+class QueryTooComplex(BatonError):
+    """The document exceeds a query limit (depth, aliases, tokens, cost); nothing executed."""
+
+    code = "QUERY_TOO_COMPLEX"
+
+    def __init__(self, name: str, label: str, value: int, maximum: int) -> None:
+        super().__init__(
+            f"query {label} {value} exceeds the limit of {maximum}",
+            limit={"name": name, "value": value, "max": maximum},
+        )

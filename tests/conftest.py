@@ -11,8 +11,10 @@ import asyncio
 import itertools
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -109,10 +111,17 @@ def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, jwt_secret=JWT_SECRET)
 
 
-@pytest.fixture
-async def app(settings: Settings, clock: FixedClock) -> AsyncIterator[Starlette]:
+@asynccontextmanager
+async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[Starlette]:
+    """The app, started (migrated, policies installed) and stopped around the block."""
     application = create_app(settings, clock=clock)
     async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FixedClock) -> AsyncIterator[Starlette]:
+    async with running(settings, clock) as application:
         yield application
 
 
@@ -164,11 +173,39 @@ class GraphQLClient:
         return body["data"]  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def gql(app: Starlette, clock: FixedClock) -> AsyncIterator[GraphQLClient]:
+@asynccontextmanager
+async def client_of(app: Starlette, clock: FixedClock) -> AsyncIterator[GraphQLClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://baton.test") as http:
         yield GraphQLClient(http, clock)
+
+
+@pytest.fixture
+async def gql(app: Starlette, clock: FixedClock) -> AsyncIterator[GraphQLClient]:
+    async with client_of(app, clock) as client:
+        yield client
+
+
+@asynccontextmanager
+async def write_lock(database_url: str) -> AsyncIterator[None]:
+    """Hold a lock that makes a mutation wait: SQLite's write lock (the mutation waits in its
+    BEGIN IMMEDIATE), or on PostgreSQL the audit table (it waits after its first writes)."""
+    if database_url.startswith("sqlite"):
+        conn = sqlite3.connect(database_url.split(":///", 1)[1], isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    pg = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        async with pg.transaction():
+            await pg.execute("LOCK TABLE audit_entries IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        await pg.close()
 
 
 @pytest.fixture

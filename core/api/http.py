@@ -1,9 +1,12 @@
-"""``/graphql`` over HTTP: limits, authentication, execution, error formatting."""
+"""``/graphql`` over HTTP: limits, authentication, execution under a deadline, idempotent
+retries, error formatting."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -16,15 +19,27 @@ from strawberry.types.graphql import OperationType
 
 from core.api.context import RequestContext
 from core.api.errors import format_error, http_error
+from core.api.idempotency import (
+    HEADER,
+    IdempotencyKeys,
+    KeyInFlight,
+    KeyReused,
+    StoredResponse,
+    fingerprint,
+    is_valid_key,
+)
 from core.api.schema import BatonSchema
 from core.auth import InvalidToken, user_id_from_header
 from core.authz.view import PermissionView
 from core.config import Settings
 from core.domain import User
+from core.errors import Conflict
 from core.services import Services
 from core.services.audit import current_request_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Outcomes that say nothing about the request itself: its retry should run, not replay them.
+_RETRYABLE = frozenset({"TIMEOUT", "INTERNAL"})
 
 
 class BodyTooLarge(Exception):
@@ -46,6 +61,13 @@ class GraphQLEndpoint:
         self.services = services
         self.settings = settings
         self.ide_html = get_graphql_ide_html("graphiql")
+        self.idempotency = IdempotencyKeys(
+            services.db,
+            services.clock,
+            ttl=timedelta(seconds=settings.idempotency_ttl),
+            # Storing the answer takes a moment after the deadline; a minute is ample.
+            runs_for=timedelta(seconds=settings.execution_timeout + 60),
+        )
 
     async def handle(self, request: Request) -> Response:
         """Serve one HTTP request to `/graphql`."""
@@ -80,39 +102,106 @@ class GraphQLEndpoint:
             )
         except ValueError as exc:
             return json_response(http_error(str(exc), "BAD_REQUEST"), 400, request_id)
+        if isinstance(payload, list) and len(payload) > self.settings.max_batch_size:
+            return json_response(
+                http_error(
+                    f"at most {self.settings.max_batch_size} operations per batch", "BAD_REQUEST"
+                ),
+                400,
+                request_id,
+            )
         allowed = (
             {OperationType.QUERY}
             if request.method == "GET"
             else {OperationType.QUERY, OperationType.MUTATION}
         )
+        key = request.headers.get(HEADER) if request.method == "POST" else None
+        if key is None:
+            response, _ = await self._answer(viewer, payload, allowed, request_id)
+            return response
+        return await self._answer_once(key, viewer, payload, allowed, request_id)
+
+    async def _answer(
+        self, viewer: User, payload: Any, allowed: set[OperationType], request_id: str
+    ) -> tuple[Response, bool]:
+        """The response, and whether it may be retried: an operation timed out or failed
+        unexpectedly, so its transaction was rolled back."""
         permissions = (
             await self.services.authz.view_for(viewer.id)
             if self.settings.authorization
             else PermissionView.allow_all()
         )
         context = RequestContext(self.services, viewer, permissions, request_id)
+        deadline = asyncio.get_running_loop().time() + self.settings.execution_timeout
+        operations = payload if isinstance(payload, list) else [payload]
         try:
-            if isinstance(payload, list):
-                if len(payload) > self.settings.max_batch_size:
-                    return json_response(
-                        http_error(
-                            f"at most {self.settings.max_batch_size} operations per batch",
-                            "BAD_REQUEST",
-                        ),
-                        400,
-                        request_id,
-                    )
-                results = [await self._execute(op, context, allowed) for op in payload]
-                return json_response(results, request_id=request_id)
-            return json_response(
-                await self._execute(payload, context, allowed), request_id=request_id
-            )
+            results = [await self._execute(op, context, allowed, deadline) for op in operations]
         except InvalidOperationTypeError:
             return json_response(
                 http_error("mutations need POST", "METHOD_NOT_ALLOWED"), 405, request_id
-            )
+            ), False
         finally:
             await context.close()
+        retryable = any(
+            error["extensions"]["code"] in _RETRYABLE
+            for result in results
+            for error in result.get("errors", ())
+        )
+        body = results if isinstance(payload, list) else results[0]
+        return json_response(body, request_id=request_id), retryable
+
+    async def _answer_once(
+        self,
+        key: str,
+        viewer: User,
+        payload: Any,
+        allowed: set[OperationType],
+        request_id: str,
+    ) -> Response:
+        """Answer a request with an ``Idempotency-Key``: the first time for real, then from
+        the stored response."""
+        if not is_valid_key(key):
+            return json_response(
+                http_error(f"{HEADER} must be 1 to 128 visible ASCII characters", "BAD_REQUEST"),
+                400,
+                request_id,
+            )
+        try:
+            stored = await self.idempotency.reserve(viewer.id, key, fingerprint(payload))
+        except KeyReused:
+            return json_response(
+                http_error(
+                    f"this {HEADER} was used with a different request; use a new key",
+                    "IDEMPOTENCY_KEY_REUSED",
+                ),
+                422,
+                request_id,
+            )
+        except (KeyInFlight, Conflict):
+            return json_response(
+                http_error(f"a request with this {HEADER} is still running", "CONFLICT"),
+                409,
+                request_id,
+            )
+        if stored is not None:
+            return Response(
+                stored.body,
+                status_code=stored.status,
+                media_type="application/json",
+                headers={"X-Request-Id": request_id, "Idempotent-Replayed": "true"},
+            )
+        try:
+            response, retryable = await self._answer(viewer, payload, allowed, request_id)
+        except BaseException:
+            await self.idempotency.release(viewer.id, key)  # it crashed: let a retry run
+            raise
+        if retryable and not await self.idempotency.wrote(request_id):
+            await self.idempotency.release(viewer.id, key)
+        else:
+            await self.idempotency.finish(
+                viewer.id, key, StoredResponse(response.status_code, bytes(response.body))
+            )
+        return response
 
     async def _authenticate(self, request: Request) -> User:
         user_id = user_id_from_header(
@@ -152,7 +241,11 @@ class GraphQLEndpoint:
         return payload
 
     async def _execute(
-        self, operation: dict[str, Any], context: RequestContext, allowed: set[OperationType]
+        self,
+        operation: dict[str, Any],
+        context: RequestContext,
+        allowed: set[OperationType],
+        deadline: float,
     ) -> dict[str, Any]:
         query = operation.get("query")
         variables = operation.get("variables")
@@ -160,13 +253,25 @@ class GraphQLEndpoint:
             return http_error("`query` must be a non-empty string", "BAD_REQUEST")
         if variables is not None and not isinstance(variables, dict):
             return http_error("`variables` must be an object", "BAD_REQUEST")
-        result = await self.schema.execute(
-            query,
-            variable_values=variables,
-            context_value=context,
-            operation_name=operation.get("operationName"),
-            allowed_operation_types=allowed,
-        )
+        try:
+            # Cancelling unwinds the running transaction, which rolls it back.
+            async with asyncio.timeout_at(deadline):
+                result = await self.schema.execute(
+                    query,
+                    variable_values=variables,
+                    context_value=context,
+                    operation_name=operation.get("operationName"),
+                    allowed_operation_types=allowed,
+                )
+        except TimeoutError:
+            return {
+                "data": None,
+                **http_error(
+                    f"the request ran over {self.settings.execution_timeout:g} s and was "
+                    "cancelled; the operation's unfinished writes were rolled back",
+                    "TIMEOUT",
+                ),
+            }
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [format_error(e, context.request_id) for e in result.errors]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -13,6 +14,7 @@ from core.api.assignment import AssignmentRule, ReassignmentRequest
 from core.api.guard import guard_operations, protect
 from core.api.handover import Handover, WorkflowEvent
 from core.api.inputs import CreateCustomerInput, UpdateCustomerInput
+from core.api.limits import LimitsExtension, QueryLimits
 from core.api.mutation import Mutation, customer_writes
 from core.api.query import Query
 from core.api.special_needs import SpecialNeedsTypes, build_types, with_special_needs
@@ -53,9 +55,13 @@ def _special_needs_field(types: SpecialNeedsTypes) -> StrawberryField:
 
 
 def build_schema(
-    plugins: PluginRegistry | None = None, *, authorization: bool = True
+    plugins: PluginRegistry | None = None,
+    *,
+    authorization: bool = True,
+    limits: QueryLimits | None = None,
 ) -> BatonSchema:
-    """The GraphQL schema, with the typed special-needs fields and inputs of ``plugins``.
+    """The GraphQL schema, with the typed special-needs fields and inputs of ``plugins``,
+    refusing documents over ``limits`` (none when not given, as for the SDL export).
 
     Root fields are nullable: an error in one (NOT_FOUND, FORBIDDEN) nulls only that field,
     never the sibling fields of the same request.
@@ -83,6 +89,7 @@ def build_schema(
             WorkflowEvent,
         ],
         config=StrawberryConfig(auto_camel_case=True),
+        extensions=[partial(LimitsExtension, limits)] if limits else [],
     )
     if authorization:  # off only for the benchmark's baseline (Settings.authorization)
         protect(schema._schema)

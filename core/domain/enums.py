@@ -110,3 +110,10 @@ class MeetingKind(StrEnum):
     BRIEFING = "BRIEFING"
     SIMULATION = "SIMULATION"
     THREE_PARTY = "THREE_PARTY"
+
+
+class IdempotencyState(StrEnum):
+    """An Idempotency-Key's request: still running, or answered (the response is stored)."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"

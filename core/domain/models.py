@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -28,6 +29,7 @@ from core.domain.enums import (
     CommunicationChannel,
     CustomerKind,
     HandoverStatus,
+    IdempotencyState,
     LifecycleStage,
     LoyaltyTier,
     MeetingKind,
@@ -387,3 +389,18 @@ class Activity(Base):
     category: Mapped[str | None] = mapped_column(String(100))
     note: Mapped[str | None] = mapped_column(Text)
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key``, per user: the request's fingerprint and, once it is
+    answered, the response a retry gets back."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[IdempotencyState] = mapped_column(_enum(IdempotencyState))
+    status: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
