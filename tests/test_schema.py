@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphql import GraphQLNonNull, GraphQLObjectType
+from graphql import GraphQLNonNull, GraphQLObjectType, get_introspection_query
 
 from core.api.schema import build_schema, export_sdl
 from core.plugins import builtin_plugins
+from tests.conftest import GraphQLClient
 
 BUILTINS = builtin_plugins()
 
@@ -35,3 +36,12 @@ def test_every_entity_implements_node() -> None:
         type_ = schema.type_map[name]
         assert isinstance(type_, GraphQLObjectType)
         assert [i.name for i in type_.interfaces] == ["Node"]
+
+
+async def test_graphiqls_introspection_query_answers_without_errors(
+    gql: GraphQLClient, admin: str
+) -> None:
+    """GraphiQL and codegen tools send this query, with every default value rendered."""
+    body = (await gql.post(admin, get_introspection_query(descriptions=True))).json()
+    assert "errors" not in body, body.get("errors")
+    assert any(t["name"] == "Customer" for t in body["data"]["__schema"]["types"])

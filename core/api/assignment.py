@@ -90,7 +90,10 @@ class AssignmentConditionsInput:
     value_tiers: list[ValueTier] = strawberry.field(default_factory=list)
     product_lines: list[str] = strawberry.field(default_factory=list)
     lifecycle_stages: list[LifecycleStage] = strawberry.field(default_factory=list)
-    extra: JSON = strawberry.field(default_factory=dict)
+    # Nullable with a null default: a JSON object default cannot be shown by introspection.
+    extra: JSON | None = strawberry.field(
+        default=None, description="Plugin dimensions: name → accepted values; null: none."
+    )
 
     def stored(self) -> dict[str, Any]:
         """The JSON kept on the rule (GraphQL names, enum names)."""
@@ -100,7 +103,7 @@ class AssignmentConditionsInput:
             "valueTiers": [t.value for t in self.value_tiers],
             "productLines": self.product_lines,
             "lifecycleStages": [s.value for s in self.lifecycle_stages],
-            "extra": self.extra,
+            "extra": self.extra or {},
         }
 
 
@@ -149,7 +152,7 @@ class CreateAssignmentRuleInput:
                 value_tiers=tuple(t.value for t in c.value_tiers),
                 product_lines=tuple(c.product_lines),
                 lifecycle_stages=tuple(s.value for s in c.lifecycle_stages),
-                extra={k: tuple(v) for k, v in cast(dict[str, list[str]], c.extra).items()},
+                extra={k: tuple(v) for k, v in cast(dict[str, list[str]], c.extra or {}).items()},
             ),
             strategy=self.strategy,
             owner_id=self.owner_id,
