@@ -87,8 +87,8 @@ HANDOVER_INPUT = {
     "submitHandbook": "SubmitHandbookInput",
     "reviewHandbook": "ReviewHandbookInput",
     "recordHandoverMeeting": "RecordHandoverMeetingInput",
-    "notifyCustomer": "NotifyCustomerInput",
-    "completeHandover": "CompleteHandoverInput",
+    "notifyCustomer": "HandoverStepInput",
+    "completeHandover": "HandoverStepInput",
 }
 
 
@@ -104,6 +104,7 @@ class Flow:
     request_id: str | None = None
     handover_id: str | None = None
     version: int = 0
+    failed: bool = False  # a step answered an error (counted): the flow stops
 
     @property
     def done(self) -> bool:
@@ -212,7 +213,7 @@ class Load:
 
     async def advance(self, client: httpx.AsyncClient) -> bool:
         """One step of a flow nobody else is advancing; False when every flow is done."""
-        waiting = [f for f in self.flows if not f.done]
+        waiting = [f for f in self.flows if not (f.done or f.failed)]
         if not waiting:
             return False
         flow = self.rng.choice(waiting)
@@ -268,7 +269,7 @@ class Load:
         if data:
             flow.step += 1
         else:
-            flow.step = 2 + len(HANDOVER_STEPS) + 1  # failed: out of the run (error counted)
+            flow.failed = True
 
 
 async def drive(load: Load, requests: int, clients: int, max_seconds: float) -> float:
