@@ -21,6 +21,8 @@ from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 
 log = logging.getLogger("baton")
+# A probe must answer before the orchestrator's own timeout (commonly 1 s to a few).
+READY_TIMEOUT = 1.5
 
 
 def create_app(
@@ -36,7 +38,12 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     plugins = plugins if plugins is not None else load_plugins(settings.plugins)
-    db = Database(settings.database_url, echo=settings.log_sql)
+    db = Database(
+        settings.database_url,
+        echo=settings.log_sql,
+        connect_timeout=settings.db_connect_timeout,
+        command_timeout=settings.db_command_timeout,
+    )
     services = Services.create(db, clock, WorkingCalendar(settings.holidays), plugins=plugins)
     schema = build_schema(plugins, authorization=settings.authorization)
     endpoint = GraphQLEndpoint(schema, services, settings)
@@ -54,7 +61,7 @@ def create_app(
 
     async def readyz(request: Request) -> Response:
         try:
-            await db.ping()
+            await db.ping(timeout=READY_TIMEOUT)
         except Exception:  # any failure to answer means "not ready"
             log.warning("readiness check failed", exc_info=True)
             return json_response({"status": "unavailable"}, 503)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.errors import Conflict
+from core.errors import Conflict, ServiceUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "baton_write"
@@ -68,19 +71,77 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+# Failures to reach the database at all, as opposed to a statement the database refused.
+# OSError covers refused and reset connections and timeouts (TimeoutError is an OSError).
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    PoolTimeout,
+    OperationalError,
+    InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The ``ServiceUnavailable`` that ``exc`` amounts to when it is a failure to reach the
+    database (refused, lost, timed out, pool exhausted), else None."""
+    for cause in _causes(exc):
+        if isinstance(cause, ServiceUnavailable):
+            return cause
+        if isinstance(cause, _UNREACHABLE) or (
+            isinstance(cause, DBAPIError) and cause.connection_invalidated
+        ):
+            return ServiceUnavailable("database unavailable; retry later")
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from (drivers wrap each other's errors)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__
+
+
 class NotMigrated(RuntimeError):
     """The PostgreSQL database is behind the code's migrations."""
 
 
 class Database:
-    """The process's connection pool and session factory."""
+    """The process's connection pool and session factory.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    On PostgreSQL every wait is bounded, so that an outage fails requests fast instead of
+    hanging them: ``connect_timeout`` for a new connection and for a free one from the pool,
+    ``command_timeout`` for one statement. Pooled connections are pinged before use, so
+    service resumes by itself once the database is back.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connect_timeout: float = 5.0,
+        command_timeout: float | None = None,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.connect_timeout = connect_timeout
         options: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            options.update(
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                pool_timeout=connect_timeout,
+                connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
+            )
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
@@ -117,8 +178,11 @@ class Database:
         """A session for reads; the caller closes it."""
         return self._readers()
 
-    async def ping(self) -> None:
-        """Raise unless the database answers."""
+    async def ping(self, timeout: float) -> None:
+        """Raise unless the database answers within ``timeout`` seconds."""
+        await asyncio.wait_for(self._select_one(), timeout)
+
+    async def _select_one(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from core.db import database_unavailable
 from core.errors import BatonError
 
 log = logging.getLogger("baton.api")
@@ -21,13 +22,15 @@ _VARIABLE = re.compile(
 
 
 def http_error(message: str, code: str) -> dict[str, Any]:
-    """The JSON body of an HTTP-level error (401, 400, 405, 413)."""
+    """The JSON body of an HTTP-level error (401, 400, 405, 413, 503)."""
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     """A GraphQL error as the client sees it: message, ``extensions.code``, location, path."""
     original = error.original_error
+    if original is not None and not isinstance(original, GraphQLError):
+        original = database_unavailable(original) or original
     extensions: dict[str, Any]
     if isinstance(original, BatonError):
         message, extensions = original.message, {"code": original.code, **original.extensions}
