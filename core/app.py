@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from core import metrics
 from core.api.http import GraphQLEndpoint, json_response
+from core.api.observe import Observe
 from core.api.schema import build_schema
 from core.calendar import WorkingCalendar
 from core.clock import Clock
@@ -67,12 +70,18 @@ def create_app(
             return json_response({"status": "unavailable"}, 503)
         return json_response({"status": "ready"})
 
+    async def metrics_text(request: Request) -> Response:
+        body, media_type = metrics.render()
+        return Response(body, media_type=media_type)
+
     app = Starlette(
         routes=[
             Route("/graphql", endpoint.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_text),
         ],
+        middleware=[Middleware(Observe)],
         lifespan=lifespan,
     )
     app.state.services = services

@@ -8,6 +8,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from core.api.observe import note_error
 from core.db import database_unavailable
 from core.errors import BatonError
 
@@ -23,6 +24,7 @@ _VARIABLE = re.compile(
 
 def http_error(message: str, code: str) -> dict[str, Any]:
     """The JSON body of an HTTP-level error (401, 400, 405, 413, 503)."""
+    note_error(code)
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
@@ -37,9 +39,15 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     elif original is None or isinstance(original, GraphQLError):
         message, extensions = _request_error(error.message)
     else:
-        log.error("unexpected error (request %s)", request_id, exc_info=original)
+        log.error(
+            "unexpected error (request %s)",
+            request_id,
+            exc_info=original,
+            extra={"request_id": request_id},
+        )
         message = f"Internal error; quote request id {request_id} to support"
         extensions = {"code": "INTERNAL", "requestId": request_id}
+    note_error(extensions["code"])
     formatted: dict[str, Any] = {"message": message, "extensions": extensions}
     if error.locations:
         formatted["locations"] = [

@@ -14,6 +14,7 @@ from core.api.guard import guard_operations, protect
 from core.api.handover import Handover, WorkflowEvent
 from core.api.inputs import CreateCustomerInput, UpdateCustomerInput
 from core.api.mutation import Mutation, customer_writes
+from core.api.observe import OperationObserver
 from core.api.query import Query
 from core.api.special_needs import SpecialNeedsTypes, build_types, with_special_needs
 from core.api.types import AuditEntry, Customer, User
@@ -83,6 +84,7 @@ def build_schema(
             WorkflowEvent,
         ],
         config=StrawberryConfig(auto_camel_case=True),
+        extensions=[OperationObserver],
     )
     if authorization:  # off only for the benchmark's baseline (Settings.authorization)
         protect(schema._schema)
