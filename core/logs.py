@@ -32,13 +32,14 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "message", "request_id", …extra, "traceback"?}``."""
+    """``{"ts", "level", "logger", "pid", "message", "request_id", …extra, "traceback"?}``."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,  # which worker
             "message": record.getMessage(),
             **_fields(record),
         }

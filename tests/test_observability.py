@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import pytest
@@ -87,6 +88,7 @@ async def test_a_request_logs_one_json_access_line_with_its_request_id(
         "ts": None,
         "level": "INFO",
         "logger": "baton.access",
+        "pid": os.getpid(),
         "message": "POST /graphql 200",
         "method": "POST",
         "path": "/graphql",
