@@ -43,7 +43,7 @@ class Settings:
     max_batch_size: int = 10
     log_sql: bool = False
     # PostgreSQL waits (seconds): a connection (new or from the pool), and one statement.
-    db_connect_timeout: float = 3.0
+    db_connect_timeout: float = 2.0
     db_command_timeout: float = 15.0
     # Non-working days besides weekends, for deadlines (BATON_HOLIDAYS=2026-10-01,2026-10-02).
     holidays: tuple[date, ...] = ()
@@ -64,7 +64,7 @@ class Settings:
             max_body_bytes=int(os.environ.get("BATON_MAX_BODY_BYTES", 1024 * 1024)),
             max_batch_size=int(os.environ.get("BATON_MAX_BATCH_SIZE", 10)),
             log_sql=_flag("BATON_LOG_SQL", False),
-            db_connect_timeout=float(os.environ.get("BATON_DB_CONNECT_TIMEOUT", 3.0)),
+            db_connect_timeout=float(os.environ.get("BATON_DB_CONNECT_TIMEOUT", 2.0)),
             db_command_timeout=float(os.environ.get("BATON_DB_COMMAND_TIMEOUT", 15.0)),
             holidays=tuple(
                 date.fromisoformat(d.strip())

