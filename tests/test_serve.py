@@ -8,54 +8,25 @@ import os
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import BACKENDS, JWT_SECRET, GraphQLClient, _pg_execute, asyncpg_url
-from tests.test_policy_propagation import _free_port, _seed
+from tests.conftest import (
+    BACKENDS,
+    GraphQLClient,
+    _pg_execute,
+    answers,
+    asyncpg_url,
+    baton_server,
+)
+from tests.test_policy_propagation import _seed
 
 CREATE = 'mutation { createCustomer(input: {name: "Late"}) { customer { id name } } }'
-
-
-@contextmanager
-def _server(args: list[str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A running ``baton serve`` (and its base URL) logging to ``log``, ready to answer."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "baton"), "serve", "--port", str(port), *args],
-        env={**os.environ, "BATON_JWT_SECRET": JWT_SECRET},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while not _answers(base):
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-        yield server, base
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def _answers(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def _post(base: str, query: str) -> httpx.Response:
@@ -76,7 +47,7 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(
     url = f"sqlite+aiosqlite:///{path}"
     asyncio.run(_seed(url))
     args = ["--database", url, "--graceful-timeout", "20"]
-    with _server(args, tmp_path / "log") as (server, base):
+    with baton_server(args, tmp_path / "log") as (server, base):
         lock = sqlite3.connect(path, isolation_level=None)
         lock.execute("BEGIN IMMEDIATE")  # the mutation waits for this write lock
         with ThreadPoolExecutor(1) as pool:
@@ -85,7 +56,7 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(
             assert not pending.done()
             server.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 5
-            while _answers(base):  # the listening socket closes at once
+            while answers(base):  # the listening socket closes at once
                 assert time.monotonic() < deadline, "still accepting after SIGTERM"
                 time.sleep(0.05)
             with pytest.raises(httpx.ConnectError):
@@ -107,7 +78,7 @@ def test_two_workers_answer_and_metrics_add_them_up(postgres: str, tmp_path: Pat
     asyncio.run(_seed(url))
     log = tmp_path / "log"
     requests = 40
-    with _server(["--workers", "2", "--database", url], log) as (_, base):
+    with baton_server(["--workers", "2", "--database", url], log) as (_, base):
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda _: _post(base, "{ viewer { roles } }"), range(requests)))
         assert all(a.status_code == 200 for a in answers)
