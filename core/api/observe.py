@@ -23,6 +23,8 @@ log = logging.getLogger("baton.access")
 
 @dataclass
 class Operation:
+    """One GraphQL operation of the request, with its metric labels."""
+
     name: str
     type: str
     seconds: float
