@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from core import metrics
 from core.api.http import GraphQLEndpoint, json_response
 from core.api.limits import QueryLimits
+from core.api.observe import Observe
 from core.api.schema import build_schema
 from core.calendar import WorkingCalendar
 from core.clock import Clock
@@ -22,6 +25,8 @@ from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 
 log = logging.getLogger("baton")
+# A probe must answer before the orchestrator's own timeout (commonly 1 s to a few).
+READY_TIMEOUT = 1.5
 
 
 def create_app(
@@ -37,7 +42,12 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     plugins = plugins if plugins is not None else load_plugins(settings.plugins)
-    db = Database(settings.database_url, echo=settings.log_sql)
+    db = Database(
+        settings.database_url,
+        echo=settings.log_sql,
+        connect_timeout=settings.db_connect_timeout,
+        command_timeout=settings.db_command_timeout,
+    )
     services = Services.create(db, clock, WorkingCalendar(settings.holidays), plugins=plugins)
     limits = QueryLimits(
         settings.max_depth,
@@ -62,18 +72,24 @@ def create_app(
 
     async def readyz(request: Request) -> Response:
         try:
-            await db.ping()
+            await db.ping(timeout=READY_TIMEOUT)
         except Exception:  # any failure to answer means "not ready"
             log.warning("readiness check failed", exc_info=True)
             return json_response({"status": "unavailable"}, 503)
         return json_response({"status": "ready"})
+
+    async def metrics_text(request: Request) -> Response:
+        body, media_type = metrics.render()
+        return Response(body, media_type=media_type)
 
     app = Starlette(
         routes=[
             Route("/graphql", endpoint.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_text),
         ],
+        middleware=[Middleware(Observe)],
         lifespan=lifespan,
     )
     app.state.services = services

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import signal
+import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -20,6 +24,7 @@ from core.clock import SystemClock
 from core.config import Settings
 from core.db import Database, NotMigrated
 from core.errors import BatonError
+from core.logs import LogFormat, logging_config
 from core.plugins import PluginError, builtin_plugins, load_plugins
 from core.services import Actor, Services
 from core.services.audit import current_request_id
@@ -108,11 +113,19 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Worker processes (more than 1 needs PostgreSQL).")
     ] = 1,
+    graceful_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="On SIGTERM, seconds to let in-flight requests finish (default: no limit)."
+        ),
+    ] = None,
+    log_format: Annotated[
+        LogFormat, typer.Option(envvar="BATON_LOG_FORMAT", help="json (one object a line) or text.")
+    ] = "json",
 ) -> None:
-    """Serve the GraphQL API (``/graphql``) with probes (``/healthz``, ``/readyz``)."""
+    """Serve the GraphQL API (``/graphql``) with probes (``/healthz``, ``/readyz``) and
+    ``/metrics``; SIGTERM stops accepting connections, finishes requests, then exits 0."""
     import uvicorn
-
-    from core.app import create_app
 
     settings = _settings(database)
     if demo:
@@ -125,22 +138,42 @@ def serve(
             "-H 'Content-Type: application/json' "
             '-d \'{"query": "{ viewer { user { name } roles } }"}\''
         )
-    if workers > 1:
-        if settings.is_sqlite:
-            console.print("[red]error:[/red] several workers need PostgreSQL (BATON_DATABASE_URL)")
-            raise typer.Exit(1)
+    if workers > 1 and settings.is_sqlite:
+        console.print("[red]error:[/red] several workers need PostgreSQL (BATON_DATABASE_URL)")
+        raise typer.Exit(1)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": logging_config(log_format),
+        "access_log": False,  # Observe writes one access line per request, with its ids
+        "timeout_graceful_shutdown": graceful_timeout,
+    }
+    # uvicorn re-raises SIGTERM once it has shut down gracefully: that is a clean exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if workers == 1:
+        from core.app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+        return
+    with _multiprocess_metrics():
         # Each worker process builds its own app from the environment.
         os.environ["BATON_DATABASE_URL"] = settings.database_url
-        uvicorn.run(
-            "core.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-        )
+        uvicorn.run("core.app:create_app", factory=True, workers=workers, **options)
+
+
+@contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """Workers share their metrics through PROMETHEUS_MULTIPROC_DIR: a fresh directory
+    for this run unless the operator gave one (which they must empty between runs)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    directory = tempfile.mkdtemp(prefix="baton-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _now() -> datetime:

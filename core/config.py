@@ -52,6 +52,9 @@ class Settings:
     # Seconds an Idempotency-Key is remembered.
     idempotency_ttl: int = 86400
     log_sql: bool = False
+    # PostgreSQL waits (seconds): a connection (new or from the pool), and one statement.
+    db_connect_timeout: float = 2.0
+    db_command_timeout: float = 15.0
     # Non-working days besides weekends, for deadlines (BATON_HOLIDAYS=2026-10-01,2026-10-02).
     holidays: tuple[date, ...] = ()
     # The plugins to load (BATON_PLUGINS=banking,acme; empty: none); None loads every installed one.
@@ -78,6 +81,8 @@ class Settings:
             execution_timeout=float(os.environ.get("BATON_EXECUTION_TIMEOUT", 30.0)),
             idempotency_ttl=int(os.environ.get("BATON_IDEMPOTENCY_TTL", 86400)),
             log_sql=_flag("BATON_LOG_SQL", False),
+            db_connect_timeout=float(os.environ.get("BATON_DB_CONNECT_TIMEOUT", 2.0)),
+            db_command_timeout=float(os.environ.get("BATON_DB_COMMAND_TIMEOUT", 15.0)),
             holidays=tuple(
                 date.fromisoformat(d.strip())
                 for d in os.environ.get("BATON_HOLIDAYS", "").split(",")

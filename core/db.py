@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,11 +29,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.util import await_
 
-from core.errors import Conflict
+from core.errors import Conflict, ServiceUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "baton_write"
+PING_TIMEOUT = 1.0  # seconds for a pooled connection to answer; a healthy one takes ~1 ms
 
 
 def alembic_config() -> Config:
@@ -59,6 +70,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
 
 
+def _ping_on_checkout(engine: AsyncEngine, timeout: float) -> None:
+    """Ping each PostgreSQL connection as the pool hands it out, within ``timeout``.
+
+    SQLAlchemy's own pre-ping may wait as long as any statement (the command timeout) on a
+    hung server. A connection that does not answer in time is replaced instead (SQLAlchemy
+    allows its close 2 s, then a new connection its connect timeout); once the server is
+    back the replacement succeeds, so service resumes by itself.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        try:
+            await_(dbapi_conn.driver_connection.execute("SELECT 1", timeout=timeout))
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer") from exc
+
+
 _AFTER_COMMIT = "baton_after_commit"
 _BEFORE_COMMIT = "baton_before_commit"
 
@@ -82,22 +110,80 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+# Failures to reach the database at all, as opposed to a statement the database refused.
+# OSError covers refused and reset connections and timeouts (TimeoutError is an OSError).
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    PoolTimeout,
+    OperationalError,
+    InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The ``ServiceUnavailable`` that ``exc`` amounts to when it is a failure to reach the
+    database (refused, lost, timed out, pool exhausted), else None."""
+    for cause in _causes(exc):
+        if isinstance(cause, ServiceUnavailable):
+            return cause
+        if isinstance(cause, _UNREACHABLE) or (
+            isinstance(cause, DBAPIError) and cause.connection_invalidated
+        ):
+            return ServiceUnavailable("database unavailable; retry later")
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from (drivers wrap each other's errors)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__
+
+
 class NotMigrated(RuntimeError):
     """The PostgreSQL database is behind the code's migrations."""
 
 
 class Database:
-    """The process's connection pool and session factory."""
+    """The process's connection pool and session factory.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    On PostgreSQL every wait is bounded, so that an outage fails requests fast instead of
+    hanging them: ``connect_timeout`` for a new connection and for a free one from the pool,
+    ``command_timeout`` for one statement, and pooled connections are pinged before use.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connect_timeout: float = 5.0,
+        command_timeout: float | None = None,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.connect_timeout = connect_timeout
         options: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            options.update(
+                pool_size=10,
+                max_overflow=10,
+                pool_timeout=connect_timeout,
+                connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
+            )
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        else:
+            _ping_on_checkout(self.engine, PING_TIMEOUT)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Reads run without an enclosing transaction, so each statement sees the latest
         # committed state, including what a mutation earlier in the same request wrote.
@@ -134,8 +220,19 @@ class Database:
         """A session for reads; the caller closes it."""
         return self._readers()
 
-    async def ping(self) -> None:
-        """Raise unless the database answers."""
+    async def ping(self, timeout: float) -> None:
+        """Raise unless the database answers within ``timeout`` seconds."""
+        probe = asyncio.ensure_future(self._select_one())
+        done, _ = await asyncio.wait({probe}, timeout=timeout)
+        if not done:
+            # Cancelling a statement asks the (unresponsive) server to cancel it: let that
+            # finish in the background rather than keep the caller waiting for it too.
+            probe.cancel()
+            probe.add_done_callback(lambda task: task.cancelled() or task.exception())
+            raise TimeoutError(f"the database did not answer within {timeout} s")
+        probe.result()
+
+    async def _select_one(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 

@@ -40,6 +40,12 @@ class Conflict(BatonError):
     code = "CONFLICT"
 
 
+class ServiceUnavailable(BatonError):
+    """The database could not be reached in time; nothing was written, retry later."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
 class InvalidState(BatonError):
     """The step is not allowed from the entity's current state."""
 

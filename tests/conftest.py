@@ -11,10 +11,14 @@ import asyncio
 import itertools
 import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -223,3 +227,45 @@ async def admin(services: Services) -> str:
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [e["extensions"]["code"] for e in body.get("errors", [])]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def answers(base: str) -> bool:
+    """True when the server at ``base`` is up and ready."""
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def baton_server(
+    args: list[str], log: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real ``baton serve ARGS`` on a free port (logging to ``log``) once it is ready, and
+    its base URL; stopped with SIGTERM afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "baton"), "serve", "--port", str(port), *args],
+        env={**os.environ, "BATON_JWT_SECRET": JWT_SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb") if log else subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not answers(base):
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield server, base
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()

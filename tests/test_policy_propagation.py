@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,17 +21,11 @@ import pytest
 
 from core.db import Database
 from core.services import Actor, Services
-from tests.conftest import BACKENDS, JWT_SECRET, GraphQLClient, _pg_execute, asyncpg_url
+from tests.conftest import BACKENDS, GraphQLClient, _pg_execute, asyncpg_url, baton_server
 
 pytestmark = pytest.mark.skipif("postgresql" not in BACKENDS, reason="needs PostgreSQL")
 REQUESTS = 40
 QUERY = "query($id: ID!) { customer(id: $id) { name annualRevenue } viewer { roles } }"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _seed(url: str) -> str:
@@ -58,38 +48,13 @@ def two_workers(postgres: str) -> Iterator[tuple[str, str, list[int]]]:
     asyncio.run(_pg_execute(postgres, f"CREATE DATABASE {name} TEMPLATE baton_template"))
     url = asyncpg_url(postgres, name)
     customer_id = asyncio.run(_seed(url))
-    port = _free_port()
-    baton = Path(sys.executable).parent / "baton"
-    server = subprocess.Popen(
-        [str(baton), "serve", "--workers", "2", "--port", str(port), "--database", url],
-        env={**os.environ, "BATON_JWT_SECRET": JWT_SECRET},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the two-worker server did not become ready")
+    with baton_server(["--workers", "2", "--database", url]) as (server, base):
         workers = [
             p.pid
             for p in psutil.Process(server.pid).children(recursive=True)
             if "spawn_main" in " ".join(p.cmdline())
         ]
         yield base, customer_id, workers
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def _ask(base: str, user: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:

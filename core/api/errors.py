@@ -8,6 +8,8 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from core.api.observe import note_error
+from core.db import database_unavailable
 from core.errors import BatonError
 
 log = logging.getLogger("baton.api")
@@ -21,22 +23,31 @@ _VARIABLE = re.compile(
 
 
 def http_error(message: str, code: str) -> dict[str, Any]:
-    """The JSON body of an HTTP-level error (401, 400, 405, 413)."""
+    """The JSON body of an HTTP-level error (401, 400, 405, 413, 503)."""
+    note_error(code)
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     """A GraphQL error as the client sees it: message, ``extensions.code``, location, path."""
     original = error.original_error
+    if original is not None and not isinstance(original, GraphQLError):
+        original = database_unavailable(original) or original
     extensions: dict[str, Any]
     if isinstance(original, BatonError):
         message, extensions = original.message, {"code": original.code, **original.extensions}
     elif original is None or isinstance(original, GraphQLError):
         message, extensions = _request_error(error.message)
     else:
-        log.error("unexpected error (request %s)", request_id, exc_info=original)
+        log.error(
+            "unexpected error (request %s)",
+            request_id,
+            exc_info=original,
+            extra={"request_id": request_id},
+        )
         message = f"Internal error; quote request id {request_id} to support"
         extensions = {"code": "INTERNAL", "requestId": request_id}
+    note_error(extensions["code"])
     formatted: dict[str, Any] = {"message": message, "extensions": extensions}
     if error.locations:
         formatted["locations"] = [

@@ -32,6 +32,7 @@ from core.api.schema import BatonSchema
 from core.auth import InvalidToken, user_id_from_header
 from core.authz.view import PermissionView
 from core.config import Settings
+from core.db import database_unavailable
 from core.domain import User
 from core.errors import Conflict
 from core.services import Services
@@ -76,6 +77,11 @@ class GraphQLEndpoint:
         token = current_request_id.set(request_id)
         try:
             return await self._handle(request, request_id)
+        except Exception as exc:  # the database failing before execution (authentication)
+            down = database_unavailable(exc)
+            if down is None:
+                raise
+            return json_response(http_error(down.message, down.code), 503, request_id)
         finally:
             current_request_id.reset(token)
 

@@ -16,6 +16,7 @@ from core.api.handover import Handover, WorkflowEvent
 from core.api.inputs import CreateCustomerInput, UpdateCustomerInput
 from core.api.limits import LimitsExtension, QueryLimits
 from core.api.mutation import Mutation, customer_writes
+from core.api.observe import OperationObserver
 from core.api.query import Query
 from core.api.special_needs import SpecialNeedsTypes, build_types, with_special_needs
 from core.api.types import AuditEntry, Customer, User
@@ -89,7 +90,7 @@ def build_schema(
             WorkflowEvent,
         ],
         config=StrawberryConfig(auto_camel_case=True),
-        extensions=[partial(LimitsExtension, limits)] if limits else [],
+        extensions=[OperationObserver, *([partial(LimitsExtension, limits)] if limits else [])],
     )
     if authorization:  # off only for the benchmark's baseline (Settings.authorization)
         protect(schema._schema)

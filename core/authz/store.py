@@ -24,6 +24,7 @@ from core.domain import CasbinRule, PolicyVersion
 
 log = logging.getLogger("baton.authz")
 CHANNEL = "baton_policy"
+LISTENER_PROBE_SECONDS = 2.0
 
 
 async def bump_policy_version(session: AsyncSession, db: Database) -> None:
@@ -55,6 +56,7 @@ class PolicyStore:
         self._stale = True
         self._lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
+        self.listening = False  # True while the PostgreSQL LISTEN connection is up
         self.casbin_calls = 0  # read by the benchmark: calls must not grow with rows
 
     def invalidate(self) -> None:
@@ -70,7 +72,11 @@ class PolicyStore:
                     enforcer = casbin.AsyncEnforcer(
                         casbin_model(), Adapter(self.db.engine, db_class=CasbinRule)
                     )
-                    await enforcer.load_policy()
+                    try:
+                        await enforcer.load_policy()
+                    except BaseException:
+                        self._stale = True  # e.g. the database is down: retry next time
+                        raise
                     self._enforcer, self._views = enforcer, {}
         return self._enforcer
 
@@ -106,22 +112,34 @@ class PolicyStore:
                 await self._listener
 
     async def _listen(self) -> None:
+        """Keep a LISTEN connection open, reconnecting after any failure (a database outage,
+        a restart); each (re)connection reloads, since changes may have been missed."""
         dsn = (
             make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
+        timeout = self.db.connect_timeout
+        lost = False  # log an outage once, not on every retry
         while True:
             try:
-                conn = await asyncpg.connect(dsn)
+                conn = await asyncpg.connect(dsn, timeout=timeout)
                 try:
                     await conn.add_listener(CHANNEL, lambda *_: self.invalidate())
-                    self.invalidate()  # changes may have been missed while not listening
-                    while not conn.is_closed():
-                        await asyncio.sleep(1)
+                    self.listening = True
+                    self.invalidate()
+                    if lost:
+                        log.info("policy listener reconnected")
+                        lost = False
+                    # A lost peer does not always close the socket: probe it.
+                    while True:
+                        await asyncio.sleep(LISTENER_PROBE_SECONDS)
+                        await conn.execute("SELECT 1", timeout=timeout)
                 finally:
-                    await conn.close()
+                    await conn.close(timeout=timeout)
             except asyncio.CancelledError:
                 raise
             except Exception:  # reconnect after any connection failure
-                log.warning("policy listener lost its connection; retrying", exc_info=True)
+                if not lost:
+                    log.warning("policy listener lost its connection; retrying", exc_info=True)
+                self.listening, lost = False, True
                 self.invalidate()
                 await asyncio.sleep(1)

@@ -1,0 +1,96 @@
+"""``baton serve`` for real: graceful shutdown on SIGTERM, and several workers' metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import (
+    BACKENDS,
+    GraphQLClient,
+    _pg_execute,
+    answers,
+    asyncpg_url,
+    baton_server,
+)
+from tests.test_policy_propagation import _seed
+
+CREATE = 'mutation { createCustomer(input: {name: "Late"}) { customer { id name } } }'
+
+
+def _post(base: str, query: str) -> httpx.Response:
+    token = GraphQLClient(None, None).token("admin")  # type: ignore[arg-type]
+    return httpx.post(
+        f"{base}/graphql",
+        json={"query": query},
+        headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+        timeout=30,
+    )
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "baton.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    asyncio.run(_seed(url))
+    args = ["--database", url, "--graceful-timeout", "20"]
+    with baton_server(args, tmp_path / "log") as (server, base):
+        lock = sqlite3.connect(path, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # the mutation waits for this write lock
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_post, base, CREATE)
+            time.sleep(1)
+            assert not pending.done()
+            server.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while answers(base):  # the listening socket closes at once
+                assert time.monotonic() < deadline, "still accepting after SIGTERM"
+                time.sleep(0.05)
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{base}/healthz", timeout=1)
+            assert server.poll() is None  # still finishing the request in flight
+            lock.execute("ROLLBACK")
+            response = pending.result(timeout=20)
+        lock.close()
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["createCustomer"]["customer"]["name"] == "Late"
+        assert server.wait(20) == 0
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="needs PostgreSQL")
+def test_two_workers_answer_and_metrics_add_them_up(postgres: str, tmp_path: Path) -> None:
+    name = f"serve_{os.getpid()}_{time.monotonic_ns()}"
+    asyncio.run(_pg_execute(postgres, f"CREATE DATABASE {name} TEMPLATE baton_template"))
+    url = asyncpg_url(postgres, name)
+    asyncio.run(_seed(url))
+    log = tmp_path / "log"
+    requests = 40
+    with baton_server(["--workers", "2", "--database", url], log) as (_, base):
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: _post(base, "{ viewer { roles } }"), range(requests)))
+        assert all(a.status_code == 200 for a in answers)
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    served_by = {line["pid"] for line in lines if line.get("path") == "/graphql"}
+    assert len(served_by) == 2, served_by
+    # Either worker's /metrics counts the requests both of them served.
+    counts = {
+        s.labels["type"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "baton_graphql_operation_duration_seconds_count"
+    }
+    assert counts == {"query": requests}
