@@ -252,12 +252,17 @@ def _condition_errors(
         for i, value in enumerate(conditions.get(key, [])):
             if reason := check(value):
                 errors.append(FieldError(f"conditions.{key}.{i}", reason))
-    for dimension, values in conditions.get("extra", {}).items():
+    extra = conditions.get("extra", {})
+    if not isinstance(extra, dict):  # JSON in the schema: any value can arrive
+        return [*errors, FieldError("conditions.extra", "must map dimensions to lists of values")]
+    for dimension, values in extra.items():
         if dimension not in dimensions:
             errors.append(
                 FieldError(f"conditions.extra.{dimension}", "no plugin provides this dimension")
             )
-        elif not values or not all(isinstance(x, str) and x for x in values):
+        elif not isinstance(values, list | tuple) or not values or not all(
+            isinstance(x, str) and x for x in values
+        ):
             errors.append(
                 FieldError(f"conditions.extra.{dimension}", "must list one or more values")
             )
