@@ -314,6 +314,12 @@ class AssignmentService:
         if errors:
             raise BadUserInput(errors)
 
+    def check_conditions(self, conditions: dict[str, Any], root: str) -> None:
+        """Raise BAD_USER_INPUT unless ``conditions`` (as a rule stores them) are well formed:
+        ``previewAssignment`` evaluates proposed rules it never stores."""
+        if errors := _condition_errors(conditions, self.dimensions):
+            raise BadUserInput(errors, root=root)
+
     async def create_rule(self, actor: Actor, fields: dict[str, Any]) -> AssignmentRule:
         """Add a rule; enabled rules need a priority no other enabled rule has."""
         now = self.clock.now()
