@@ -125,7 +125,7 @@ async def test_invalid_rules_name_the_field(gql: GraphQLClient, admin: str) -> N
 async def test_extra_conditions_of_the_wrong_shape_are_bad_input(
     gql: GraphQLClient, admin: str
 ) -> None:
-    # Found by tests/test_fuzz.py: `extra` is JSON, so anything can arrive; both used to be INTERNAL.
+    # Found by tests/test_fuzz.py: `extra` is JSON, so anything arrives; both were INTERNAL.
     preview = """query($rules: [CreateAssignmentRuleInput!]) {
         previewAssignment(input: {rules: $rules}) { unchangedCount } }"""
     for extra, path in ((2, "conditions.extra"), ({"aumBand": "A"}, "conditions.extra.aumBand")):

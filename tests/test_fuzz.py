@@ -63,7 +63,10 @@ KNOWN_IDS: list[str] = []
 
 def _json_object(fields: dict[str, graphql.ValueNode]) -> graphql.ObjectValueNode:
     return nodes.Object(
-        [graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=v) for k, v in fields.items()]
+        [
+            graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=v)
+            for k, v in fields.items()
+        ]
     )
 
 
@@ -148,4 +151,6 @@ def test_fuzzed_operation_follows_the_error_contract(
             json={"query": case.body},
             headers={"Authorization": f"Bearer {tokens[viewer]}"},
         )
-        case.validate_response(response, checks=[response_schema_conformance, follows_error_contract])
+        case.validate_response(
+            response, checks=[response_schema_conformance, follows_error_contract]
+        )
