@@ -260,8 +260,10 @@ def _condition_errors(
             errors.append(
                 FieldError(f"conditions.extra.{dimension}", "no plugin provides this dimension")
             )
-        elif not isinstance(values, list | tuple) or not values or not all(
-            isinstance(x, str) and x for x in values
+        elif (
+            not isinstance(values, list | tuple)
+            or not values
+            or not all(isinstance(x, str) and x for x in values)
         ):
             errors.append(
                 FieldError(f"conditions.extra.{dimension}", "must list one or more values")
