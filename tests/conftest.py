@@ -95,6 +95,11 @@ async def _pg_execute(uri: str, sql: str) -> None:
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, workdir: Path) -> str:
     """A fresh, migrated database of each backend."""
+    return fresh_database(request, workdir)
+
+
+def fresh_database(request: pytest.FixtureRequest, workdir: Path) -> str:
+    """A new copy of the migrated template of the backend ``request.param`` names."""
     n = next(_counter)
     if request.param == "sqlite":
         path = workdir / f"test-{n}.db"

@@ -122,6 +122,21 @@ async def test_invalid_rules_name_the_field(gql: GraphQLClient, admin: str) -> N
     }
 
 
+async def test_extra_conditions_of_the_wrong_shape_are_bad_input(
+    gql: GraphQLClient, admin: str
+) -> None:
+    # Found by tests/test_fuzz.py: `extra` is JSON, so anything arrives; both were INTERNAL.
+    preview = """query($rules: [CreateAssignmentRuleInput!]) {
+        previewAssignment(input: {rules: $rules}) { unchangedCount } }"""
+    for extra, path in ((2, "conditions.extra"), ({"aumBand": "A"}, "conditions.extra.aumBand")):
+        rule = {"name": "R", "priority": 1, "strategy": "FIXED_OWNER", "ownerId": "am.chen"}
+        rule["conditions"] = {"extra": extra}
+        created = await gql.execute("admin", CREATE_RULE, {"input": rule})
+        previewed = await gql.execute("admin", preview, {"rules": [rule]})
+        assert created["errors"][0]["extensions"]["fields"][0]["path"] == f"input.{path}"
+        assert previewed["errors"][0]["extensions"]["fields"][0]["path"] == f"input.rules.0.{path}"
+
+
 async def test_stale_rule_version_is_conflict(gql: GraphQLClient, admin: str) -> None:
     rule = await add_rule(gql, name="R", priority=1, strategy="FIXED_OWNER", ownerId="am.chen")
     update = """mutation($input: UpdateAssignmentRuleInput!) {

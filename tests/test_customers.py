@@ -85,6 +85,20 @@ async def test_update_is_partial_and_null_clears(gql: GraphQLClient, admin: str)
     assert updated["invoiceRequirements"] == "PO number on every invoice"
 
 
+async def test_null_product_lines_clear_to_empty(gql: GraphQLClient, admin: str) -> None:
+    # Found by tests/test_fuzz.py: a null list was stored and broke every later read.
+    customer = await create(gql, productLines=None)
+    assert customer["productLines"] == []
+    update = """mutation($input: UpdateCustomerInput!) {
+      updateCustomer(input: $input) { customer { productLines } } }"""
+    data = await gql.data(
+        "admin",
+        update,
+        {"input": {"id": customer["id"], "expectedVersion": 1, "productLines": None}},
+    )
+    assert data["updateCustomer"]["customer"]["productLines"] == []
+
+
 async def test_stale_version_is_conflict_and_writes_nothing(gql: GraphQLClient, admin: str) -> None:
     customer = await create(gql)
     await gql.data(

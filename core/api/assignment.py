@@ -438,6 +438,8 @@ class AssignmentQuery:
         ctx = context_of(info)
         ctx.permissions.require_read("Customer", ["owner"], "preview owners")
         scope = await ctx.scope()
+        for i, rule in enumerate(input.rules or []):
+            ctx.services.assignment.check_conditions(rule.conditions.stored(), f"input.rules.{i}")
         proposed = (
             [r.to_rule(i) for i, r in enumerate(sorted(input.rules, key=lambda r: r.priority))]
             if input.rules is not None

@@ -246,12 +246,19 @@ def _condition_errors(
         for i, value in enumerate(conditions.get(key, [])):
             if reason := check(value):
                 errors.append(FieldError(f"conditions.{key}.{i}", reason))
-    for dimension, values in conditions.get("extra", {}).items():
+    extra = conditions.get("extra", {})
+    if not isinstance(extra, dict):  # JSON in the schema: any value can arrive
+        return [*errors, FieldError("conditions.extra", "must map dimensions to lists of values")]
+    for dimension, values in extra.items():
         if dimension not in dimensions:
             errors.append(
                 FieldError(f"conditions.extra.{dimension}", "no plugin provides this dimension")
             )
-        elif not values or not all(isinstance(x, str) and x for x in values):
+        elif (
+            not isinstance(values, list | tuple)
+            or not values
+            or not all(isinstance(x, str) and x for x in values)
+        ):
             errors.append(
                 FieldError(f"conditions.extra.{dimension}", "must list one or more values")
             )
@@ -302,6 +309,12 @@ class AssignmentService:
                 errors.append(FieldError("priority", f"the enabled rule {clash!r} has it already"))
         if errors:
             raise BadUserInput(errors)
+
+    def check_conditions(self, conditions: dict[str, Any], root: str) -> None:
+        """Raise BAD_USER_INPUT unless ``conditions`` (as a rule stores them) are well formed:
+        ``previewAssignment`` evaluates proposed rules it never stores."""
+        if errors := _condition_errors(conditions, self.dimensions):
+            raise BadUserInput(errors, root=root)
 
     async def create_rule(self, actor: Actor, fields: dict[str, Any]) -> AssignmentRule:
         """Add a rule; enabled rules need a priority no other enabled rule has."""

@@ -73,6 +73,11 @@ RULE_DIMENSIONS = ("lifecycle_stage", "value_tier", "territory", "industry", "pr
 LIST_FIELDS = ("product_lines", "contacts")
 
 
+def _stored(attr: str, value: Any) -> Any:
+    """A profile value as its column keeps it; an explicit null clears a list to empty."""
+    return list(value or ()) if attr in LIST_FIELDS else value
+
+
 def field_name(attr: str) -> str:
     """The GraphQL (and audit) name of an attribute: ``backup_owner_id`` → ``backupOwner``."""
     return to_camel(attr.removesuffix("_id"))
@@ -269,7 +274,7 @@ class CustomerService:
                 special_needs=stored_needs,
             )
             for attr, value in data.items():
-                setattr(customer, attr, value)
+                setattr(customer, attr, _stored(attr, value))
             session.add(customer)
             await session.flush()
             changes = diff({}, self._snapshot(customer))
@@ -341,7 +346,7 @@ class CustomerService:
             await check_users_active(session, {k: data[k] for k in USER_REFERENCES if k in data})
             before = self._snapshot(customer)
             for attr, value in data.items():
-                setattr(customer, attr, list(value) if attr in LIST_FIELDS else value)
+                setattr(customer, attr, _stored(attr, value))
             if needs:
                 customer.special_needs = special_needs.merge(
                     self.plugins, customer.special_needs, needs
