@@ -60,7 +60,7 @@ def test_console_examples_run(
     monkeypatch.chdir(tmp_path)  # where the examples write files (the audit anchor)
     runner = CliRunner()
     for _, body in CONSOLE:
-        for line in body.splitlines():
+        for line in map(str.strip, body.splitlines()):
             if not line.startswith("$ baton "):
                 continue
             args = [*shlex.split(line[len("$ baton ") :]), "--database", database_url]
