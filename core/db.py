@@ -148,6 +148,9 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen = seen.__cause__
 
 
+_ROLLED_BACK_BY_SERVER = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+
+
 class NotMigrated(RuntimeError):
     """The PostgreSQL database is behind the code's migrations."""
 
@@ -215,6 +218,11 @@ class Database:
                     callback()
         except (IntegrityError, StaleDataError) as exc:
             raise Conflict("a concurrent change won; reload and retry") from exc
+        except DBAPIError as exc:
+            # PostgreSQL broke a deadlock or a serialisation conflict by rolling us back.
+            if getattr(exc.orig, "sqlstate", None) in _ROLLED_BACK_BY_SERVER:
+                raise Conflict("a concurrent change won; reload and retry") from exc
+            raise
 
     def reader(self) -> AsyncSession:
         """A session for reads; the caller closes it."""

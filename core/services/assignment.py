@@ -483,6 +483,14 @@ class AssignmentService:
         """Set-based: one INSERT for ownerships, one UPDATE for customers, one for audit."""
         if not moves:
             return
+        # Lock the customers in id order before touching ownerships, as assignOwner locks its
+        # customer first: both then queue on the customer row instead of deadlocking.
+        await session.execute(
+            select(Customer.id)
+            .where(Customer.id.in_([m.customer_id for m in moves]))
+            .order_by(Customer.id)
+            .with_for_update()
+        )
         await session.execute(
             insert(Ownership),
             [
