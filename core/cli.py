@@ -541,8 +541,7 @@ def _verify_chain(database: str | None, anchor: Path | None) -> VerifyResult:
         raise typer.Exit(2) from exc
 
     async def work(services: Services) -> VerifyResult:
-        if not await services.db.is_current():
-            raise NotMigrated("the database is not migrated: run `baton db upgrade` first")
+        await services.db.require_current()  # verifying must not migrate what it checks
         async with services.db.reader() as session:
             return await verify(session, expected)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./baton.db"
 DEV_JWT_SECRET = "baton-development-secret-change-me-in-production"
@@ -19,17 +20,43 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+def _from_env(name: str, default: str | bool | int | float) -> Any:
+    """``BATON_<NAME>`` read as the type of ``default`` (the setting's own default)."""
+    variable = f"BATON_{name.upper()}"
+    raw = os.environ.get(variable)
     if raw is None:
         return default
-    return raw.strip().lower() not in {"0", "false", "no", "off", ""}
+    if isinstance(default, bool):
+        return raw.strip().lower() not in {"0", "false", "no", "off", ""}
+    try:
+        return type(default)(raw)
+    except ValueError:
+        raise ValueError(f"{variable}={raw!r}: expected {type(default).__name__}") from None
 
 
 def _names(raw: str | None) -> tuple[str, ...] | None:
     if raw is None:
         return None
     return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
+# Settings read from BATON_<NAME> as the type of their default.
+_SCALARS = (
+    "jwt_secret",
+    "graphiql",
+    "max_body_bytes",
+    "max_batch_size",
+    "max_depth",
+    "max_aliases",
+    "max_tokens",
+    "max_cost",
+    "introspection",
+    "execution_timeout",
+    "idempotency_ttl",
+    "log_sql",
+    "db_connect_timeout",
+    "db_command_timeout",
+)
 
 
 @dataclass(frozen=True)
@@ -69,20 +96,7 @@ class Settings:
             database_url=normalise_database_url(
                 os.environ.get("BATON_DATABASE_URL", DEFAULT_DATABASE_URL)
             ),
-            jwt_secret=os.environ.get("BATON_JWT_SECRET", DEV_JWT_SECRET),
-            graphiql=_flag("BATON_GRAPHIQL", True),
-            max_body_bytes=int(os.environ.get("BATON_MAX_BODY_BYTES", 1024 * 1024)),
-            max_batch_size=int(os.environ.get("BATON_MAX_BATCH_SIZE", 10)),
-            max_depth=int(os.environ.get("BATON_MAX_DEPTH", 12)),
-            max_aliases=int(os.environ.get("BATON_MAX_ALIASES", 30)),
-            max_tokens=int(os.environ.get("BATON_MAX_TOKENS", 4000)),
-            max_cost=int(os.environ.get("BATON_MAX_COST", 20000)),
-            introspection=_flag("BATON_INTROSPECTION", True),
-            execution_timeout=float(os.environ.get("BATON_EXECUTION_TIMEOUT", 30.0)),
-            idempotency_ttl=int(os.environ.get("BATON_IDEMPOTENCY_TTL", 86400)),
-            log_sql=_flag("BATON_LOG_SQL", False),
-            db_connect_timeout=float(os.environ.get("BATON_DB_CONNECT_TIMEOUT", 2.0)),
-            db_command_timeout=float(os.environ.get("BATON_DB_COMMAND_TIMEOUT", 15.0)),
+            **{name: _from_env(name, getattr(cls, name)) for name in _SCALARS},
             holidays=tuple(
                 date.fromisoformat(d.strip())
                 for d in os.environ.get("BATON_HOLIDAYS", "").split(",")

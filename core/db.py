@@ -267,7 +267,12 @@ class Database:
         """
         if self.is_sqlite:
             await self.upgrade()
-        elif not await self.is_current():
+        else:
+            await self.require_current()
+
+    async def require_current(self) -> None:
+        """Raise ``NotMigrated`` unless every migration has been applied."""
+        if not await self.is_current():
             raise NotMigrated("the database is not migrated: run `baton db upgrade` first")
 
     async def dispose(self) -> None:

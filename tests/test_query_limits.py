@@ -300,3 +300,9 @@ def test_the_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     )
     assert found.execution_timeout == 2.5
     assert found.introspection is False
+
+
+def test_a_malformed_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATON_MAX_COST", "lots")
+    with pytest.raises(ValueError, match="BATON_MAX_COST='lots': expected int"):
+        Settings.from_env()

@@ -39,12 +39,7 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     elif original is None or isinstance(original, GraphQLError):
         message, extensions = _request_error(error.message)
     else:
-        log.error(
-            "unexpected error (request %s)",
-            request_id,
-            exc_info=original,
-            extra={"request_id": request_id},
-        )
+        log.error("unexpected error (request %s)", request_id, exc_info=original)
         message = f"Internal error; quote request id {request_id} to support"
         extensions = {"code": "INTERNAL", "requestId": request_id}
     note_error(extensions["code"])

@@ -54,6 +54,11 @@ def json_response(body: Any, status: int = 200, request_id: str | None = None) -
     )
 
 
+def error_response(message: str, code: str, status: int, request_id: str | None) -> Response:
+    """An HTTP-level error: the status and the contract's error body."""
+    return json_response(http_error(message, code), status, request_id)
+
+
 class GraphQLEndpoint:
     """The ASGI endpoint behind ``/graphql``."""
 
@@ -81,7 +86,7 @@ class GraphQLEndpoint:
             down = database_unavailable(exc)
             if down is None:
                 raise
-            return json_response(http_error(down.message, down.code), 503, request_id)
+            return error_response(down.message, down.code, 503, request_id)
         finally:
             current_request_id.reset(token)
 
@@ -89,30 +94,28 @@ class GraphQLEndpoint:
         if request.method == "GET" and "query" not in request.query_params:
             if self.settings.graphiql:
                 return HTMLResponse(self.ide_html)
-            return json_response(http_error("GraphiQL is disabled", "NOT_FOUND"), 404)
+            return error_response("GraphiQL is disabled", "NOT_FOUND", 404, None)
         if request.method not in ("GET", "POST"):
-            return json_response(http_error("use GET or POST", "METHOD_NOT_ALLOWED"), 405)
+            return error_response("use GET or POST", "METHOD_NOT_ALLOWED", 405, None)
         try:
             viewer = await self._authenticate(request)
         except InvalidToken as exc:
-            return json_response(http_error(str(exc), "UNAUTHENTICATED"), 401, request_id)
+            return error_response(str(exc), "UNAUTHENTICATED", 401, request_id)
         try:
             payload = await self._payload(request)
         except BodyTooLarge:
-            return json_response(
-                http_error(
-                    f"request body over {self.settings.max_body_bytes} bytes", "PAYLOAD_TOO_LARGE"
-                ),
+            return error_response(
+                f"request body over {self.settings.max_body_bytes} bytes",
+                "PAYLOAD_TOO_LARGE",
                 413,
                 request_id,
             )
         except ValueError as exc:
-            return json_response(http_error(str(exc), "BAD_REQUEST"), 400, request_id)
+            return error_response(str(exc), "BAD_REQUEST", 400, request_id)
         if isinstance(payload, list) and len(payload) > self.settings.max_batch_size:
-            return json_response(
-                http_error(
-                    f"at most {self.settings.max_batch_size} operations per batch", "BAD_REQUEST"
-                ),
+            return error_response(
+                f"at most {self.settings.max_batch_size} operations per batch",
+                "BAD_REQUEST",
                 400,
                 request_id,
             )
@@ -143,9 +146,8 @@ class GraphQLEndpoint:
         try:
             results = [await self._execute(op, context, allowed, deadline) for op in operations]
         except InvalidOperationTypeError:
-            return json_response(
-                http_error("mutations need POST", "METHOD_NOT_ALLOWED"), 405, request_id
-            ), False
+            refused = error_response("mutations need POST", "METHOD_NOT_ALLOWED", 405, request_id)
+            return refused, False
         finally:
             await context.close()
         retryable = any(
@@ -167,27 +169,24 @@ class GraphQLEndpoint:
         """Answer a request with an ``Idempotency-Key``: the first time for real, then from
         the stored response."""
         if not is_valid_key(key):
-            return json_response(
-                http_error(f"{HEADER} must be 1 to 128 visible ASCII characters", "BAD_REQUEST"),
+            return error_response(
+                f"{HEADER} must be 1 to 128 visible ASCII characters",
+                "BAD_REQUEST",
                 400,
                 request_id,
             )
         try:
             stored = await self.idempotency.reserve(viewer.id, key, fingerprint(payload))
         except KeyReused:
-            return json_response(
-                http_error(
-                    f"this {HEADER} was used with a different request; use a new key",
-                    "IDEMPOTENCY_KEY_REUSED",
-                ),
+            return error_response(
+                f"this {HEADER} was used with a different request; use a new key",
+                "IDEMPOTENCY_KEY_REUSED",
                 422,
                 request_id,
             )
         except (KeyInFlight, Conflict):
-            return json_response(
-                http_error(f"a request with this {HEADER} is still running", "CONFLICT"),
-                409,
-                request_id,
+            return error_response(
+                f"a request with this {HEADER} is still running", "CONFLICT", 409, request_id
             )
         if stored is not None:
             return Response(

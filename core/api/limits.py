@@ -64,6 +64,7 @@ class Measure:
 
 
 _NOTHING = Measure()
+_INTROSPECTION = frozenset({"__schema", "__type"})
 Parent = GraphQLNamedType | None  # None: unknown to the schema (validation will say so)
 
 
@@ -177,7 +178,7 @@ class _Walk:
         if node.selection_set is not None:
             returns = get_named_type(definition.type) if definition else None
             inner = self.selections(node.selection_set, returns)
-        introspection = node.name.value in ("__schema", "__type")
+        introspection = node.name.value in _INTROSPECTION
         return Measure(
             depth=0 if introspection else inner.depth + 1,
             aliases=inner.aliases + (node.alias is not None),
@@ -203,7 +204,7 @@ class _Walk:
 
 class _NoIntrospection(ValidationRule):
     def enter_field(self, node: FieldNode, *_args: Any) -> None:
-        if node.name.value in ("__schema", "__type"):
+        if node.name.value in _INTROSPECTION:
             self.report_error(GraphQLError("introspection is disabled", node))
 
 

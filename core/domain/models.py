@@ -189,7 +189,10 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_audit_entries_entity", "entity_type", "entity_id", "id"),)
+    __table_args__ = (
+        Index("ix_audit_entries_entity", "entity_type", "entity_id", "id"),
+        Index("ix_audit_entries_request_id", "request_id"),
+    )
 
 
 class CasbinRule(Base):

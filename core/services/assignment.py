@@ -106,20 +106,23 @@ async def load_workforce(session: AsyncSession, rules: Sequence[AssignmentRule])
     )
 
 
-def _facts(row: Sequence[Any], dimensions: Mapping[str, Dimension]) -> CustomerFacts:
+def _facts_and_owner(
+    row: Sequence[Any], dimensions: Mapping[str, Dimension]
+) -> tuple[CustomerFacts, str | None]:
     # Positional unpacking: by-name access on each of 100k rows costs more than the scan.
-    cid, territory, industry, value_tier, product_lines, stage, contact, _owner, *needs = row
+    cid, territory, industry, value_tier, product_lines, stage, contact, owner, *needs = row
     extra = NO_EXTRA
     if dimensions and needs and needs[0]:
         read = {name: d.read(needs[0]) for name, d in dimensions.items()}
         extra = {name: value for name, value in read.items() if value is not None}
-    return CustomerFacts(
+    facts = CustomerFacts(
         cid, territory, industry, value_tier, tuple(product_lines or ()), stage, contact, extra
     )
+    return facts, owner
 
 
 # The columns the rules look at, enums read as their stored names (no per-row conversion),
-# in the order ``_facts`` unpacks them.
+# in the order ``_facts_and_owner`` unpacks them.
 FACT_COLUMNS = (
     Customer.id,
     Customer.territory,
@@ -152,7 +155,7 @@ async def load_facts(
         stmt = stmt.where(in_scope)
     if customer_ids is not None:
         stmt = stmt.where(Customer.id.in_(customer_ids))
-    return [(_facts(row, dimensions), row[7]) for row in await session.execute(stmt)]
+    return [_facts_and_owner(row, dimensions) for row in await session.execute(stmt)]
 
 
 @dataclass(slots=True)
@@ -161,6 +164,10 @@ class Move:
     from_owner_id: str | None
     to_owner_id: str
     rule: Rule
+
+    def reason(self, why: str) -> str:
+        """``why`` the move is made, with the deciding rule, as ownerships and audit keep it."""
+        return f"{why}: rule {self.rule.name!r}"
 
 
 @dataclass
@@ -500,7 +507,7 @@ class AssignmentService:
                     "assigned_by": AssignedBy.RULE,
                     "rule_id": m.rule.id,
                     "rule_version": m.rule.version,
-                    "reason": f"{reason}: rule {m.rule.name!r}",
+                    "reason": m.reason(reason),
                     "actor_id": actor.user_id,
                     "valid_from": now,
                 }
@@ -520,7 +527,7 @@ class AssignmentService:
                 "Customer",
                 m.customer_id,
                 [{"field": "owner", "before": None, "after": m.to_owner_id}],
-                f"{reason}: rule {m.rule.name!r}",
+                m.reason(reason),
             )
 
     async def _write_requests(
@@ -541,7 +548,7 @@ class AssignmentService:
                 "from_owner_id": m.from_owner_id,
                 "to_owner_id": m.to_owner_id,
                 "trigger": ReassignmentTrigger.RULE_REALIGNMENT,
-                "reason": f"{reason}: rule {m.rule.name!r}",
+                "reason": m.reason(reason),
                 "status": RequestStatus.PENDING,
                 "rule_id": m.rule.id,
                 "requested_by_id": actor.user_id,
@@ -557,7 +564,7 @@ class AssignmentService:
                 "ReassignmentRequest",
                 rid,
                 diff({}, request_snapshot(row)),
-                f"{reason}: rule {m.rule.name!r}",
+                m.reason(reason),
             )
 
     @staticmethod

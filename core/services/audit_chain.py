@@ -41,22 +41,25 @@ def chain_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+# The hashed body's keys and the columns they come from (besides ``seq``).
+BODY_COLUMNS = {
+    "at": "at",
+    "actor": "actor_id",
+    "action": "action",
+    "entityType": "entity_type",
+    "entityId": "entity_id",
+    "changes": "changes",
+    "reason": "reason",
+    "requestId": "request_id",
+}
+
+
 def body_of(entry: Mapping[str, Any]) -> str:
     """The canonical JSON that is hashed, from an entry's columns (with ``seq``): sorted keys,
     compact separators, UTC ISO time."""
-    return canonical_json(
-        {
-            "seq": entry["seq"],
-            "at": entry["at"].astimezone(UTC).isoformat(),
-            "actor": entry["actor_id"],
-            "action": entry["action"],
-            "entityType": entry["entity_type"],
-            "entityId": entry["entity_id"],
-            "changes": entry["changes"],
-            "reason": entry["reason"],
-            "requestId": entry["request_id"],
-        }
-    )
+    fields = {key: entry[column] for key, column in BODY_COLUMNS.items()}
+    fields["at"] = fields["at"].astimezone(UTC).isoformat()
+    return canonical_json({"seq": entry["seq"], **fields})
 
 
 def seal(entries: list[dict[str, Any]], head: tuple[int, str]) -> None:
@@ -146,28 +149,11 @@ class VerifyResult:
 _COLUMNS = (
     AuditEntry.id,
     AuditEntry.seq,
-    AuditEntry.at,
-    AuditEntry.actor_id,
-    AuditEntry.action,
-    AuditEntry.entity_type,
-    AuditEntry.entity_id,
-    AuditEntry.changes,
-    AuditEntry.reason,
-    AuditEntry.request_id,
+    *(getattr(AuditEntry, column) for column in BODY_COLUMNS.values()),
     AuditEntry.body,
     AuditEntry.prev_hash,
     AuditEntry.hash,
 )
-_FIELDS = {
-    "at": "at",
-    "actor": "actor_id",
-    "action": "action",
-    "entityType": "entity_type",
-    "entityId": "entity_id",
-    "changes": "changes",
-    "reason": "reason",
-    "requestId": "request_id",
-}
 
 
 def _check(row: Any, expected_seq: int, prev: str) -> str | None:
@@ -196,7 +182,7 @@ def _check(row: Any, expected_seq: int, prev: str) -> str | None:
         rebuilt = "{}"
     if rebuilt != row.body:
         fields = json.loads(rebuilt)
-        altered = [column for name, column in _FIELDS.items() if fields.get(name) != body.get(name)]
+        altered = [c for key, c in BODY_COLUMNS.items() if fields.get(key) != body.get(key)]
         return f"its columns differ from its hashed body ({', '.join(altered) or 'body'} altered)"
     return None
 
@@ -205,6 +191,11 @@ async def verify(session: AsyncSession, anchor: Anchor | None = None) -> VerifyR
     """Walk the chain in ``seq`` order (in batches, so memory stays flat) and report the first
     bad entry; with ``anchor``, the chain must also reach it with the same hash."""
     expected, prev, last_id = 1, GENESIS, None
+
+    def broken(seq: int, row_id: int | None, reason: str) -> VerifyResult:
+        """The result at the first bad entry: the good chain before it, and why."""
+        return VerifyResult(expected - 1, Anchor(expected - 1, prev), seq, row_id, reason)
+
     while True:
         rows = (
             await session.execute(
@@ -215,18 +206,10 @@ async def verify(session: AsyncSession, anchor: Anchor | None = None) -> VerifyR
             )
         ).all()
         for row in rows:
-            if row.seq < expected:
-                return VerifyResult(
-                    expected - 1,
-                    Anchor(expected - 1, prev),
-                    row.seq,
-                    row.id,
-                    "duplicate seq (inserted)",
-                )
+            if row.seq < expected:  # only once the unique index on seq has been dropped
+                return broken(row.seq, row.id, "duplicate seq (inserted)")
             if row.seq != expected:
-                return VerifyResult(
-                    expected - 1,
-                    Anchor(expected - 1, prev),
+                return broken(
                     expected,
                     None,
                     f"missing (deleted): the log goes from seq {expected - 1} to seq {row.seq} "
@@ -236,22 +219,16 @@ async def verify(session: AsyncSession, anchor: Anchor | None = None) -> VerifyR
             if reason is None and anchor and row.seq == anchor.seq and row.hash != anchor.hash:
                 reason = "its hash differs from the anchor's: the log up to here was rewritten"
             if reason is not None:
-                return VerifyResult(
-                    expected - 1, Anchor(expected - 1, prev), row.seq, row.id, reason
-                )
+                return broken(row.seq, row.id, reason)
             expected, prev, last_id = expected + 1, row.hash, row.id
         if len(rows) < _BATCH:
             break
-    count = expected - 1
-    head = Anchor(count, prev)
-    if anchor is not None and count < anchor.seq:
-        return VerifyResult(
-            count,
-            head,
-            count + 1,
+    if anchor is not None and expected - 1 < anchor.seq:
+        return broken(
+            expected,
             None,
-            f"missing (truncated): the log ends at seq {count}"
+            f"missing (truncated): the log ends at seq {expected - 1}"
             + (f" (id {last_id})" if last_id is not None else "")
             + f" but the anchor records seq {anchor.seq}",
         )
-    return VerifyResult(count, head)
+    return VerifyResult(expected - 1, Anchor(expected - 1, prev))

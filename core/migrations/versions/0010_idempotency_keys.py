@@ -44,7 +44,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", "key", name=op.f("pk_idempotency_keys")),
     )
+    # Whether a timed-out request wrote anything is looked up by its request id.
+    op.create_index("ix_audit_entries_request_id", "audit_entries", ["request_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_entries_request_id", table_name="audit_entries")
     op.drop_table("idempotency_keys")
