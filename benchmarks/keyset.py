@@ -74,10 +74,11 @@ async def seed(url: str, customers: int) -> None:
     db = Database(url)
     services = Services.create(db)
     await services.prepare()
-    await services.users.create(Actor.system(), DIRECTOR, "Bench Director", roles=["sales_director"])
+    system = Actor.system()
+    await services.users.create(system, DIRECTOR, "Bench Director", roles=["sales_director"])
     owners = [f"am.k{i:02d}" for i in range(20)]
     for uid in owners:
-        await services.users.create(Actor.system(), uid, uid, roles=["account_manager"])
+        await services.users.create(system, uid, uid, roles=["account_manager"])
     await db.dispose()
     rng = random.Random(11)
     start = datetime(2020, 1, 1, tzinfo=UTC)
@@ -126,7 +127,8 @@ async def deep_cursor(url: str, column: str, descending: bool, rows_before: int)
         row = (
             await conn.execute(
                 text(
-                    f"SELECT {column}, id FROM customers "  # noqa: S608: names from ORDERS
+                    # The column and direction come from ORDERS, never from input.
+                    f"SELECT {column}, id FROM customers "
                     f"ORDER BY {column} {direction}, id {direction} OFFSET :n LIMIT 1"
                 ),
                 {"n": rows_before - 1},
@@ -173,7 +175,8 @@ async def run(url: str, args: argparse.Namespace) -> int:
                 first = await timed(client, PAGE, base, args.repeats)
                 deep = await timed(client, PAGE, {**base, "after": cursor}, args.repeats)
                 worst = max(worst, deep / first)
-                print(f"{name + ' ' + direction:<22} {first:>9.2f} {deep:>9.2f} {deep / first:>6.2f}x")
+                label = f"{name} {direction}"
+                print(f"{label:<22} {first:>9.2f} {deep:>9.2f} {deep / first:>6.2f}x")
         plain = await timed(client, PAGE, {"first": args.size}, args.repeats)
         counted = await timed(client, COUNTED, {"first": args.size}, args.repeats)
     print(
