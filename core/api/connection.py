@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import strawberry
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
+from core.api.completed import complete_page
 from core.api.context import context_of
 from core.services.pagination import Page, SortKey, check_page_size, count_rows, fetch_page
 
@@ -73,7 +74,10 @@ async def connection(
     convert: Callable[[Any], NodeT],
     value_type: type = str,
 ) -> Connection[NodeT]:
-    """One page of ``stmt`` as a connection; ``totalCount`` is counted only when asked for."""
+    """One page of ``stmt`` as a connection; ``totalCount`` is counted only when asked for.
+
+    When the selection allows, the page is completed at once (``core.api.completed``).
+    """
     check_page_size(first)
     ctx = context_of(info)
 
@@ -83,4 +87,9 @@ async def connection(
     async def count() -> int:
         return await ctx.read(lambda s: count_rows(s, stmt))
 
-    return Connection.of(await ctx.read(page), convert, count)
+    found = await ctx.read(page)
+    completed = await complete_page(info, found, convert, count)
+    if completed is not None:
+        # Execution passes it through as the connection's completed value.
+        return cast(Connection[NodeT], completed)
+    return Connection.of(found, convert, count)

@@ -11,8 +11,9 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 from core.api.assignment import AssignmentRule, ReassignmentRequest
+from core.api.completed import ExecutionContext
 from core.api.documents import DocumentCache
-from core.api.guard import guard_operations, protect
+from core.api.guard import guard_operations, guarded_fields, protect
 from core.api.handover import Handover, WorkflowEvent
 from core.api.inputs import CreateCustomerInput, UpdateCustomerInput
 from core.api.limits import LimitsExtension, QueryLimits
@@ -31,6 +32,9 @@ class BatonSchema(strawberry.Schema):
     """
 
     documents: DocumentCache | None = None  # the prepared documents, when limits apply
+    # (type, field) pairs that need read permission: what ``protect`` checks field by field.
+    guarded: frozenset[tuple[str, str]] | None = None
+    completed_pages = 0  # pages answered by ``core.api.completed`` (tests, benchmarks)
 
     def __init__(self, special_needs: SpecialNeedsTypes | None, **kwargs: Any) -> None:
         self.special_needs = special_needs
@@ -95,13 +99,16 @@ def build_schema(
             WorkflowEvent,
         ],
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=ExecutionContext,
         extensions=[
             OperationObserver,
             *([partial(LimitsExtension, limits, documents)] if limits else []),
         ],
     )
+    schema.guarded = frozenset()
     if authorization:  # off only for the benchmark's baseline (Settings.authorization)
         protect(schema._schema)
+        schema.guarded = frozenset((t, f) for t, f, _ in guarded_fields(schema._schema))
     schema.documents = documents
     return schema
 

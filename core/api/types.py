@@ -113,6 +113,8 @@ class Ownership:
     )
     rule_id: strawberry.Private[str | None]
     owner_id: strawberry.Private[str]
+    # Fields that are the user an attribute names (``core.api.completed`` loads them at once).
+    user_references: ClassVar[dict[str, str]] = {"owner": "owner_id"}
 
     @strawberry.field(description="The owner in this period.")
     async def owner(self, info: Info) -> User | None:
@@ -179,6 +181,12 @@ class Customer(Node):
     first_contact_id: strawberry.Private[str | None]
     # Shown as the typed ``specialNeeds`` when the schema has plugins (``core.api.schema``).
     special_needs_data: strawberry.Private[dict[str, dict[str, Any]]]
+    # Fields that are the user an attribute names (``core.api.completed`` loads them at once).
+    user_references: ClassVar[dict[str, str]] = {
+        "owner": "owner_id",
+        "backupOwner": "backup_owner_id",
+        "firstContact": "first_contact_id",
+    }
 
     @strawberry.field(description="The one accountable owner; null while unassigned.")
     async def owner(self, info: Info) -> User | None:

@@ -1,0 +1,341 @@
+"""Connection pages answered without per-field execution (issue 21).
+
+graphql-core resolves and completes every field of every node through a Python call or
+three (strawberry's resolver, the permission wrapper, the completion), which is most of a list
+request's time. Most list queries select only what a page already holds: plain fields of the
+nodes (and of their plain objects), the users they reference, cursors, ``pageInfo`` and
+``totalCount``. For those, ``complete_page`` builds the response value directly, and the
+execution context below returns it as the field's completed value.
+
+The permission view is still the judge, decided once per (type, field) of the selection: the
+page is completed here only when the viewer may read every guarded field the selection
+touches. Anything else — a denied field (which must answer FORBIDDEN_FIELD where it stands),
+a field with a resolver of its own, an argument, a directive, an abstract type — goes through
+normal execution, so both paths give the same response for the same request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types import Info
+
+from core.api.context import RequestContext
+from core.authz.view import PermissionView
+from core.services.pagination import Page
+
+DEFINITION = "strawberry-definition"
+# The types a connection page is made of, by their role in the page.
+CONNECTION_FIELDS = frozenset({"__typename", "edges", "pageInfo", "totalCount"})
+EDGE_FIELDS = frozenset({"__typename", "cursor", "node"})
+PAGE_INFO_FIELDS = frozenset({"__typename", "hasNextPage", "endCursor"})
+
+
+class Completed:
+    """A field's value already completed for the response: execution takes it as it is."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """strawberry's execution context, passing ``Completed`` values through untouched."""
+
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if type(result) is Completed:
+            return result.value
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+
+class Unsupported(Exception):
+    """The selection needs normal execution."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One selected field of an object type: its response key and definition."""
+
+    key: str
+    name: str
+    type: GraphQLOutputType
+    selection: tuple[Field, ...] = ()
+
+
+async def complete_page(
+    info: Info,
+    page: Page[Any],
+    convert: Callable[[Any], Any],
+    count: Callable[[], Awaitable[int]],
+) -> Completed | None:
+    """The whole connection value for ``page``, or None when normal execution must answer."""
+    raw = info._raw_info
+    context = raw.context
+    guarded = getattr(info.schema, "guarded", None)
+    if not isinstance(context, RequestContext) or guarded is None or len(raw.field_nodes) != 1:
+        return None
+    connection = raw.return_type
+    while isinstance(connection, GraphQLNonNull):
+        connection = connection.of_type
+    try:
+        if not isinstance(connection, GraphQLObjectType):
+            raise Unsupported
+        selection = _fields(raw.fragments, raw.field_nodes[0].selection_set, connection)
+        _check_shape(selection)
+        _check_readable(context.permissions, guarded, selection)
+        nodes = [convert(item) for item in page.items]
+        users = await _users(context, selection, nodes)
+        value: dict[str, Any] = {}
+        for f in selection:
+            if f.name == "__typename":
+                value[f.key] = connection.name
+            elif f.name == "totalCount":
+                value[f.key] = await count()
+            elif f.name == "pageInfo":
+                value[f.key] = _page_info(f, page)
+            else:  # edges
+                value[f.key] = [
+                    _edge(f, cursor, node, users)
+                    for cursor, node in zip(page.cursors, nodes, strict=True)
+                ]
+    except Unsupported:
+        return None
+    info.schema.completed_pages += 1  # type: ignore[attr-defined]
+    return Completed(value)
+
+
+def _fields(
+    fragments: dict[str, FragmentDefinitionNode],
+    selection_set: SelectionSetNode | None,
+    parent: Any,
+) -> tuple[Field, ...]:
+    """The fields selected on ``parent`` (an object type), fragments flattened."""
+    if selection_set is None or not isinstance(parent, GraphQLObjectType):
+        raise Unsupported
+    found: dict[str, Field] = {}
+    for node in _flatten(fragments, selection_set, parent):
+        if node.arguments or node.directives:
+            raise Unsupported
+        name = node.name.value
+        key = node.alias.value if node.alias else name
+        if name == "__typename":
+            field = Field(key, name, parent)
+        else:
+            definition = parent.fields.get(name)
+            if definition is None:
+                raise Unsupported
+            inner = _named(definition.type)
+            sub = (
+                _fields(fragments, node.selection_set, inner)
+                if isinstance(inner, GraphQLObjectType)
+                else ()
+            )
+            field = Field(key, name, definition.type, sub)
+        if key in found and (found[key].name != name or field.selection):
+            raise Unsupported  # merging sub-selections of one key: leave it to execution
+        found[key] = field
+    return tuple(found.values())
+
+
+def _flatten(
+    fragments: dict[str, FragmentDefinitionNode],
+    selection_set: SelectionSetNode,
+    parent: GraphQLObjectType,
+) -> Iterator[FieldNode]:
+    for selection in selection_set.selections:
+        if selection.directives:
+            raise Unsupported
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition
+            if condition is not None and condition.name.value != parent.name:
+                raise Unsupported
+            yield from _flatten(fragments, selection.selection_set, parent)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is None or fragment.type_condition.name.value != parent.name:
+                raise Unsupported
+            yield from _flatten(fragments, fragment.selection_set, parent)
+
+
+def _named(type_: Any) -> Any:
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        type_ = type_.of_type
+    return type_
+
+
+def _check_shape(connection: tuple[Field, ...]) -> None:
+    """A connection selection: edges (cursor, node), pageInfo, totalCount, __typename."""
+    for f in connection:
+        if f.name not in CONNECTION_FIELDS:
+            raise Unsupported
+        allowed = {"edges": EDGE_FIELDS, "pageInfo": PAGE_INFO_FIELDS}.get(f.name, frozenset())
+        if any(sub.name not in allowed for sub in f.selection):
+            raise Unsupported
+        for edge_field in f.selection if f.name == "edges" else ():
+            if edge_field.name == "node":
+                _check_plain(edge_field)
+
+
+def _check_plain(field: Field) -> None:
+    """Every field below ``field`` is a plain attribute (no resolver of its own), or a user
+    reference the node type declares (``user_references``)."""
+    parent = _named(field.type)
+    references = _user_references(parent)
+    for f in field.selection:
+        if f.name == "__typename":
+            continue
+        definition = parent.fields[f.name].extensions.get(DEFINITION)
+        plain = definition is not None and definition.base_resolver is None
+        if not plain and f.name not in references:
+            raise Unsupported
+        if f.selection:
+            _check_plain(f)
+
+
+def _user_references(type_: GraphQLObjectType) -> dict[str, str]:
+    """GraphQL field name → the attribute holding a user id, as the type declares them."""
+    definition = type_.extensions.get(DEFINITION)
+    origin = getattr(definition, "origin", None)
+    return dict(getattr(origin, "user_references", {}))
+
+
+def _check_readable(
+    view: PermissionView, guarded: frozenset[tuple[str, str]], selection: tuple[Field, ...]
+) -> None:
+    """The viewer may read every guarded field the selection touches (as ``protect`` would
+    check each of them)."""
+    for parent, name in _touched(selection):
+        if (parent, name) in guarded and not view.can_read(parent, name):
+            raise Unsupported
+
+
+def _touched(selection: tuple[Field, ...]) -> Iterator[tuple[str, str]]:
+    for f in selection:
+        if f.selection:
+            parent = _named(f.type).name
+            for sub in f.selection:
+                yield parent, sub.name
+            yield from _touched(f.selection)
+
+
+async def _users(
+    context: RequestContext, selection: tuple[Field, ...], nodes: list[Any]
+) -> dict[str, Any]:
+    """The users the nodes (and their plain objects) reference in the selection, loaded at
+    once, as strawberry objects by id."""
+    from core.api.types import User
+
+    ids: set[str] = set()
+    for f in selection:
+        for edge_field in f.selection if f.name == "edges" else ():
+            if edge_field.name == "node":
+                _referenced(edge_field, nodes, ids)
+    if not ids:
+        return {}
+    ordered = sorted(ids)
+    models = await context.users.load_many(ordered)
+    return {i: User.from_model(m) for i, m in zip(ordered, models, strict=True) if m is not None}
+
+
+def _referenced(field: Field, objects: list[Any], ids: set[str]) -> None:
+    """Add to ``ids`` the users ``field``'s selection references on ``objects``, at any depth."""
+    type_ = _named(field.type)
+    references = _user_references(type_)
+    for f in field.selection:
+        if f.name in references:
+            attribute = references[f.name]
+            ids |= {i for o in objects if (i := getattr(o, attribute)) is not None}
+        elif f.selection:
+            python_name = type_.fields[f.name].extensions[DEFINITION].python_name
+            inner: list[Any] = []
+            for o in objects:
+                value = getattr(o, python_name)
+                if isinstance(value, list):
+                    inner.extend(v for v in value if v is not None)
+                elif value is not None:
+                    inner.append(value)
+            _referenced(f, inner, ids)
+
+
+def _page_info(field: Field, page: Page[Any]) -> dict[str, Any]:
+    values = {
+        "__typename": "PageInfo",
+        "hasNextPage": page.has_next,
+        "endCursor": page.cursors[-1] if page.cursors else None,
+    }
+    return {f.key: values[f.name] for f in field.selection}
+
+
+def _edge(field: Field, cursor: str, node: Any, users: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for f in field.selection:
+        if f.name == "__typename":
+            value[f.key] = _named(field.type).name
+        elif f.name == "cursor":
+            value[f.key] = cursor
+        else:
+            value[f.key] = _object(f, node, users)
+    return value
+
+
+def _object(field: Field, obj: Any, users: dict[str, Any]) -> dict[str, Any]:
+    type_ = _named(field.type)
+    references = _user_references(type_)
+    value: dict[str, Any] = {}
+    for f in field.selection:
+        if f.name == "__typename":
+            value[f.key] = type_.name
+        elif f.name in references:
+            user_id = getattr(obj, references[f.name])
+            user = users.get(user_id) if user_id is not None else None
+            value[f.key] = None if user is None else _object(f, user, users)
+        else:
+            python_name = type_.fields[f.name].extensions[DEFINITION].python_name
+            value[f.key] = _complete(f, f.type, getattr(obj, python_name), users)
+    return value
+
+
+def _complete(field: Field, type_: Any, value: Any, users: dict[str, Any]) -> Any:
+    """``value`` completed as graphql-core completes a value of ``type_``."""
+    if isinstance(type_, GraphQLNonNull):
+        if value is None:
+            raise Unsupported  # an error to report: execution reports it
+        return _complete(field, type_.of_type, value, users)
+    if value is None:
+        return None
+    if isinstance(type_, GraphQLList):
+        return [_complete(field, type_.of_type, item, users) for item in value]
+    if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+        return type_.serialize(value)
+    if isinstance(type_, GraphQLObjectType):
+        return _object(Field(field.key, field.name, type_, field.selection), value, users)
+    raise Unsupported
