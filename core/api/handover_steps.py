@@ -1,0 +1,168 @@
+"""The handover steps over GraphQL: each is one call of ``HandoverService`` with the request's
+scope, and answers the handover after the step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+import strawberry
+from strawberry.types import Info
+
+from core.api.context import context_of
+from core.api.handover import Handover, ReviewDecision, handover_of
+from core.domain.enums import MeetingKind
+
+
+@strawberry.input
+class HandoverStepInput:
+    handover_id: strawberry.ID
+    expected_version: int
+
+
+@strawberry.input
+class SubmitHandbookInput(HandoverStepInput):
+    profile_summary: str
+    open_items: str
+    strategy_advice: str
+    risk_warnings: str
+
+
+@strawberry.input
+class ReviewHandbookInput(HandoverStepInput):
+    decision: ReviewDecision
+    comment: str | None = strawberry.field(default=None, description="Required to send back.")
+
+
+@strawberry.input
+class RecordHandoverMeetingInput(HandoverStepInput):
+    kind: MeetingKind
+    held_at: datetime
+    notes: str | None = None
+
+
+@strawberry.input
+class SubmitHandoverFeedbackInput(HandoverStepInput):
+    clear_items: str
+    pending_items: str
+    help_needed: str
+
+
+@strawberry.input
+class RecordSatisfactionInput(HandoverStepInput):
+    score: int = strawberry.field(description="1 (poor) to 5 (excellent).")
+
+
+@strawberry.input
+class CancelHandoverInput(HandoverStepInput):
+    reason: str | None = None
+
+
+@strawberry.type
+class HandoverPayload:
+    authz_exempt: ClassVar[bool] = True
+
+    handover: Handover
+
+
+@strawberry.type
+class HandoverStepMutation:
+    @strawberry.mutation(description="The outgoing owner submits the handbook (all sections).")
+    async def submit_handbook(
+        self, info: Info, input: SubmitHandbookInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        sections = {
+            "profileSummary": input.profile_summary,
+            "openItems": input.open_items,
+            "strategyAdvice": input.strategy_advice,
+            "riskWarnings": input.risk_warnings,
+        }
+        h = await ctx.services.handover.submit_handbook(
+            ctx.actor, input.handover_id, input.expected_version, sections, await ctx.scope()
+        )
+        return HandoverPayload(handover=handover_of(info, h))
+
+    @strawberry.mutation(description="The outgoing owner's manager approves or sends it back.")
+    async def review_handbook(
+        self, info: Info, input: ReviewHandbookInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.review_handbook(
+            ctx.actor,
+            input.handover_id,
+            input.expected_version,
+            input.decision is ReviewDecision.APPROVE,
+            input.comment,
+            await ctx.scope(),
+        )
+        return HandoverPayload(handover=handover_of(info, h))
+
+    @strawberry.mutation(description="Record a briefing, simulation or three-party meeting.")
+    async def record_handover_meeting(
+        self, info: Info, input: RecordHandoverMeetingInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.record_meeting(
+            ctx.actor,
+            input.handover_id,
+            input.expected_version,
+            input.kind,
+            input.held_at,
+            input.notes,
+            await ctx.scope(),
+        )
+        return HandoverPayload(handover=handover_of(info, h))
+
+    @strawberry.mutation(description="The customer has been told who will look after them.")
+    async def notify_customer(self, info: Info, input: HandoverStepInput) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.notify_customer(
+            ctx.actor, input.handover_id, input.expected_version, await ctx.scope()
+        )
+        return HandoverPayload(handover=handover_of(info, h))
+
+    @strawberry.mutation(description="Switch ownership to the new owner, once its conditions hold.")
+    async def complete_handover(
+        self, info: Info, input: HandoverStepInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.complete(
+            ctx.actor, input.handover_id, input.expected_version, await ctx.scope()
+        )
+        return HandoverPayload(handover=handover_of(info, h))
+
+    @strawberry.mutation(description="The new owner's feedback after taking over.")
+    async def submit_handover_feedback(
+        self, info: Info, input: SubmitHandoverFeedbackInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        sections = {
+            "clearItems": input.clear_items,
+            "pendingItems": input.pending_items,
+            "helpNeeded": input.help_needed,
+        }
+        h = await ctx.services.handover.submit_feedback(
+            ctx.actor, input.handover_id, input.expected_version, sections, await ctx.scope()
+        )
+        return HandoverPayload(handover=handover_of(info, h))
+
+    @strawberry.mutation(description="The customer's satisfaction with the handover (closes it).")
+    async def record_satisfaction(
+        self, info: Info, input: RecordSatisfactionInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.record_satisfaction(
+            ctx.actor, input.handover_id, input.expected_version, input.score, await ctx.scope()
+        )
+        return HandoverPayload(handover=handover_of(info, h))
+
+    @strawberry.mutation(description="Stop a handover before it completes.")
+    async def cancel_handover(
+        self, info: Info, input: CancelHandoverInput
+    ) -> HandoverPayload | None:
+        ctx = context_of(info)
+        h = await ctx.services.handover.cancel(
+            ctx.actor, input.handover_id, input.expected_version, input.reason, await ctx.scope()
+        )
+        return HandoverPayload(handover=handover_of(info, h))
