@@ -3,15 +3,18 @@ scope, and answers the handover after the step."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import strawberry
 from strawberry.types import Info
 
+from core import domain
 from core.api.context import context_of
 from core.api.handover import Handover, ReviewDecision, handover_of
 from core.domain.enums import MeetingKind
+from core.services.handover import HandoverService
 
 
 @strawberry.input
@@ -65,104 +68,82 @@ class HandoverPayload:
     handover: Handover
 
 
+Step = Callable[..., Awaitable[domain.Handover]]
+
+
+async def _take(info: Info, step: Step, input: HandoverStepInput, *args: Any) -> HandoverPayload:
+    """Run the ``HandoverService`` step for ``input``'s handover as the viewer, in their scope,
+    and answer the handover after it."""
+    ctx = context_of(info)
+    h = await step(
+        ctx.services.handover,
+        ctx.actor,
+        input.handover_id,
+        input.expected_version,
+        *args,
+        scope=await ctx.scope(),
+    )
+    return HandoverPayload(handover=handover_of(info, h))
+
+
 @strawberry.type
 class HandoverStepMutation:
     @strawberry.mutation(description="The outgoing owner submits the handbook (all sections).")
     async def submit_handbook(
         self, info: Info, input: SubmitHandbookInput
     ) -> HandoverPayload | None:
-        ctx = context_of(info)
         sections = {
             "profileSummary": input.profile_summary,
             "openItems": input.open_items,
             "strategyAdvice": input.strategy_advice,
             "riskWarnings": input.risk_warnings,
         }
-        h = await ctx.services.handover.submit_handbook(
-            ctx.actor, input.handover_id, input.expected_version, sections, await ctx.scope()
-        )
-        return HandoverPayload(handover=handover_of(info, h))
+        return await _take(info, HandoverService.submit_handbook, input, sections)
 
     @strawberry.mutation(description="The outgoing owner's manager approves or sends it back.")
     async def review_handbook(
         self, info: Info, input: ReviewHandbookInput
     ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.review_handbook(
-            ctx.actor,
-            input.handover_id,
-            input.expected_version,
-            input.decision is ReviewDecision.APPROVE,
-            input.comment,
-            await ctx.scope(),
-        )
-        return HandoverPayload(handover=handover_of(info, h))
+        approve = input.decision is ReviewDecision.APPROVE
+        return await _take(info, HandoverService.review_handbook, input, approve, input.comment)
 
     @strawberry.mutation(description="Record a briefing, simulation or three-party meeting.")
     async def record_handover_meeting(
         self, info: Info, input: RecordHandoverMeetingInput
     ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.record_meeting(
-            ctx.actor,
-            input.handover_id,
-            input.expected_version,
-            input.kind,
-            input.held_at,
-            input.notes,
-            await ctx.scope(),
+        return await _take(
+            info, HandoverService.record_meeting, input, input.kind, input.held_at, input.notes
         )
-        return HandoverPayload(handover=handover_of(info, h))
 
     @strawberry.mutation(description="The customer has been told who will look after them.")
     async def notify_customer(self, info: Info, input: HandoverStepInput) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.notify_customer(
-            ctx.actor, input.handover_id, input.expected_version, await ctx.scope()
-        )
-        return HandoverPayload(handover=handover_of(info, h))
+        return await _take(info, HandoverService.notify_customer, input)
 
     @strawberry.mutation(description="Switch ownership to the new owner, once its conditions hold.")
     async def complete_handover(
         self, info: Info, input: HandoverStepInput
     ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.complete(
-            ctx.actor, input.handover_id, input.expected_version, await ctx.scope()
-        )
-        return HandoverPayload(handover=handover_of(info, h))
+        return await _take(info, HandoverService.complete, input)
 
     @strawberry.mutation(description="The new owner's feedback after taking over.")
     async def submit_handover_feedback(
         self, info: Info, input: SubmitHandoverFeedbackInput
     ) -> HandoverPayload | None:
-        ctx = context_of(info)
         sections = {
             "clearItems": input.clear_items,
             "pendingItems": input.pending_items,
             "helpNeeded": input.help_needed,
         }
-        h = await ctx.services.handover.submit_feedback(
-            ctx.actor, input.handover_id, input.expected_version, sections, await ctx.scope()
-        )
-        return HandoverPayload(handover=handover_of(info, h))
+        return await _take(info, HandoverService.submit_feedback, input, sections)
 
     @strawberry.mutation(description="The customer's satisfaction with the handover (closes it).")
     async def record_satisfaction(
         self, info: Info, input: RecordSatisfactionInput
     ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.record_satisfaction(
-            ctx.actor, input.handover_id, input.expected_version, input.score, await ctx.scope()
-        )
-        return HandoverPayload(handover=handover_of(info, h))
+        return await _take(info, HandoverService.record_satisfaction, input, input.score)
 
     @strawberry.mutation(description="Stop a handover before it completes.")
     async def cancel_handover(
         self, info: Info, input: CancelHandoverInput
     ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.cancel(
-            ctx.actor, input.handover_id, input.expected_version, input.reason, await ctx.scope()
-        )
-        return HandoverPayload(handover=handover_of(info, h))
+        return await _take(info, HandoverService.cancel, input, input.reason)
