@@ -183,6 +183,7 @@ class CustomerScope:
             return None
         owned = replace(self, reading=False)
         ids = customers_query(CustomerFilter(), owned).with_only_columns(Customer.id)
+        ids = ids.correlate(None)
         in_scope = Handover.customer_id.in_(ids)
         return in_scope if self.viewer is None else or_(in_scope, parties.party(self.viewer))
 
