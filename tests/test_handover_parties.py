@@ -223,6 +223,13 @@ async def test_the_new_owner_studies_the_handbook_and_meetings_before_taking_ove
         {"input": {"id": h.customer_id, "expectedVersion": 1, "invoiceRequirements": "x"}},
     )
     assert error_codes(update) == ["FORBIDDEN"]  # reads it; it is not theirs to change yet
+    ask = await gql.execute(
+        "am.zhou",
+        """mutation($input: RequestReassignmentInput!) { requestReassignment(input: $input) {
+        request { id } } }""",
+        {"input": {"customerId": h.customer_id, "toOwnerId": "am.lin", "trigger": "NEEDS_CHANGE"}},
+    )
+    assert error_codes(ask) == ["FORBIDDEN"]
     early = await take(gql, "am.zhou", "submitHandoverFeedback", h)
     assert error_codes(early) == ["INVALID_STATE"]
     assert early["errors"][0]["extensions"]["state"] == "HANDBOOK_APPROVED"
