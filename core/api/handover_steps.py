@@ -3,6 +3,7 @@ scope, and answers the handover after the step."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar
@@ -14,6 +15,7 @@ from core import domain
 from core.api.context import context_of
 from core.api.handover import Handover, ReviewDecision, handover_of
 from core.domain.enums import MeetingKind
+from core.services.audit import to_camel
 from core.services.handover import HandoverService
 
 
@@ -86,19 +88,23 @@ async def _take(info: Info, step: Step, input: HandoverStepInput, *args: Any) ->
     return HandoverPayload(handover=handover_of(info, h))
 
 
+def _sections(input: HandoverStepInput) -> dict[str, Any]:
+    """The input's written sections (its fields beyond the handover's), by GraphQL name."""
+    own = {f.name for f in dataclasses.fields(HandoverStepInput)}
+    return {
+        to_camel(f.name): getattr(input, f.name)
+        for f in dataclasses.fields(input)
+        if f.name not in own
+    }
+
+
 @strawberry.type
 class HandoverStepMutation:
     @strawberry.mutation(description="The outgoing owner submits the handbook (all sections).")
     async def submit_handbook(
         self, info: Info, input: SubmitHandbookInput
     ) -> HandoverPayload | None:
-        sections = {
-            "profileSummary": input.profile_summary,
-            "openItems": input.open_items,
-            "strategyAdvice": input.strategy_advice,
-            "riskWarnings": input.risk_warnings,
-        }
-        return await _take(info, HandoverService.submit_handbook, input, sections)
+        return await _take(info, HandoverService.submit_handbook, input, _sections(input))
 
     @strawberry.mutation(description="The outgoing owner's manager approves or sends it back.")
     async def review_handbook(
@@ -129,12 +135,7 @@ class HandoverStepMutation:
     async def submit_handover_feedback(
         self, info: Info, input: SubmitHandoverFeedbackInput
     ) -> HandoverPayload | None:
-        sections = {
-            "clearItems": input.clear_items,
-            "pendingItems": input.pending_items,
-            "helpNeeded": input.help_needed,
-        }
-        return await _take(info, HandoverService.submit_feedback, input, sections)
+        return await _take(info, HandoverService.submit_feedback, input, _sections(input))
 
     @strawberry.mutation(description="The customer's satisfaction with the handover (closes it).")
     async def record_satisfaction(
