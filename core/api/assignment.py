@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
 
 import strawberry
 from sqlalchemy import select
@@ -22,6 +22,9 @@ from core.domain.enums import ReassignmentTrigger, RequestStatus, Strategy
 from core.services import customers as customer_service
 from core.services.assignment import Move
 from core.services.rules import Conditions, Decision, Reason, Rule
+
+if TYPE_CHECKING:
+    from core.api.handover import Handover
 
 strawberry.enum(Strategy, description="How a rule picks the owner once its conditions match.")
 strawberry.enum(ReassignmentTrigger, description="Why ownership should move.")
@@ -294,6 +297,16 @@ class ReassignmentRequest(Node):
     async def customer(self, info: Info) -> Customer | None:
         return await customer_in_scope(info, self.customer_id)
 
+    @strawberry.field(description="The handover the approval opened; null until approved.")
+    async def handover(
+        self, info: Info
+    ) -> Annotated[Handover, strawberry.lazy("core.api.handover")] | None:
+        from core.api.handover import opened_by
+
+        if self.status is not RequestStatus.APPROVED:
+            return None  # pending, rejected or cancelled: no handover
+        return await opened_by(info, str(self.id))
+
     @classmethod
     def planned(cls, request_id: str, move: Move, at: datetime) -> ReassignmentRequest:
         """A RULE_REALIGNMENT request as a run opens it."""
@@ -427,7 +440,7 @@ class AssignmentQuery:
         self, info: Info, customer_id: strawberry.ID
     ) -> AssignmentExplanation | None:
         ctx = context_of(info)
-        scope = await ctx.scope()
+        scope = await ctx.read_scope()
         decision = await ctx.read(lambda s: ctx.services.assignment.explain(s, customer_id, scope))
         return await explanation(info, decision, await _stored_rules(info))
 

@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import case, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
-from core.domain import AssignmentRule, Customer, HandoverMeeting, Ownership, User
+from core.domain import AssignmentRule, Customer, Handover, HandoverMeeting, Ownership, User
 from core.services import Actor, Services
 from core.services.customers import CustomerScope
 from core.services.insight import Health
@@ -45,6 +45,7 @@ class RequestContext:
         self.rules = DataLoader(self._load_rules)
         self.meetings = DataLoader(self._load_meetings)
         self.health = DataLoader(self._load_health)
+        self.handover_of_request = DataLoader(self._load_handover_of_request)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -60,8 +61,12 @@ class RequestContext:
             members = {self.viewer.id}
             if level == Scope.TEAM:
                 members |= await self.read(lambda s: reports_of(s, self.viewer.id))
-            self._scope = CustomerScope(level, frozenset(members))
+            self._scope = CustomerScope(level, frozenset(members), viewer=self.viewer.id)
         return self._scope
+
+    async def read_scope(self) -> CustomerScope:
+        """The scope for reads: ``scope()`` plus the customers the viewer is receiving."""
+        return (await self.scope()).for_reading()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -94,6 +99,17 @@ class RequestContext:
         for row in await self.read(query):
             by_handover[row.handover_id].append(row)
         return [by_handover[i] for i in ids]
+
+    async def _load_handover_of_request(
+        self, ids: Sequence[str]
+    ) -> list[tuple[Handover, bool] | None]:
+        """The handover each request opened (None: none), and whether the viewer sees it."""
+        visible = (await self.scope()).handovers()
+        seen = true() if visible is None else case((visible, True), else_=False)
+        stmt = select(Handover, seen.label("visible")).where(Handover.request_id.in_(ids))
+        rows = (await self.read(lambda s: s.execute(stmt))).all()
+        found = {h.request_id: (h, bool(v)) for h, v in rows}
+        return [found.get(i) for i in ids]
 
     async def _load_rules(self, ids: Sequence[str]) -> list[AssignmentRule | None]:
         async def query(session: AsyncSession) -> dict[str, AssignmentRule]:

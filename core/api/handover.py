@@ -18,6 +18,7 @@ from core.api.context import context_of
 from core.api.types import Customer, Node, User, customer_in_scope, user_or_none
 from core.calendar import WorkingCalendar
 from core.domain.enums import HandoverStatus, MeetingKind, ReassignmentTrigger, RequestStatus
+from core.errors import NotFound
 from core.ids import PREFIXES
 from core.services import customers as customer_service
 from core.services.handover import FINAL, deadlines
@@ -208,11 +209,20 @@ def _equal(stmt: Select[Any], *given: tuple[Any, object]) -> Select[Any]:
 
 
 async def _in_scope(info: Info, stmt: Select[Any], customer_column: Any) -> Select[Any]:
-    scope = await context_of(info).scope()
+    """``stmt`` narrowed to rows whose customer the viewer reads."""
+    scope = await context_of(info).read_scope()
     if scope.clause() is None:
         return stmt
     visible = customer_service.customers_query(customer_service.CustomerFilter(), scope)
     return stmt.where(customer_column.in_(visible.with_only_columns(domain.Customer.id)))
+
+
+async def _visible(info: Info, stmt: Select[Any], handover_column: Any) -> Select[Any]:
+    """``stmt`` narrowed to rows whose handover the viewer sees (``CustomerScope.handovers``)."""
+    visible = (await context_of(info).scope()).handovers()
+    if visible is None:
+        return stmt
+    return stmt.where(handover_column.in_(select(domain.Handover.id).where(visible)))
 
 
 @strawberry.type(description="A handover workflow event from the outbox, oldest first.")
@@ -276,7 +286,10 @@ class HandoverQuery:
             info, stmt, key, first, after, ReassignmentRequest.from_model, datetime
         )
 
-    @strawberry.field(description="Handovers in your scope, most urgent deadline first.")
+    @strawberry.field(
+        description="Handovers of customers in your scope and those you take part in (outgoing "
+        "owner, incoming owner, reviewer), most urgent deadline first."
+    )
     async def handovers(
         self,
         info: Info,
@@ -297,14 +310,15 @@ class HandoverQuery:
         if f.overdue is not None:
             late = model.status.not_in(FINAL) & (model.due_at < now)
             stmt = stmt.where(late if f.overdue else ~late)
-        stmt = await _in_scope(info, stmt, model.customer_id)
+        if (visible := (await ctx.scope()).handovers()) is not None:
+            stmt = stmt.where(visible)
         key = SortKey(model.due_at, model.id)
         return await connection(
             info, stmt, key, first, after, lambda m: Handover.from_model(m, now, calendar), datetime
         )
 
     @strawberry.field(
-        description="Workflow events of customers in your scope in delivery order, for "
+        description="Workflow events of the handovers you see in delivery order, for "
         "integrations: page with `after` from the last cursor you saw."
     )
     async def workflow_events(
@@ -322,7 +336,7 @@ class HandoverQuery:
             (model.handover_id, f.handover_id),
             (model.customer_id, f.customer_id),
         )
-        stmt = await _in_scope(info, stmt, model.customer_id)
+        stmt = await _visible(info, stmt, model.handover_id)
         key = SortKey(model.id, model.id)
         return await connection(info, stmt, key, first, after, WorkflowEvent.from_model, int)
 
@@ -359,164 +373,23 @@ class HandoverMutation:
         )
         return ReviewPayload(
             request=ReassignmentRequest.from_model(request),
-            handover=_handover(info, handover) if handover else None,
+            handover=handover_of(info, handover) if handover else None,
         )
 
 
-def _handover(info: Info, m: domain.Handover) -> Handover:
+def handover_of(info: Info, m: domain.Handover) -> Handover:
+    """The GraphQL handover of a loaded model, at the request's time."""
     services = context_of(info).services
     return Handover.from_model(m, services.clock.now(), services.handover.calendar)
 
 
-@strawberry.input
-class HandoverStepInput:
-    handover_id: strawberry.ID
-    expected_version: int
-
-
-@strawberry.input
-class SubmitHandbookInput(HandoverStepInput):
-    profile_summary: str
-    open_items: str
-    strategy_advice: str
-    risk_warnings: str
-
-
-@strawberry.input
-class ReviewHandbookInput(HandoverStepInput):
-    decision: ReviewDecision
-    comment: str | None = strawberry.field(default=None, description="Required to send back.")
-
-
-@strawberry.input
-class RecordHandoverMeetingInput(HandoverStepInput):
-    kind: MeetingKind
-    held_at: datetime
-    notes: str | None = None
-
-
-@strawberry.input
-class SubmitHandoverFeedbackInput(HandoverStepInput):
-    clear_items: str
-    pending_items: str
-    help_needed: str
-
-
-@strawberry.input
-class RecordSatisfactionInput(HandoverStepInput):
-    score: int = strawberry.field(description="1 (poor) to 5 (excellent).")
-
-
-@strawberry.input
-class CancelHandoverInput(HandoverStepInput):
-    reason: str | None = None
-
-
-@strawberry.type
-class HandoverPayload:
-    authz_exempt: ClassVar[bool] = True
-
-    handover: Handover
-
-
-@strawberry.type
-class HandoverStepMutation:
-    @strawberry.mutation(description="The outgoing owner submits the handbook (all sections).")
-    async def submit_handbook(
-        self, info: Info, input: SubmitHandbookInput
-    ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        sections = {
-            "profileSummary": input.profile_summary,
-            "openItems": input.open_items,
-            "strategyAdvice": input.strategy_advice,
-            "riskWarnings": input.risk_warnings,
-        }
-        h = await ctx.services.handover.submit_handbook(
-            ctx.actor, input.handover_id, input.expected_version, sections, await ctx.scope()
-        )
-        return HandoverPayload(handover=_handover(info, h))
-
-    @strawberry.mutation(description="The outgoing owner's manager approves or sends it back.")
-    async def review_handbook(
-        self, info: Info, input: ReviewHandbookInput
-    ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.review_handbook(
-            ctx.actor,
-            input.handover_id,
-            input.expected_version,
-            input.decision is ReviewDecision.APPROVE,
-            input.comment,
-            await ctx.scope(),
-        )
-        return HandoverPayload(handover=_handover(info, h))
-
-    @strawberry.mutation(description="Record a briefing, simulation or three-party meeting.")
-    async def record_handover_meeting(
-        self, info: Info, input: RecordHandoverMeetingInput
-    ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.record_meeting(
-            ctx.actor,
-            input.handover_id,
-            input.expected_version,
-            input.kind,
-            input.held_at,
-            input.notes,
-            await ctx.scope(),
-        )
-        return HandoverPayload(handover=_handover(info, h))
-
-    @strawberry.mutation(description="The customer has been told who will look after them.")
-    async def notify_customer(self, info: Info, input: HandoverStepInput) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.notify_customer(
-            ctx.actor, input.handover_id, input.expected_version, await ctx.scope()
-        )
-        return HandoverPayload(handover=_handover(info, h))
-
-    @strawberry.mutation(description="Switch ownership to the new owner, once its conditions hold.")
-    async def complete_handover(
-        self, info: Info, input: HandoverStepInput
-    ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.complete(
-            ctx.actor, input.handover_id, input.expected_version, await ctx.scope()
-        )
-        return HandoverPayload(handover=_handover(info, h))
-
-    @strawberry.mutation(description="The new owner's feedback after taking over.")
-    async def submit_handover_feedback(
-        self, info: Info, input: SubmitHandoverFeedbackInput
-    ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        sections = {
-            "clearItems": input.clear_items,
-            "pendingItems": input.pending_items,
-            "helpNeeded": input.help_needed,
-        }
-        h = await ctx.services.handover.submit_feedback(
-            ctx.actor, input.handover_id, input.expected_version, sections, await ctx.scope()
-        )
-        return HandoverPayload(handover=_handover(info, h))
-
-    @strawberry.mutation(description="The customer's satisfaction with the handover (closes it).")
-    async def record_satisfaction(
-        self, info: Info, input: RecordSatisfactionInput
-    ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.record_satisfaction(
-            ctx.actor, input.handover_id, input.expected_version, input.score, await ctx.scope()
-        )
-        return HandoverPayload(handover=_handover(info, h))
-
-    @strawberry.mutation(description="Stop a handover before it completes.")
-    async def cancel_handover(
-        self, info: Info, input: CancelHandoverInput
-    ) -> HandoverPayload | None:
-        ctx = context_of(info)
-        h = await ctx.services.handover.cancel(
-            ctx.actor, input.handover_id, input.expected_version, input.reason, await ctx.scope()
-        )
-        return HandoverPayload(handover=_handover(info, h))
+async def opened_by(info: Info, request_id: str) -> Handover | None:
+    """The handover an approved request opened, through the request's dataloader: NOT_FOUND
+    when the viewer does not see it (``CustomerScope.handovers``), like any handover read."""
+    found = await context_of(info).handover_of_request.load(request_id)
+    if found is None:
+        return None
+    model, visible = found
+    if not visible:
+        raise NotFound("Handover", model.id)
+    return handover_of(info, model)

@@ -141,7 +141,7 @@ class InsightQuery:
     ) -> list[AtRiskCustomer] | None:
         check_page_size(first)
         ctx = context_of(info)
-        scope = await ctx.scope()
+        scope = await ctx.read_scope()
         found = await ctx.read(
             lambda s: ctx.services.tiering.at_risk(s, scope, level.value if level else None, first)
         )

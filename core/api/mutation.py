@@ -11,7 +11,8 @@ from strawberry.types import Info
 from core.api.admin import AdminMutation
 from core.api.assignment import AssignmentMutation, ReassignmentRequest
 from core.api.context import context_of
-from core.api.handover import HandoverMutation, HandoverStepMutation
+from core.api.handover import HandoverMutation
+from core.api.handover_steps import HandoverStepMutation
 from core.api.inputs import (
     AssignOwnerInput,
     CreateCustomerInput,

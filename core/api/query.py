@@ -47,7 +47,7 @@ First = Annotated[int, strawberry.argument(description="Page size, at most 100."
 async def _audit_entries(info: Info, f: audit_service.AuditFilter) -> Select[Any]:
     """Audit entries matching ``f`` that the viewer's customer scope reaches."""
     ctx = context_of(info)
-    scope = await ctx.scope()
+    scope = await ctx.read_scope()
     visible = None
     if scope.level != Scope.ALL:
         visible = customer_service.customers_query(customer_service.CustomerFilter(), scope)
@@ -70,7 +70,7 @@ async def _rule_node(info: Info, node_id: str) -> Node | None:
 
 async def _request_node(info: Info, node_id: str) -> Node | None:
     ctx = context_of(info)
-    scope = await ctx.scope()
+    scope = await ctx.read_scope()
     request = await ctx.read(lambda s: reassignment_service.load_request(s, node_id, scope))
     return ReassignmentRequest.from_model(request)
 
@@ -147,7 +147,7 @@ class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery):
     ) -> Connection[Customer] | None:
         f = filter or CustomerFilter()
         order = order_by or CustomerOrder()
-        scope = await context_of(info).scope()
+        scope = await context_of(info).read_scope()
         stmt = customer_service.customers_query(
             customer_service.CustomerFilter(
                 owner_id=f.owner_id,

@@ -48,9 +48,10 @@ async def user_or_none(info: Info, user_id: str | None) -> User | None:
 
 
 async def customer_in_scope(info: Info, customer_id: str) -> Customer:
-    """The customer, if the viewer's scope reaches it (else NOT_FOUND, like a missing one)."""
+    """The customer, if the viewer's reading scope reaches it (else NOT_FOUND, like a missing
+    one): a customer in their row scope, or one they are receiving through a handover."""
     ctx = context_of(info)
-    scope = await ctx.scope()
+    scope = await ctx.read_scope()
     return Customer.from_model(
         await ctx.read(lambda s: customer_service.load_customer(s, customer_id, scope))
     )

@@ -276,7 +276,8 @@ class ReassignmentRequest(Base):
     status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus))
     rule_id: Mapped[str | None] = mapped_column(String(40))
     requested_by_id: Mapped[str | None] = mapped_column(String(64))
-    reviewed_by_id: Mapped[str | None] = mapped_column(String(64))
+    # Indexed: the approver is a party of the handover (``core.services.parties``).
+    reviewed_by_id: Mapped[str | None] = mapped_column(String(64), index=True)
     review_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -302,8 +303,9 @@ class Handover(Base):
     version: Mapped[int] = mapped_column(Integer)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("reassignment_requests.id"), unique=True)
-    from_owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
-    to_owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    # Indexed: the owners are parties who see the handover (``core.services.parties``).
+    from_owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    to_owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     trigger: Mapped[ReassignmentTrigger] = mapped_column(_enum(ReassignmentTrigger))
     status: Mapped[HandoverStatus] = mapped_column(_enum(HandoverStatus))
     # The deadline of the step now pending (the handbook, first).

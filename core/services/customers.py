@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,11 +14,19 @@ from sqlalchemy.orm import contains_eager
 from core.authz.defaults import Scope
 from core.clock import Clock
 from core.db import Database
-from core.domain import Customer, CustomerKind, LifecycleStage, Ownership, User, ValueTier
-from core.errors import BadUserInput, Conflict, FieldError, NotFound
+from core.domain import (
+    Customer,
+    CustomerKind,
+    Handover,
+    LifecycleStage,
+    Ownership,
+    User,
+    ValueTier,
+)
+from core.errors import BadUserInput, Conflict, FieldError, Forbidden, NotFound
 from core.ids import new_id
 from core.plugins import Plugin
-from core.services import special_needs
+from core.services import parties, special_needs
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff, to_camel
 from core.services.ownership import open_ownership
@@ -133,26 +141,51 @@ class CustomerFilter:
 class CustomerScope:
     """Which customers a viewer reaches: all, or those of ``members`` (the viewer, plus the
     viewer's reports for TEAM). A member's customers are those they own or back up, and
-    unowned ones they first contacted."""
+    unowned ones they first contacted.
+
+    ``viewer`` widens what the viewer sees through the handovers they take part in
+    (``core.services.parties``): every such handover, and, for a ``reading`` scope only, the
+    customers they are receiving. Writes use the scope without ``reading``.
+    """
 
     level: Scope
     members: frozenset[str] = frozenset()
+    viewer: str | None = None
+    reading: bool = False
 
     @classmethod
     def everything(cls) -> CustomerScope:
         return cls(Scope.ALL)
 
+    def for_reading(self) -> CustomerScope:
+        """This scope plus the customers the viewer is receiving, for reads."""
+        return replace(self, reading=True)
+
     def clause(self) -> ColumnElement[bool] | None:
         """The SQL condition for customers in scope (None: no restriction)."""
         if self.level == Scope.ALL:
             return None
-        if self.level == Scope.NONE or not self.members:
-            return false()
-        return or_(
-            Ownership.owner_id.in_(self.members),
-            Customer.backup_owner_id.in_(self.members),
-            and_(Ownership.id.is_(None), Customer.first_contact_id.in_(self.members)),
-        )
+        owned: ColumnElement[bool] = false()
+        if self.level != Scope.NONE and self.members:
+            owned = or_(
+                Ownership.owner_id.in_(self.members),
+                Customer.backup_owner_id.in_(self.members),
+                and_(Ownership.id.is_(None), Customer.first_contact_id.in_(self.members)),
+            )
+        if self.reading and self.viewer is not None:
+            return or_(owned, parties.receiving(self.viewer))
+        return owned
+
+    def handovers(self) -> ColumnElement[bool] | None:
+        """The SQL condition for visible handovers (None: no restriction): those of customers
+        in the scope (without ``reading``), and those the viewer takes part in."""
+        if self.level == Scope.ALL:
+            return None
+        owned = replace(self, reading=False)
+        ids = customers_query(CustomerFilter(), owned).with_only_columns(Customer.id)
+        ids = ids.correlate(None)
+        in_scope = Handover.customer_id.in_(ids)
+        return in_scope if self.viewer is None else or_(in_scope, parties.party(self.viewer))
 
 
 EVERYTHING = CustomerScope.everything()
@@ -203,13 +236,25 @@ async def load_customer(
     *,
     lock: bool = False,
 ) -> Customer:
-    """The customer with its active ownership; NOT_FOUND if absent or out of scope alike."""
+    """The customer with its active ownership; NOT_FOUND if absent or out of scope alike.
+
+    Under a scope for writing, a customer the viewer only reads (one they are receiving
+    through a handover) is FORBIDDEN rather than NOT_FOUND: they can see it.
+    """
     stmt = customers_query(CustomerFilter(), scope).where(Customer.id == customer_id)
     stmt = stmt.execution_options(populate_existing=True)
     if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=Customer)
     customer = (await session.scalars(stmt)).unique().one_or_none()
     if customer is None:
+        if not scope.reading and scope.viewer is not None:
+            readable = customers_query(CustomerFilter(), scope.for_reading())
+            readable = readable.where(Customer.id == customer_id)
+            if await session.scalar(readable.with_only_columns(Customer.id)) is not None:
+                raise Forbidden(
+                    f"Customer {customer_id!r} is yours to read while you receive it, "
+                    "not to change: it becomes yours when the handover completes"
+                )
         raise NotFound("Customer", customer_id)
     return customer
 

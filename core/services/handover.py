@@ -132,7 +132,11 @@ class HandoverService:
     ) -> Handover:
         now = self.clock.now()
         async with self.db.transaction() as session:
+            # Who, then which version, then when: someone who cannot see the handover gets
+            # NOT_FOUND, a viewer who is not the step's party FORBIDDEN, the party a stale
+            # version CONFLICT and a step out of order INVALID_STATE.
             handover = await load_handover(session, handover_id, scope)
+            await self._check_party(session, actor, handover, party, name)
             if handover.version != expected_version:
                 raise Conflict(
                     f"Handover {handover_id!r} is at version {handover.version}, not "
@@ -144,7 +148,6 @@ class HandoverService:
                     f"{name} is not allowed while the handover is {handover.status}",
                     state=handover.status.value,
                 )
-            await self._check_party(session, actor, handover, party, name)
             before = snapshot(handover, HANDOVER_FIELDS)
             audit = AuditWriter(session, actor, now)
             await apply(session, handover, now, audit)
