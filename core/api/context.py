@@ -15,7 +15,7 @@ from core.authz.roles import roles_of
 from core.authz.view import PermissionView
 from core.domain import AssignmentRule, Customer, Handover, HandoverMeeting, Ownership, User
 from core.services import Actor, Services
-from core.services.customers import CustomerScope
+from core.services.customers import CustomerFilter, CustomerScope, customers_query
 from core.services.insight import Health
 from core.services.ownership import active_account_counts
 from core.services.users import reports_of
@@ -45,6 +45,7 @@ class RequestContext:
         self.rules = DataLoader(self._load_rules)
         self.meetings = DataLoader(self._load_meetings)
         self.health = DataLoader(self._load_health)
+        self.customers = DataLoader(self._load_customers)
         self.handover_of_request = DataLoader(self._load_handover_of_request)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -119,6 +120,13 @@ class RequestContext:
         found = await self.read(query)
         return [found.get(i) for i in ids]
 
+    async def _load_customers(self, ids: Sequence[str]) -> list[Customer | None]:
+        """Customers by id in the viewer's reading scope (None: absent or out of scope)."""
+        stmt = customers_query(CustomerFilter(), await self.read_scope())
+        stmt = stmt.where(Customer.id.in_(ids))
+        found = {c.id: c for c in await self.read(lambda s: _unique(s, stmt))}
+        return [found.get(i) for i in ids]
+
     async def _load_health(self, ids: Sequence[str]) -> list[Health]:
         async def query(session: AsyncSession) -> list[Health]:
             rows = await session.scalars(select(Customer).where(Customer.id.in_(ids)))
@@ -135,6 +143,10 @@ class RequestContext:
     async def _load_account_counts(self, ids: Sequence[str]) -> list[int]:
         found = await self.read(lambda s: active_account_counts(s, list(ids)))
         return [found[i] for i in ids]
+
+
+async def _unique(session: AsyncSession, stmt: Any) -> list[Any]:
+    return list((await session.scalars(stmt)).unique())
 
 
 def context_of(info: Any) -> RequestContext:

@@ -24,9 +24,9 @@ from core.api.enums import (
     ValueTier,
 )
 from core.authz.view import PermissionView
+from core.errors import NotFound
 from core.ids import PREFIXES
 from core.plugins import Plugin
-from core.services import customers as customer_service
 from core.services.special_needs import policy_object
 
 if TYPE_CHECKING:
@@ -50,11 +50,10 @@ async def user_or_none(info: Info, user_id: str | None) -> User | None:
 async def customer_in_scope(info: Info, customer_id: str) -> Customer:
     """The customer, if the viewer's reading scope reaches it (else NOT_FOUND, like a missing
     one): a customer in their row scope, or one they are receiving through a handover."""
-    ctx = context_of(info)
-    scope = await ctx.read_scope()
-    return Customer.from_model(
-        await ctx.read(lambda s: customer_service.load_customer(s, customer_id, scope))
-    )
+    model = await context_of(info).customers.load(customer_id)
+    if model is None:
+        raise NotFound("Customer", customer_id)
+    return Customer.from_model(model)
 
 
 @strawberry.type(description="A person who can own customers and use Baton.")
