@@ -71,7 +71,7 @@ def _from_query_string(params: Mapping[str, str]) -> Operation:
 async def _read_json_body(request: Request, limit: int) -> Any:
     media_type, _, parameters = request.headers.get("content-type", "").partition(";")
     charset = _parameter(parameters, "charset")
-    if media_type.strip().lower() != "application/json" or charset not in (None, "utf-8"):
+    if media_type.strip().lower() != "application/json" or charset not in (None, "utf-8", "utf8"):
         raise BadRequest(
             "Content-Type must be application/json (UTF-8); got "
             + repr(request.headers.get("content-type", "none"))
