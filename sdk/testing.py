@@ -159,6 +159,26 @@ async def _migrate(url: str) -> None:
         await db.dispose()
 
 
+@pytest.fixture(scope="session")
+def baton_postgresql_template(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database on the configured server that each test's database copies
+    (migrating once per session instead of once per test); dropped at the end."""
+    server = postgresql_server(request.config)
+    assert server is not None, f"set {DATABASE_URL_VARIABLE} or --baton-database-url"
+    name = f"baton_plugin_template_{uuid.uuid4().hex[:16]}"
+    asyncio.run(_on_server(server, f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(_migrate(_database_url(server, name)))
+        yield name
+    finally:
+        asyncio.run(_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _database_url(server: str, database: str) -> str:
+    url = make_url(normalise_database_url(server)).set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
 @pytest.fixture
 def baton_database(
     baton_backend: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -169,13 +189,11 @@ def baton_database(
     if baton_backend == "sqlite" or server is None:
         yield tmp_path / "baton.db"
         return
+    template = request.getfixturevalue("baton_postgresql_template")
     name = f"baton_plugin_test_{uuid.uuid4().hex[:16]}"
-    url = make_url(normalise_database_url(server)).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    asyncio.run(_on_server(server, f'CREATE DATABASE "{name}"'))
+    asyncio.run(_on_server(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     try:
-        asyncio.run(_migrate(rendered))
-        yield rendered
+        yield _database_url(server, name)
     finally:
         asyncio.run(_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

@@ -84,7 +84,7 @@ def test_the_scaffold_tests_also_run_on_postgresql_when_given_a_server(
         conn = await asyncpg.connect(server)
         try:
             rows = await conn.fetch(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'baton_plugin_test_%'"
+                "SELECT datname FROM pg_database WHERE datname LIKE 'baton_plugin_%'"
             )
         finally:
             await conn.close()
