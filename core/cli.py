@@ -445,7 +445,12 @@ def handovers_sweep(database: DatabaseOption = None) -> None:
 
 
 @tiers_app.command("review")
-def tiers_review(database: DatabaseOption = None) -> None:
+def tiers_review(
+    database: DatabaseOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the movements, write nothing.")
+    ] = False,
+) -> None:
     """The quarterly tier review: recompute every customer's value, needs and loyalty tier,
     audit each change and print the movements."""
 
@@ -454,13 +459,15 @@ def tiers_review(database: DatabaseOption = None) -> None:
             task = bar.add_task("Reviewing tiers", total=None)
             return await services.tiering.review(
                 Actor.system(),
+                dry_run=dry_run,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
 
     result = _run(_settings(database), work)
     for m in result.movements:
         typer.echo(f"{m.customer_id}  {m.tier:<8} {m.before or '-'} -> {m.after}  ({m.reason})")
-    typer.echo(f"reviewed {result.reviewed} customers, {len(result.movements)} tier movement(s)")
+    summary = f"reviewed {result.reviewed} customers, {len(result.movements)} tier movement(s)"
+    typer.echo(f"dry run, nothing written: {summary}" if dry_run else summary)
 
 
 @app.command("plugins")

@@ -195,8 +195,11 @@ class Database:
         )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, commit: bool = True) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed when the block succeeds, rolled back otherwise.
+
+        ``commit=False`` is a dry run: the block runs as it would (locks, reads of its own
+        writes), then everything is rolled back, audit entries and outbox events included.
 
         A constraint violation or a lost optimistic-lock race at this point means a
         concurrent change won (inputs were validated before), so it becomes CONFLICT.
@@ -208,6 +211,11 @@ class Database:
                 session.info[_WRITE] = True
                 try:
                     yield session
+                    if not commit:
+                        session.info.pop(_BEFORE_COMMIT, None)
+                        session.info.pop(_AFTER_COMMIT, None)
+                        await session.rollback()
+                        return
                     for callback in session.info.pop(_BEFORE_COMMIT, {}).values():
                         await callback(session)
                     await session.commit()

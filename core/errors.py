@@ -3,7 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    """Every ``extensions.code`` the server can send, and the only way to name one.
+
+    Raise sites use a ``BatonError`` subclass (whose ``code`` is one of these) or pass a member
+    to ``core.api.errors.http_error``; the error table of ``docs/frontend/graphql.md`` must list
+    each member (``tests/test_error_codes.py`` checks both).
+    """
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    BAD_REQUEST = "BAD_REQUEST"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    FORBIDDEN = "FORBIDDEN"
+    FORBIDDEN_FIELD = "FORBIDDEN_FIELD"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    INVALID_STATE = "INVALID_STATE"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    TIMEOUT = "TIMEOUT"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    INTERNAL = "INTERNAL"
 
 
 @dataclass(frozen=True)
@@ -17,7 +44,7 @@ class FieldError:
 class BatonError(Exception):
     """Base class: ``code`` is the GraphQL ``extensions.code``."""
 
-    code = "INTERNAL"
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
 
     def __init__(self, message: str, **extensions: Any) -> None:
         super().__init__(message)
@@ -28,7 +55,7 @@ class BatonError(Exception):
 class NotFound(BatonError):
     """The id names nothing the viewer can see."""
 
-    code = "NOT_FOUND"
+    code = ErrorCode.NOT_FOUND
 
     def __init__(self, type_name: str, entity_id: str) -> None:
         super().__init__(f"{type_name} {entity_id!r} not found")
@@ -37,19 +64,19 @@ class NotFound(BatonError):
 class Conflict(BatonError):
     """A stale ``expectedVersion`` or a concurrent change won."""
 
-    code = "CONFLICT"
+    code = ErrorCode.CONFLICT
 
 
 class ServiceUnavailable(BatonError):
     """The database could not be reached in time; nothing was written, retry later."""
 
-    code = "SERVICE_UNAVAILABLE"
+    code = ErrorCode.SERVICE_UNAVAILABLE
 
 
 class InvalidState(BatonError):
     """The step is not allowed from the entity's current state."""
 
-    code = "INVALID_STATE"
+    code = ErrorCode.INVALID_STATE
 
     def __init__(self, message: str, state: str) -> None:
         super().__init__(message, state=state)
@@ -58,13 +85,13 @@ class InvalidState(BatonError):
 class Forbidden(BatonError):
     """The viewer may not perform this operation or write these fields."""
 
-    code = "FORBIDDEN"
+    code = ErrorCode.FORBIDDEN
 
 
 class ForbiddenField(BatonError):
     """The viewer may not read this field; it resolves to null, its siblings still resolve."""
 
-    code = "FORBIDDEN_FIELD"
+    code = ErrorCode.FORBIDDEN_FIELD
 
     def __init__(self, obj: str) -> None:
         super().__init__(f"Not allowed to read {obj}", object=obj)
@@ -77,7 +104,7 @@ class BadUserInput(BatonError):
     default root is ``input`` (``input.paymentTermsDays``); argument checks pass ``root=""``.
     """
 
-    code = "BAD_USER_INPUT"
+    code = ErrorCode.BAD_USER_INPUT
 
     def __init__(self, errors: list[FieldError], root: str = "input") -> None:
         self.errors = [FieldError(f"{root}.{e.path}" if root else e.path, e.reason) for e in errors]
@@ -95,7 +122,7 @@ class BadUserInput(BatonError):
 class QueryTooComplex(BatonError):
     """The document exceeds a query limit (depth, aliases, tokens, cost); nothing executed."""
 
-    code = "QUERY_TOO_COMPLEX"
+    code = ErrorCode.QUERY_TOO_COMPLEX
 
     def __init__(self, name: str, label: str, value: int, maximum: int) -> None:
         super().__init__(

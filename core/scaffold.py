@@ -93,7 +93,7 @@ def test_gold_service_lifts_the_value_tier_to_high(baton_harness: BatonHarness) 
         """mutation {{ createCustomer(input: {{name: "Gold", lifecycleStage: ACTIVE,
           specialNeeds: {{{camel_name}: {{serviceLevel: GOLD}}}}}}) {{ customer {{ id }} }} }}""",
     )
-    baton_harness.data("admin", "mutation {{ runTierReview {{ reviewed }} }}")
+    baton_harness.data("admin", "mutation {{ runTierReview(input: {{}}) {{ reviewed }} }}")
     data = baton_harness.data(
         "admin",
         "query($id: ID!) {{ customer(id: $id) {{ valueTier }} }}",

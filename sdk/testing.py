@@ -2,8 +2,12 @@
 
 Fixtures:
     ``baton_plugins``: the plugins to load (override it; default: every installed one).
-    ``baton_harness``: a running Baton app on a fresh SQLite file with those plugins, and a
+    ``baton_harness``: a running Baton app on a fresh database with those plugins, and a
     GraphQL client acting as any role (``baton_harness.execute("finance", query)``).
+
+The database is a fresh SQLite file; given a PostgreSQL server (``--baton-database-url URL``
+or ``BATON_PLUGIN_TEST_DATABASE_URL``), every test that uses the harness runs once on SQLite
+and once on a fresh, migrated PostgreSQL database created on that server (and dropped after).
 
 ``PluginContract``: subclass it in your tests, set ``plugin`` and ``sample``, and get hook
 validation, the SDL presence of every field, permission denial and an input round trip with
@@ -13,7 +17,9 @@ its audit entries, for free. Everything runs synchronously: no async test plugin
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,25 +27,33 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.app import create_app
 from core.auth import issue_token
 from core.clock import FixedClock
-from core.config import Settings
+from core.config import Settings, normalise_database_url
+from core.db import Database
 from core.plugins import Plugin, camel, load_plugins
 from core.services import Actor, Services
 
 SECRET = "baton-sdk-testing-secret-long-enough-for-hs256"
+DATABASE_URL_VARIABLE = "BATON_PLUGIN_TEST_DATABASE_URL"
 
 
 class BatonHarness:
     """A real Baton app with the given plugins, driven synchronously from tests."""
 
-    def __init__(self, plugins: list[str] | None, database: Path) -> None:
+    def __init__(self, plugins: list[str] | None, database: Path | str) -> None:
+        """``database``: an SQLite file, or the URL of a migrated database."""
         self.loop = asyncio.new_event_loop()
         self.clock = FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{database}",
+            database_url=(
+                f"sqlite+aiosqlite:///{database}" if isinstance(database, Path) else database
+            ),
             jwt_secret=SECRET,
             plugins=None if plugins is None else tuple(plugins),
         )
@@ -101,10 +115,95 @@ def baton_plugins() -> list[str] | None:
     return None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--baton-database-url",
+        default=None,
+        help="A PostgreSQL server (postgresql://user:password@host/postgres) on which the "
+        f"Baton harness also runs each test (default: ${DATABASE_URL_VARIABLE}).",
+    )
+
+
+def postgresql_server(config: pytest.Config) -> str | None:
+    """The PostgreSQL server URL the harness should also run on, if any."""
+    given = config.getoption("baton_database_url", None) or os.environ.get(DATABASE_URL_VARIABLE)
+    return given or None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "baton_backend" in metafunc.fixturenames:
+        postgresql = ["postgresql"] if postgresql_server(metafunc.config) else []
+        metafunc.parametrize("baton_backend", ["sqlite", *postgresql], scope="function")
+
+
 @pytest.fixture
-def baton_harness(baton_plugins: list[str] | None, tmp_path: Path) -> Iterator[BatonHarness]:
-    """A running Baton on a fresh SQLite database with ``baton_plugins``."""
-    harness = BatonHarness(baton_plugins, tmp_path / "baton.db")
+def baton_backend() -> str:
+    """``sqlite``, or ``postgresql`` on the server given by ``--baton-database-url``."""
+    return "sqlite"
+
+
+async def _on_server(server_url: str, statement: str) -> None:
+    engine = create_async_engine(normalise_database_url(server_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(url: str) -> None:
+    db = Database(url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def baton_postgresql_template(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database on the configured server that each test's database copies
+    (migrating once per session instead of once per test); dropped at the end."""
+    server = postgresql_server(request.config)
+    assert server is not None, f"set {DATABASE_URL_VARIABLE} or --baton-database-url"
+    name = f"baton_plugin_template_{uuid.uuid4().hex[:16]}"
+    asyncio.run(_on_server(server, f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(_migrate(_database_url(server, name)))
+        yield name
+    finally:
+        asyncio.run(_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _database_url(server: str, database: str) -> str:
+    url = make_url(normalise_database_url(server)).set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def baton_database(
+    baton_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Path | str]:
+    """A fresh database for one test: an SQLite file, or a new migrated PostgreSQL
+    database on the configured server, dropped afterwards."""
+    server = postgresql_server(request.config)
+    if baton_backend == "sqlite" or server is None:
+        yield tmp_path / "baton.db"
+        return
+    template = request.getfixturevalue("baton_postgresql_template")
+    name = f"baton_plugin_test_{uuid.uuid4().hex[:16]}"
+    asyncio.run(_on_server(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield _database_url(server, name)
+    finally:
+        asyncio.run(_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def baton_harness(
+    baton_plugins: list[str] | None, baton_database: Path | str
+) -> Iterator[BatonHarness]:
+    """A running Baton on a fresh database (see ``baton_database``) with ``baton_plugins``."""
+    harness = BatonHarness(baton_plugins, baton_database)
     yield harness
     harness.close()
 

@@ -128,8 +128,12 @@ def test_plugins_lists_name_version_and_hooks(monkeypatch: pytest.MonkeyPatch) -
 
 def test_tier_review_reports_movements(db_url: str) -> None:
     assert baton("demo", "--customers", "30", "--database", db_url)[0] == 0
+    code, preview = baton("tiers", "review", "--dry-run", "--database", db_url)
+    assert code == 0, preview
     code, out = baton("tiers", "review", "--database", db_url)
     assert code == 0, out
     assert "reviewed 30 customers" in out
+    summary = out.strip().splitlines()[-1]
+    assert preview.strip().splitlines()[-1] == f"dry run, nothing written: {summary}"
     code, again = baton("tiers", "review", "--database", db_url)
     assert "reviewed 30 customers, 0 tier movement(s)" in again

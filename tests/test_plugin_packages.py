@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from core.plugins import load_plugins
 from core.scaffold import scaffold
-from sdk.testing import BatonHarness
+from sdk.testing import DATABASE_URL_VARIABLE, BatonHarness
+from tests.conftest import BACKENDS
 from tests.test_docs import BLOCK, DOCS
 
 TUTORIAL = DOCS / "plugins" / "tutorial.md"
@@ -45,11 +48,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     yield root, site
 
 
-def pytest_in(root: Path, site: Path, *args: str) -> str:
+def pytest_in(root: Path, site: Path, *args: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(site)},
+        env={**os.environ, "PYTHONPATH": str(site), **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
@@ -61,6 +64,33 @@ def pytest_in(root: Path, site: Path, *args: str) -> str:
 def test_the_scaffold_passes_its_own_tests_unchanged(installed: tuple[Path, Path]) -> None:
     root, site = installed
     assert "5 passed" in pytest_in(root, site)
+
+
+def test_the_scaffold_tests_also_run_on_postgresql_when_given_a_server(
+    installed: tuple[Path, Path], request: pytest.FixtureRequest
+) -> None:
+    """``BATON_PLUGIN_TEST_DATABASE_URL`` (here the suite's embedded PostgreSQL) runs each
+    harness test on SQLite and on a fresh PostgreSQL database, dropped afterwards."""
+    if "postgresql" not in BACKENDS:
+        pytest.skip("PostgreSQL is not among BATON_TEST_DATABASES")
+    server = request.getfixturevalue("postgres")
+    root, site = installed
+    out = pytest_in(root, site, "-vv", env={DATABASE_URL_VARIABLE: server})
+    # Four of the five use the harness and run twice; the hook check needs no database.
+    assert "9 passed" in out, out
+    assert out.count("[postgresql] PASSED") == 4, out
+
+    async def leftovers() -> list[str]:
+        conn = await asyncpg.connect(server)
+        try:
+            rows = await conn.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'baton_plugin_%'"
+            )
+        finally:
+            await conn.close()
+        return [r["datname"] for r in rows]
+
+    assert asyncio.run(leftovers()) == []
 
 
 def test_the_testing_guide_example_runs_against_the_scaffold(

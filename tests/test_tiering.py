@@ -73,9 +73,11 @@ async def test_intent_to_leave_goes_to_retention_and_marks_churn_risk(
         m for m in result["movements"] if m["tier"] == "loyalty"
     ).items()
     data = await gql.data(
-        "admin", "{ riskWarnings(level: RETENTION) { customer { id } health { level } } }"
+        "admin",
+        "{ riskWarnings(level: RETENTION) { edges { node { customer { id } health { level } } } } "
+        "}",
     )
-    assert [r["customer"]["id"] for r in data["riskWarnings"]] == [cid]
+    assert [e["node"]["customer"]["id"] for e in data["riskWarnings"]["edges"]] == [cid]
 
 
 async def test_a_big_order_lifts_the_value_tier_at_once(
@@ -83,7 +85,7 @@ async def test_a_big_order_lifts_the_value_tier_at_once(
 ) -> None:
     small = [await customer(gql, annualRevenue=str(100_000 * (i + 1))) for i in range(9)]
     big = await customer(gql, annualRevenue="50000")
-    await gql.data("admin", "mutation { runTierReview { reviewed } }")
+    await gql.data("admin", "mutation { runTierReview(input: {}) { reviewed } }")
     result = await record(gql, big, "ORDER", clock, amount="5000000", category="turbines")
     assert result["customer"]["valueTier"] == "HIGH"
     assert any(m["tier"] == "value" and m["after"] == "HIGH" for m in result["movements"])
@@ -97,12 +99,14 @@ async def test_the_review_moves_tiers_reports_and_audits_each_change(
         await customer(gql, annualRevenue=str(1_000_000 * (i + 1)), strategicFit=90)
         for i in range(5)
     ]
-    review = "mutation { runTierReview { reviewed movements { customerId tier after } } }"
+    review = (
+        "mutation { runTierReview(input: {}) { reviewed movements { customerId tier after } } }"
+    )
     first = (await gql.data("admin", review))["runTierReview"]
     assert first["reviewed"] == 5
     top = {m["customerId"]: m["after"] for m in first["movements"] if m["tier"] == "value"}
     assert top[ids[-1]] == "STRATEGIC"
-    again = await gql.data("admin", "mutation { runTierReview { movements { tier } } }")
+    again = await gql.data("admin", "mutation { runTierReview(input: {}) { movements { tier } } }")
     assert again["runTierReview"]["movements"] == []  # same data, same tiers
     audit = await gql.data(
         "admin",

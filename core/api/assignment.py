@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from core import domain
+from core.api.connection import Connection, connection
 from core.api.context import context_of
 from core.api.enums import LifecycleStage, ValueTier
 from core.api.types import Customer, Node, User, customer_in_scope, user_or_none
@@ -21,6 +22,7 @@ from core.authz.view import PermissionView
 from core.domain.enums import ReassignmentTrigger, RequestStatus, Strategy
 from core.services import customers as customer_service
 from core.services.assignment import Move
+from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
 from core.services.rules import Conditions, Decision, Reason, Rule
 
 if TYPE_CHECKING:
@@ -428,12 +430,13 @@ class AssignmentQuery:
             for w in warnings
         ]
 
-    @strawberry.field(description="Every rule, by ascending priority (disabled ones last).")
-    async def assignment_rules(self, info: Info) -> list[AssignmentRule] | None:
-        rules = sorted(
-            (await _stored_rules(info)).values(), key=lambda r: (not r.enabled, r.priority, r.id)
-        )
-        return [AssignmentRule.from_model(r) for r in rules]
+    @strawberry.field(description="Every rule, by ascending priority then id; a Relay connection.")
+    async def assignment_rules(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[AssignmentRule] | None:
+        key = SortKey(domain.AssignmentRule.priority, domain.AssignmentRule.id)
+        stmt = select(domain.AssignmentRule)
+        return await connection(info, stmt, key, first, after, AssignmentRule.from_model, int)
 
     @strawberry.field(description="Why the live rules give this customer the owner they give.")
     async def explain_assignment(
@@ -464,7 +467,9 @@ class AssignmentQuery:
         stored = await _stored_rules(info)
         customers = {
             c.id: c
-            for c in await ctx.read(lambda s: _customers(s, [m.customer_id for m in result.moves]))
+            for c in await ctx.read(
+                lambda s: customers_with_ids(s, [m.customer_id for m in result.moves])
+            )
         }
         moves = [
             AssignmentMove(
@@ -490,7 +495,8 @@ class AssignmentQuery:
         )
 
 
-async def _customers(session: Any, ids: list[str]) -> list[domain.Customer]:
+async def customers_with_ids(session: Any, ids: list[str]) -> list[domain.Customer]:
+    """The customers with these ids, each with its active ownership (one query)."""
     if not ids:
         return []
     stmt = customer_service.customers_query(customer_service.CustomerFilter())
@@ -539,7 +545,7 @@ class AssignmentMutation:
             ctx.actor, input.customer_ids, dry_run=input.dry_run, scope=await ctx.scope()
         )
         customers = await ctx.read(
-            lambda s: _customers(s, [m.customer_id for m in result.assigned])
+            lambda s: customers_with_ids(s, [m.customer_id for m in result.assigned])
         )
         return RunAssignmentPayload(
             assigned=[Customer.from_model(c) for c in customers],

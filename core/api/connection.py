@@ -48,8 +48,8 @@ class Connection(Generic[NodeT]):
     @classmethod
     def of(
         cls,
-        page: Page[object],
-        convert: Callable[[object], NodeT],
+        page: Page[Any],
+        convert: Callable[[Any], NodeT],
         count: Callable[[], Awaitable[int]],
     ) -> Connection[NodeT]:
         edges = [

@@ -10,7 +10,7 @@ from graphql import GraphQLError
 
 from core.api.observe import note_error
 from core.db import database_unavailable
-from core.errors import BatonError
+from core.errors import BatonError, ErrorCode
 
 log = logging.getLogger("baton.api")
 
@@ -22,7 +22,7 @@ _VARIABLE = re.compile(
 )
 
 
-def http_error(message: str, code: str) -> dict[str, Any]:
+def http_error(message: str, code: ErrorCode) -> dict[str, Any]:
     """The JSON body of an HTTP-level error (401, 400, 405, 413, 503)."""
     note_error(code)
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
@@ -41,7 +41,7 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     else:
         log.error("unexpected error (request %s)", request_id, exc_info=original)
         message = f"Internal error; quote request id {request_id} to support"
-        extensions = {"code": "INTERNAL", "requestId": request_id}
+        extensions = {"code": ErrorCode.INTERNAL, "requestId": request_id}
     note_error(extensions["code"])
     formatted: dict[str, Any] = {"message": message, "extensions": extensions}
     if error.locations:
@@ -61,6 +61,6 @@ def _request_error(message: str) -> tuple[str, dict[str, Any]]:
         reason = _DID_YOU_MEAN.sub("", match["reason"]).strip()
         return (
             f"Invalid value for {path}: {reason}",
-            {"code": "BAD_USER_INPUT", "fields": [{"path": path, "reason": reason}]},
+            {"code": ErrorCode.BAD_USER_INPUT, "fields": [{"path": path, "reason": reason}]},
         )
-    return _DID_YOU_MEAN.sub("", message), {"code": "GRAPHQL_VALIDATION_FAILED"}
+    return _DID_YOU_MEAN.sub("", message), {"code": ErrorCode.GRAPHQL_VALIDATION_FAILED}

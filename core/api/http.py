@@ -28,23 +28,20 @@ from core.api.idempotency import (
     fingerprint,
     is_valid_key,
 )
+from core.api.request import BadRequest, BodyTooLarge, RequestLimits, read_payload
 from core.api.schema import BatonSchema
 from core.auth import InvalidToken, user_id_from_header
 from core.authz.view import PermissionView
 from core.config import Settings
 from core.db import database_unavailable
 from core.domain import User
-from core.errors import Conflict
+from core.errors import Conflict, ErrorCode
 from core.logs import current_request_id
 from core.services import Services
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Outcomes that say nothing about the request itself: its retry should run, not replay them.
-_RETRYABLE = frozenset({"TIMEOUT", "INTERNAL"})
-
-
-class BodyTooLarge(Exception):
-    pass
+_RETRYABLE = frozenset({ErrorCode.TIMEOUT, ErrorCode.INTERNAL})
 
 
 def json_response(body: Any, status: int = 200, request_id: str | None = None) -> Response:
@@ -54,7 +51,7 @@ def json_response(body: Any, status: int = 200, request_id: str | None = None) -
     )
 
 
-def error_response(message: str, code: str, status: int, request_id: str | None) -> Response:
+def error_response(message: str, code: ErrorCode, status: int, request_id: str | None) -> Response:
     """An HTTP-level error: the status and the contract's error body."""
     return json_response(http_error(message, code), status, request_id)
 
@@ -67,6 +64,9 @@ class GraphQLEndpoint:
         self.services = services
         self.settings = settings
         self.ide_html = get_graphql_ide_html("graphiql")
+        self.request_limits = RequestLimits(
+            settings.max_body_bytes, settings.max_batch_size, settings.max_tokens
+        )
         self.idempotency = IdempotencyKeys(
             services.db,
             services.clock,
@@ -91,34 +91,25 @@ class GraphQLEndpoint:
             current_request_id.reset(token)
 
     async def _handle(self, request: Request, request_id: str) -> Response:
-        if request.method == "GET" and "query" not in request.query_params:
-            if self.settings.graphiql:
-                return HTMLResponse(self.ide_html)
-            return error_response("GraphiQL is disabled", "NOT_FOUND", 404, None)
+        if request.method == "GET" and not request.query_params and self.settings.graphiql:
+            return HTMLResponse(self.ide_html)
         if request.method not in ("GET", "POST"):
-            return error_response("use GET or POST", "METHOD_NOT_ALLOWED", 405, None)
+            return error_response("use GET or POST", ErrorCode.METHOD_NOT_ALLOWED, 405, None)
         try:
             viewer = await self._authenticate(request)
         except InvalidToken as exc:
-            return error_response(str(exc), "UNAUTHENTICATED", 401, request_id)
+            return error_response(str(exc), ErrorCode.UNAUTHENTICATED, 401, request_id)
         try:
-            payload = await self._payload(request)
+            payload = await read_payload(request, self.request_limits)
         except BodyTooLarge:
             return error_response(
                 f"request body over {self.settings.max_body_bytes} bytes",
-                "PAYLOAD_TOO_LARGE",
+                ErrorCode.PAYLOAD_TOO_LARGE,
                 413,
                 request_id,
             )
-        except ValueError as exc:
-            return error_response(str(exc), "BAD_REQUEST", 400, request_id)
-        if isinstance(payload, list) and len(payload) > self.settings.max_batch_size:
-            return error_response(
-                f"at most {self.settings.max_batch_size} operations per batch",
-                "BAD_REQUEST",
-                400,
-                request_id,
-            )
+        except BadRequest as exc:
+            return error_response(str(exc), ErrorCode.BAD_REQUEST, 400, request_id)
         allowed = (
             {OperationType.QUERY}
             if request.method == "GET"
@@ -146,7 +137,9 @@ class GraphQLEndpoint:
         try:
             results = [await self._execute(op, context, allowed, deadline) for op in operations]
         except InvalidOperationTypeError:
-            refused = error_response("mutations need POST", "METHOD_NOT_ALLOWED", 405, request_id)
+            refused = error_response(
+                "mutations need POST", ErrorCode.METHOD_NOT_ALLOWED, 405, request_id
+            )
             return refused, False
         finally:
             await context.close()
@@ -171,7 +164,7 @@ class GraphQLEndpoint:
         if not is_valid_key(key):
             return error_response(
                 f"{HEADER} must be 1 to 128 visible ASCII characters",
-                "BAD_REQUEST",
+                ErrorCode.BAD_REQUEST,
                 400,
                 request_id,
             )
@@ -180,13 +173,16 @@ class GraphQLEndpoint:
         except KeyReused:
             return error_response(
                 f"this {HEADER} was used with a different request; use a new key",
-                "IDEMPOTENCY_KEY_REUSED",
+                ErrorCode.IDEMPOTENCY_KEY_REUSED,
                 422,
                 request_id,
             )
         except (KeyInFlight, Conflict):
             return error_response(
-                f"a request with this {HEADER} is still running", "CONFLICT", 409, request_id
+                f"a request with this {HEADER} is still running",
+                ErrorCode.CONFLICT,
+                409,
+                request_id,
             )
         if stored is not None:
             return Response(
@@ -218,33 +214,6 @@ class GraphQLEndpoint:
             raise InvalidToken("unknown or deactivated user")
         return user
 
-    async def _payload(self, request: Request) -> Any:
-        if request.method == "GET":
-            params = request.query_params
-            variables = params.get("variables")
-            return {
-                "query": params.get("query"),
-                "variables": orjson.loads(variables) if variables else None,
-                "operationName": params.get("operationName"),
-            }
-        limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > limit:
-                raise BodyTooLarge
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError("request body is not valid JSON") from exc
-        operations = payload if isinstance(payload, list) else [payload]
-        if not operations or not all(isinstance(op, dict) for op in operations):
-            raise ValueError("request body must be a JSON object {query, variables, operationName}")
-        return payload
-
     async def _execute(
         self,
         operation: dict[str, Any],
@@ -252,18 +221,12 @@ class GraphQLEndpoint:
         allowed: set[OperationType],
         deadline: float,
     ) -> dict[str, Any]:
-        query = operation.get("query")
-        variables = operation.get("variables")
-        if not isinstance(query, str) or not query.strip():
-            return http_error("`query` must be a non-empty string", "BAD_REQUEST")
-        if variables is not None and not isinstance(variables, dict):
-            return http_error("`variables` must be an object", "BAD_REQUEST")
         try:
             # Cancelling unwinds the running transaction, which rolls it back.
             async with asyncio.timeout_at(deadline):
                 result = await self.schema.execute(
-                    query,
-                    variable_values=variables,
+                    operation["query"],
+                    variable_values=operation.get("variables"),
                     context_value=context,
                     operation_name=operation.get("operationName"),
                     allowed_operation_types=allowed,
@@ -274,7 +237,7 @@ class GraphQLEndpoint:
                 **http_error(
                     f"the request ran over {self.settings.execution_timeout:g} s and was "
                     "cancelled; the operation's unfinished writes were rolled back",
-                    "TIMEOUT",
+                    ErrorCode.TIMEOUT,
                 ),
             }
         body: dict[str, Any] = {"data": result.data}

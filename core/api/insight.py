@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import strawberry
 from strawberry.types import Info
 
+from core.api.assignment import customers_with_ids
+from core.api.connection import Connection
 from core.api.context import context_of
 from core.api.enums import ActivityKind
 from core.api.types import Customer
 from core.authz.view import PermissionView
 from core.services import insight
-from core.services.pagination import check_page_size
+from core.services.pagination import DEFAULT_PAGE_SIZE
 from core.services.tiering import Movement
 
 
@@ -88,17 +90,21 @@ class TierMovement:
     authz_exempt: ClassVar[bool] = True
 
     customer_id: strawberry.ID
+    customer: Customer | None = strawberry.field(description="The customer whose tier moved.")
     tier: str = strawberry.field(description="value, needs or loyalty.")
     before: str | None
     after: str | None
-    reason: str | None
+    reason: str | None = strawberry.field(
+        description="The criterion that decided (core, or `<plugin>/<criterion>`) and why."
+    )
     redacted: bool = False
 
     @classmethod
-    def of(cls, m: Movement, view: PermissionView) -> TierMovement:
+    def of(cls, m: Movement, view: PermissionView, customer: Customer | None) -> TierMovement:
         shown = view.can_read("Customer", m.field)
         return cls(
             customer_id=strawberry.ID(m.customer_id),
+            customer=customer,
             tier=m.tier,
             before=m.before if shown else None,
             after=m.after if shown else None,
@@ -125,30 +131,55 @@ class RecordActivityPayload:
     movements: list[TierMovement] = strawberry.field(description="Tiers the activity changed.")
 
 
+@strawberry.input
+class RunTierReviewInput:
+    customer_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Default: every customer in your scope."
+    )
+    dry_run: bool = strawberry.field(
+        default=False, description="Decide the movements and write nothing."
+    )
+
+
 @strawberry.type
 class TierReviewPayload:
     authz_exempt: ClassVar[bool] = True
 
     reviewed: int
     movements: list[TierMovement]
+    dry_run: bool
 
 
 @strawberry.type
 class InsightQuery:
-    @strawberry.field(description="Customers in your scope with risk warnings, most urgent first.")
+    @strawberry.field(
+        description="Customers in your scope with risk warnings, most urgent first "
+        "(worst level, then lowest score, then id); a Relay connection."
+    )
     async def risk_warnings(
-        self, info: Info, level: WarningLevel | None = None, first: int = 50
-    ) -> list[AtRiskCustomer] | None:
-        check_page_size(first)
+        self,
+        info: Info,
+        level: WarningLevel | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> Connection[AtRiskCustomer] | None:
         ctx = context_of(info)
         scope = await ctx.read_scope()
-        found = await ctx.read(
-            lambda s: ctx.services.tiering.at_risk(s, scope, level.value if level else None, first)
+        page, total = await ctx.read(
+            lambda s: ctx.services.tiering.at_risk(
+                s, scope, level.value if level else None, first, after
+            )
         )
-        return [
-            AtRiskCustomer(customer=Customer.from_model(c), health=CustomerHealth.of(h))
-            for c, h in found
-        ]
+
+        async def count() -> int:
+            return total
+
+        return Connection.of(page, _at_risk, count)
+
+
+def _at_risk(pair: Any) -> AtRiskCustomer:
+    customer, health = pair
+    return AtRiskCustomer(customer=Customer.from_model(customer), health=CustomerHealth.of(health))
 
 
 @strawberry.type
@@ -173,14 +204,33 @@ class InsightMutation:
         )
         return RecordActivityPayload(
             customer=Customer.from_model(customer),
-            movements=[TierMovement.of(m, ctx.permissions) for m in movements],
+            movements=[
+                TierMovement.of(m, ctx.permissions, Customer.from_model(customer))
+                for m in movements
+            ],
         )
 
-    @strawberry.mutation(description="The quarterly review: recompute every customer's tiers.")
-    async def run_tier_review(self, info: Info) -> TierReviewPayload | None:
+    @strawberry.mutation(
+        description="The tier review: recompute the tiers of the given customers (default: "
+        "every customer in your scope, the quarterly review) against all customers."
+    )
+    async def run_tier_review(
+        self, info: Info, input: RunTierReviewInput
+    ) -> TierReviewPayload | None:
         ctx = context_of(info)
-        result = await ctx.services.tiering.review(ctx.actor)
+        result = await ctx.services.tiering.review(
+            ctx.actor, input.customer_ids, dry_run=input.dry_run, scope=await ctx.scope()
+        )
+        moved = await ctx.read(
+            lambda s: customers_with_ids(s, sorted({m.customer_id for m in result.movements}))
+        )
+        # A dry run's customers are read back as stored: their tiers have not moved.
+        customers = {c.id: Customer.from_model(c) for c in moved}
         return TierReviewPayload(
             reviewed=result.reviewed,
-            movements=[TierMovement.of(m, ctx.permissions) for m in result.movements],
+            movements=[
+                TierMovement.of(m, ctx.permissions, customers.get(m.customer_id))
+                for m in result.movements
+            ],
+            dry_run=input.dry_run,
         )

@@ -438,13 +438,10 @@ class AssignmentService:
         outcome differs (unless one is pending already). ``dry_run`` writes nothing.
         """
         now = self.clock.now()
-        async with self.db.transaction() as session:
-            outcome = await self.apply(
+        async with self.db.transaction(commit=not dry_run) as session:
+            return await self.apply(
                 session, actor, customer_ids, now, scope=scope, reason=reason, dry_run=dry_run
             )
-            if dry_run:
-                await session.rollback()
-            return outcome
 
     async def apply(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -58,7 +59,11 @@ def decode_cursor(cursor: str, sample: Any) -> tuple[Any, Any]:
             value = datetime.fromisoformat(value)
         return value, tie
     except (ValueError, TypeError) as exc:
-        raise BadUserInput.one("after", "is not a cursor returned by this list", root="") from exc
+        raise _not_a_cursor() from exc
+
+
+def _not_a_cursor() -> BadUserInput:
+    return BadUserInput.one("after", "is not a cursor returned by this list", root="")
 
 
 def check_page_size(first: int) -> None:
@@ -103,3 +108,36 @@ async def count_rows(session: AsyncSession, stmt: Select[Any]) -> int:
     return int(
         await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     )
+
+
+def page_of_sorted(
+    items: Sequence[T], key: Callable[[T], tuple[Any, ...]], first: int, after: str | None
+) -> Page[T]:
+    """A page of ``items`` already sorted by ``key``, for lists ordered by a computed value.
+
+    ``key`` is ascending and unique (end it with the id), its parts strings or numbers; the
+    cursor carries the whole key, so a page starts right after the row it names even when
+    rows came or went in between.
+    """
+    check_page_size(first)
+    rest: Sequence[T] = items
+    if after is not None:
+        value, tie = decode_cursor(after, list)
+        if not isinstance(value, list):
+            raise _not_a_cursor()
+        try:
+            start = _as_json([*value, tie])
+            rest = [item for item in items if _as_json(list(key(item))) > start]
+        except TypeError as exc:  # not a list, or parts of other types than this list's
+            raise _not_a_cursor() from exc
+    chosen = list(rest[:first])
+    return Page(
+        items=chosen,
+        cursors=[encode_cursor(list(key(item)[:-1]), key(item)[-1]) for item in chosen],
+        has_next=len(rest) > first,
+    )
+
+
+def _as_json(parts: list[Any]) -> list[Any]:
+    """``parts`` as they come back from a cursor, so that the two compare alike."""
+    return orjson.loads(orjson.dumps(parts))

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import Clock
 from core.db import Database
 from core.domain import Activity, ActivityKind, Customer
-from core.errors import BadUserInput, FieldError
+from core.errors import BadUserInput, FieldError, NotFound
 from core.plugins import PluginRegistry
 from core.services import insight
 from core.services import validation as v
@@ -27,6 +27,7 @@ from core.services.assignment import AssignmentService
 from core.services.audit import Actor, AuditWriter, audit_value
 from core.services.customers import EVERYTHING, CustomerScope, customers_query, load_customer
 from core.services.customers import CustomerFilter as Filter
+from core.services.pagination import Page, page_of_sorted
 from sdk.specs import CustomerSnapshot
 
 TIERS = ("value_tier", "needs_tier", "loyalty_tier")
@@ -204,16 +205,37 @@ class TieringService:
         return len(rows)
 
     async def review(
-        self, actor: Actor, *, progress: Callable[[int, int], object] | None = None
+        self,
+        actor: Actor,
+        customer_ids: Sequence[str] | None = None,
+        *,
+        dry_run: bool = False,
+        scope: CustomerScope = EVERYTHING,
+        progress: Callable[[int, int], object] | None = None,
     ) -> ReviewResult:
-        """Recompute every customer's tiers (the quarterly review), in one transaction."""
+        """Recompute the tiers of ``customer_ids`` (default: every customer in ``scope``, the
+        quarterly review) against the whole population, in one transaction; ``dry_run``
+        decides the same movements and writes nothing. An id outside the scope is NOT_FOUND."""
         now = self.clock.now()
-        async with self.db.transaction() as session:
-            customers = list((await session.scalars(select(Customer).order_by(Customer.id))).all())
+        chosen = customers_query(Filter(), scope)
+        if customer_ids is not None:
+            chosen = chosen.where(Customer.id.in_(customer_ids))
+        async with self.db.transaction(commit=not dry_run) as session:
+            customers = list((await session.scalars(chosen.order_by(Customer.id))).unique().all())
+            if customer_ids is not None:
+                found = {c.id for c in customers}
+                if missing := [i for i in customer_ids if i not in found]:
+                    raise NotFound("Customer", missing[0])
+            among = chosen.with_only_columns(Customer.id)
             snapshots = await insight.load_snapshots(
-                session, customers, now, self.plugins.plugins, among=select(Customer.id)
+                session, customers, now, self.plugins.plugins, among=among
             )
-            population = insight.Population.of(snapshots)
+            everyone = customer_ids is None and scope.clause() is None
+            population = (
+                insight.Population.of(snapshots)
+                if everyone
+                else await insight.load_population(session, now)
+            )
             movements = await self._retier(
                 session,
                 actor,
@@ -294,9 +316,15 @@ class TieringService:
         return [insight.assess(s, self.signals) for s in snapshots]
 
     async def at_risk(
-        self, session: AsyncSession, scope: CustomerScope, level: str | None, limit: int
-    ) -> list[tuple[Customer, insight.Health]]:
-        """Customers in scope with a warning (at ``level`` if given), most urgent first."""
+        self,
+        session: AsyncSession,
+        scope: CustomerScope,
+        level: str | None,
+        first: int,
+        after: str | None = None,
+    ) -> tuple[Page[tuple[Customer, insight.Health]], int]:
+        """One page of the customers in scope with a warning (at ``level`` if given), most
+        urgent first, and how many there are in all."""
         in_scope = customers_query(Filter(), scope)
         customers = list((await session.scalars(in_scope.order_by(Customer.id))).unique().all())
         among = in_scope.with_only_columns(Customer.id)
@@ -307,11 +335,10 @@ class TieringService:
             )
             if any(level is None or w.level == level for w in health.warnings)
         ]
-        found.sort(
-            key=lambda pair: (
-                -insight.LEVELS.index(pair[1].warnings[0].level),
-                pair[1].score,
-                pair[0].id,
-            )
-        )
-        return found[:limit]
+
+        def urgency(pair: tuple[Customer, insight.Health]) -> tuple[int, int, str]:
+            customer, health = pair
+            return (-insight.LEVELS.index(health.warnings[0].level), health.score, customer.id)
+
+        found.sort(key=urgency)
+        return page_of_sorted(found, urgency, first, after), len(found)

@@ -1,0 +1,142 @@
+"""What makes an HTTP request to ``/graphql`` a GraphQL request.
+
+A request that is not one is refused before anything executes: HTTP 400 ``BAD_REQUEST`` (or
+413 ``PAYLOAD_TOO_LARGE``) with the contract's error body. Only ``application/json`` bodies
+are read: the content types a browser may send cross-site without a CORS preflight
+(``text/plain``, forms, multipart, none at all) are refused, so a page on another origin
+cannot make a signed-in browser run a mutation (no CSRF through simple requests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
+from starlette.requests import Request
+
+Operation = dict[str, Any]
+Payload = Operation | list[Operation]
+
+
+class BadRequest(Exception):
+    """The request is not a GraphQL request (HTTP 400); the message says why."""
+
+
+class BodyTooLarge(Exception):
+    """The body is over the size limit (HTTP 413); it was not read further."""
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """``max_batch_size`` 0 turns batching off: a JSON array is then refused."""
+
+    max_body_bytes: int
+    max_batch_size: int
+    max_tokens: int
+
+
+async def read_payload(request: Request, limits: RequestLimits) -> Payload:
+    """The GraphQL operation (or batch) a ``GET`` or ``POST`` carries, checked."""
+    if request.method == "GET":
+        return _operation(_from_query_string(request.query_params), limits, "")
+    body = await _read_json_body(request, limits.max_body_bytes)
+    if isinstance(body, dict):
+        return _operation(body, limits, "")
+    if not isinstance(body, list):
+        raise BadRequest("request body must be a JSON object {query, variables, operationName}")
+    if limits.max_batch_size <= 0:
+        raise BadRequest("batching is off: send one operation as a JSON object")
+    if not body:
+        raise BadRequest("a batch must hold at least one operation")
+    if len(body) > limits.max_batch_size:
+        raise BadRequest(f"at most {limits.max_batch_size} operations per batch")
+    return [_operation(op, limits, f"operation {i}: ") for i, op in enumerate(body)]
+
+
+def _from_query_string(params: Mapping[str, str]) -> Operation:
+    operation: Operation = {"query": params.get("query")}
+    if (name := params.get("operationName")) is not None:
+        operation["operationName"] = name
+    if (variables := params.get("variables")) is not None:
+        try:
+            operation["variables"] = orjson.loads(variables)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("`variables` is not valid JSON") from exc
+    return operation
+
+
+async def _read_json_body(request: Request, limit: int) -> Any:
+    media_type, _, parameters = request.headers.get("content-type", "").partition(";")
+    charset = _parameter(parameters, "charset")
+    if media_type.strip().lower() != "application/json" or charset not in (None, "utf-8", "utf8"):
+        raise BadRequest(
+            "Content-Type must be application/json (UTF-8); got "
+            + repr(request.headers.get("content-type", "none"))
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise BodyTooLarge
+    if not body.strip():
+        raise BadRequest("request body is empty")
+    try:
+        bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("request body is not valid UTF-8") from exc
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("request body is not valid JSON") from exc
+
+
+def _parameter(parameters: str, name: str) -> str | None:
+    for part in parameters.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == name:
+            return value.strip().strip('"').lower()
+    return None
+
+
+def _operation(op: Any, limits: RequestLimits, where: str) -> Operation:
+    if not isinstance(op, dict):
+        raise BadRequest(f"{where}an operation must be a JSON object")
+    query, variables, name = op.get("query"), op.get("variables"), op.get("operationName")
+    if "query" not in op or query is None:
+        raise BadRequest(f"{where}`query` is missing")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest(f"{where}`query` must be a non-empty string")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest(f"{where}`variables` must be an object")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest(f"{where}`operationName` must be a string")
+    if op.get("extensions") is not None and not isinstance(op["extensions"], dict):
+        raise BadRequest(f"{where}`extensions` must be an object")
+    _check_operation_name(query, name, limits.max_tokens, where)
+    return op
+
+
+def _check_operation_name(query: str, name: str | None, max_tokens: int, where: str) -> None:
+    """``operationName`` must pick one operation of the document. A document that does not
+    parse (or is over the token limit) is left to execution, which reports it as GraphQL."""
+    try:
+        document = parse(query, no_location=True, max_tokens=max_tokens)
+    except GraphQLSyntaxError:
+        return
+    names = [
+        d.name.value if d.name else None
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+    if name is not None and name not in names:
+        raise BadRequest(f"{where}`operationName` {name!r} names no operation in the document")
+    if name is None and len(names) > 1:
+        raise BadRequest(
+            f"{where}the document has {len(names)} operations; `operationName` must name one"
+        )
