@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -32,6 +34,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.util import await_
 
 from core.errors import Conflict, ServiceUnavailable
+
+log = logging.getLogger("baton.db")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "baton_write"
@@ -283,3 +287,45 @@ def _upgrade_sync(connection: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+
+
+LISTENER_PROBE_SECONDS = 2.0
+
+
+async def listen(
+    db: Database,
+    channel: str,
+    on_notify: Callable[[str], None],
+    on_state: Callable[[bool], object],
+    name: str,
+) -> None:
+    """Keep a PostgreSQL ``LISTEN channel`` connection open until cancelled, calling
+    ``on_notify(payload)`` for each notification; reconnects after any failure (an outage, a
+    restart). ``on_state(True)`` runs on each (re)connection and ``on_state(False)`` on each
+    loss: notifications may have been missed in between."""
+    dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    timeout = db.connect_timeout
+    lost = False  # log an outage once, not on every retry
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=timeout)
+            try:
+                await conn.add_listener(channel, lambda *args: on_notify(args[-1]))
+                on_state(True)
+                if lost:
+                    log.info("%s listener reconnected", name)
+                    lost = False
+                # A lost peer does not always close the socket: probe it.
+                while True:
+                    await asyncio.sleep(LISTENER_PROBE_SECONDS)
+                    await conn.execute("SELECT 1", timeout=timeout)
+            finally:
+                await conn.close(timeout=timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # reconnect after any connection failure
+            if not lost:
+                log.warning("%s listener lost its connection; retrying", name, exc_info=True)
+            lost = True
+            on_state(False)
+            await asyncio.sleep(1)

@@ -10,21 +10,18 @@ import asyncio
 import contextlib
 import logging
 
-import asyncpg
 import casbin
 from casbin_async_sqlalchemy_adapter import Adapter
 from sqlalchemy import text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.model import casbin_model
 from core.authz.view import PermissionView
-from core.db import Database
+from core.db import Database, listen
 from core.domain import CasbinRule, PolicyVersion
 
 log = logging.getLogger("baton.authz")
 CHANNEL = "baton_policy"
-LISTENER_PROBE_SECONDS = 2.0
 
 
 async def bump_policy_version(session: AsyncSession, db: Database) -> None:
@@ -112,34 +109,12 @@ class PolicyStore:
                 await self._listener
 
     async def _listen(self) -> None:
-        """Keep a LISTEN connection open, reconnecting after any failure (a database outage,
-        a restart); each (re)connection reloads, since changes may have been missed."""
-        dsn = (
-            make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        """Listen for policy changes; each (re)connection or loss reloads, since changes may
+        have been missed."""
+        await listen(
+            self.db, CHANNEL, lambda _payload: self.invalidate(), self._connected, "policy"
         )
-        timeout = self.db.connect_timeout
-        lost = False  # log an outage once, not on every retry
-        while True:
-            try:
-                conn = await asyncpg.connect(dsn, timeout=timeout)
-                try:
-                    await conn.add_listener(CHANNEL, lambda *_: self.invalidate())
-                    self.listening = True
-                    self.invalidate()
-                    if lost:
-                        log.info("policy listener reconnected")
-                        lost = False
-                    # A lost peer does not always close the socket: probe it.
-                    while True:
-                        await asyncio.sleep(LISTENER_PROBE_SECONDS)
-                        await conn.execute("SELECT 1", timeout=timeout)
-                finally:
-                    await conn.close(timeout=timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # reconnect after any connection failure
-                if not lost:
-                    log.warning("policy listener lost its connection; retrying", exc_info=True)
-                self.listening, lost = False, True
-                self.invalidate()
-                await asyncio.sleep(1)
+
+    def _connected(self, connected: bool) -> None:
+        self.listening = connected
+        self.invalidate()

@@ -1,4 +1,4 @@
-"""e-mail notices, their outbox cursor, and each user's locale
+"""e-mail notices, their outbox cursor, each user's locale; NOTIFY on new workflow events
 
 Revision ID: 0015
 Revises: 0010
@@ -16,6 +16,21 @@ revision: str = "0015"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Every worker LISTENs here for new outbox events (core.notify.subscriptions); the payload is
+# only the event id, and PostgreSQL delivers it when the inserting transaction commits.
+NOTIFY_FUNCTION = """
+CREATE FUNCTION baton_notify_workflow_event() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('baton_workflow_events', NEW.id::text);
+    RETURN NEW;
+END
+$$ LANGUAGE plpgsql
+"""
+NOTIFY_TRIGGER = """
+CREATE TRIGGER workflow_events_notify AFTER INSERT ON workflow_events
+FOR EACH ROW EXECUTE FUNCTION baton_notify_workflow_event()
+"""
 
 
 def upgrade() -> None:
@@ -73,9 +88,15 @@ def upgrade() -> None:
         sa.Column("last_event_id", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_cursor")),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(NOTIFY_FUNCTION)
+        op.execute(NOTIFY_TRIGGER)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER workflow_events_notify ON workflow_events")
+        op.execute("DROP FUNCTION baton_notify_workflow_event()")
     op.drop_table("email_cursor")
     for column in ("event_id", "customer_id", "recipient_id", "status", "next_attempt_at"):
         op.drop_index(op.f(f"ix_email_notices_{column}"), table_name="email_notices")
