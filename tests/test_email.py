@@ -136,6 +136,13 @@ async def open_handover(services: Services, value_tier: str = "MEDIUM") -> Hando
     return handover
 
 
+async def submitted(services: Services) -> Handover:
+    """The people, and a handover whose handbook was just submitted (one notice due)."""
+    await people(services)
+    h = await open_handover(services)
+    return await services.handover.submit_handbook(Actor("am.chen"), h.id, h.version, HANDBOOK)
+
+
 async def notices(services: Services) -> list[EmailNotice]:
     async with services.db.reader() as session:
         return list(await session.scalars(select(EmailNotice).order_by(EmailNotice.id)))
@@ -236,9 +243,7 @@ async def test_managers_up_the_chain_hear_of_a_red_customer_once(
 async def test_a_refusing_server_is_retried_with_backoff_until_it_recovers(
     services: Services, settings: Settings, clock: FixedClock
 ) -> None:
-    await people(services)
-    h = await open_handover(services)
-    await services.handover.submit_handbook(Actor("am.chen"), h.id, h.version, HANDBOOK)
+    await submitted(services)
     down = mail_settings(settings, free_port(), email_max_attempts=4)
     now = clock.now()
     assert await EmailNotifier(down).run(services, now) == 1  # planned; nobody listens
@@ -266,9 +271,7 @@ async def test_a_refusing_server_is_retried_with_backoff_until_it_recovers(
 async def test_a_notice_fails_for_good_after_the_last_attempt(
     services: Services, settings: Settings, clock: FixedClock
 ) -> None:
-    await people(services)
-    h = await open_handover(services)
-    await services.handover.submit_handbook(Actor("am.chen"), h.id, h.version, HANDBOOK)
+    await submitted(services)
     inbox = Inbox(failures=5, refuse="550 5.1.1 no such mailbox")
     with smtp_server(inbox) as port:
         job = EmailNotifier(mail_settings(settings, port, email_max_attempts=2))
@@ -327,9 +330,7 @@ async def test_starttls_and_authentication(
         logins.append((data.login, ok))
         return AuthResult(success=ok, handled=False)  # the server answers 535 itself
 
-    await people(services)
-    h = await open_handover(services)
-    await services.handover.submit_handbook(Actor("am.chen"), h.id, h.version, HANDBOOK)
+    await submitted(services)
     inbox = Inbox()
     with smtp_server(
         inbox,
@@ -381,9 +382,7 @@ async def test_a_plugin_rewords_a_notice_through_its_hook(
     )
     registry = register([("acme_mail", template_plugin(wording), "1.0")])
     assert registry.plugins[0].hooks == ("baton_email_templates",)
-    await people(services)
-    h = await open_handover(services)
-    await services.handover.submit_handbook(Actor("am.chen"), h.id, h.version, HANDBOOK)
+    h = await submitted(services)
     inbox = Inbox()
     with smtp_server(inbox) as port:
         job = EmailNotifier(mail_settings(settings, port), EmailTemplates(registry.plugins))
@@ -414,9 +413,7 @@ def test_a_plugin_template_that_cannot_render_fails_at_start(
 async def test_no_smtp_host_plans_and_sends_nothing(
     services: Services, settings: Settings, clock: FixedClock
 ) -> None:
-    await people(services)
-    h = await open_handover(services)
-    await services.handover.submit_handbook(Actor("am.chen"), h.id, h.version, HANDBOOK)
+    await submitted(services)
     assert await EmailNotifier(settings).run(services, clock.now()) == 0
     assert await notices(services) == []
 

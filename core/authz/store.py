@@ -7,7 +7,6 @@ listener marks its store stale; the next request reloads. No query per request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import casbin
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.model import casbin_model
 from core.authz.view import PermissionView
-from core.db import Database, listen
+from core.db import Database, Listener
 from core.domain import CasbinRule, PolicyVersion
 
 log = logging.getLogger("baton.authz")
@@ -52,7 +51,9 @@ class PolicyStore:
         self._views: dict[tuple[str, ...], PermissionView] = {}
         self._stale = True
         self._lock = asyncio.Lock()
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = Listener(
+            db, CHANNEL, lambda _: self.invalidate(), self._connected, "policy"
+        )
         self.listening = False  # True while the PostgreSQL LISTEN connection is up
         self.casbin_calls = 0  # read by the benchmark: calls must not grow with rows
 
@@ -98,22 +99,12 @@ class PolicyStore:
         return view
 
     async def start(self) -> None:
-        """On PostgreSQL, listen for policy changes made by any worker."""
-        if not self.db.is_sqlite:
-            self._listener = asyncio.create_task(self._listen())
+        """On PostgreSQL, listen for policy changes made by any worker; each (re)connection
+        or loss reloads, since changes may have been missed."""
+        await self._listener.start()
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-
-    async def _listen(self) -> None:
-        """Listen for policy changes; each (re)connection or loss reloads, since changes may
-        have been missed."""
-        await listen(
-            self.db, CHANNEL, lambda _payload: self.invalidate(), self._connected, "policy"
-        )
+        await self._listener.stop()
 
     def _connected(self, connected: bool) -> None:
         self.listening = connected

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from prometheus_client import Gauge
 from sqlalchemy import select
 
-from core.db import Database, listen
+from core.db import Database, Listener
 from core.domain import WorkflowEventRecord
 from sdk.specs import WorkflowEvent
 
@@ -38,8 +38,11 @@ class EventHub:
         self.db = db
         self.queues: set[asyncio.Queue[int]] = set()
         self.listening = False
+        self._catching: asyncio.Task[None] | None = None
         self._last_id: int | None = None
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = Listener(
+            db, CHANNEL, lambda payload: self.publish(int(payload)), self._state, "event"
+        )
 
     def publish(self, event_id: int) -> None:
         """Hand ``event_id`` to every subscription (each in id order)."""
@@ -71,25 +74,16 @@ class EventHub:
             OPEN.dec()
 
     async def start(self) -> None:
-        if not self.db.is_sqlite:
-            self._listener = asyncio.create_task(self._listen())
+        await self._listener.start()
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-
-    async def _listen(self) -> None:
-        await listen(
-            self.db, CHANNEL, lambda payload: self.publish(int(payload)), self._state, "event"
-        )
+        await self._listener.stop()
 
     def _state(self, connected: bool) -> None:
         self.listening = connected
         if connected and self._last_id is not None:
             # Events committed while the connection was down: read them once back.
-            asyncio.get_running_loop().create_task(self._catch_up(self._last_id))
+            self._catching = asyncio.get_running_loop().create_task(self._catch_up(self._last_id))
 
     async def _catch_up(self, after: int) -> None:
         async with self.db.reader() as session:
