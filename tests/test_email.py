@@ -34,7 +34,8 @@ from core.clock import FixedClock
 from core.config import Settings
 from core.db import Database
 from core.domain import ActivityKind, EmailNotice, Handover, NoticeStatus, User
-from core.notify.email import EmailNotifier, backoff
+from core.notify.email import LEASE, EmailNotifier, backoff
+from core.notify.email_plan import Planner
 from core.notify.email_templates import EmailTemplates
 from core.plugins import PluginError, register
 from core.services import Actor, Services
@@ -266,6 +267,31 @@ async def test_a_refusing_server_is_retried_with_backoff_until_it_recovers(
     assert len(inbox.messages) == 1
     [notice] = await notices(services)
     assert (notice.status, notice.attempts, notice.sent_at) == (NoticeStatus.SENT, 3, now)
+
+
+async def test_a_crash_between_sending_and_recording_sends_again_after_the_lease(
+    services: Services, settings: Settings, clock: FixedClock
+) -> None:
+    await submitted(services)
+    inbox = Inbox()
+    with smtp_server(inbox) as port:
+        job = EmailNotifier(mail_settings(settings, port))
+        now = clock.now()
+        async with services.db.transaction() as session:  # planned by a run …
+            assert await Planner(services, EmailTemplates(), "zh").from_outbox(session, now) == 1
+        claimed = await job._claim(services, now)  # … that claims it, sends it, and dies
+        await job._deliver(claimed)
+        assert len(inbox.messages) == 1
+        assert await job.run(services, now + LEASE - dt.timedelta(seconds=1)) == 0
+        assert await job.run(services, now + LEASE) == 1  # the next run sends it once more
+        assert await job.run(services, now + dt.timedelta(days=1)) == 0
+    assert len(inbox.messages) == 2  # at least once: the documented duplicate
+    assert len({m["Message-ID"] for m in inbox.messages}) == 1
+
+
+def test_an_unknown_default_locale_is_refused_at_start(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="BATON_DEFAULT_LOCALE='fr'"):
+        EmailNotifier(replace(settings, default_locale="fr"))
 
 
 async def test_a_notice_fails_for_good_after_the_last_attempt(

@@ -20,7 +20,7 @@ import aiosmtplib
 from sqlalchemy import select, update
 
 from core.config import Settings
-from core.domain import EmailNotice, NoticeStatus
+from core.domain import LOCALES, EmailNotice, NoticeStatus
 from core.notify.email_plan import Planner
 from core.notify.email_templates import EmailTemplates
 from core.services import Services
@@ -45,6 +45,8 @@ class EmailNotifier:
     name = "email"
 
     def __init__(self, settings: Settings, templates: EmailTemplates | None = None) -> None:
+        if settings.default_locale not in LOCALES:
+            raise ValueError(f"BATON_DEFAULT_LOCALE={settings.default_locale!r}: expected zh or en")
         self.settings = settings
         self.templates = templates
 

@@ -76,8 +76,6 @@ class Planner:
     """Renders and stores notices; ``default_locale`` serves users who chose none."""
 
     def __init__(self, services: Services, templates: EmailTemplates, default_locale: str):
-        if default_locale not in LOCALES:
-            raise ValueError(f"BATON_DEFAULT_LOCALE={default_locale!r}: expected zh or en")
         self.services = services
         self.templates = templates
         self.default_locale = default_locale
