@@ -33,7 +33,7 @@ from core.cli import app as cli
 from core.clock import FixedClock
 from core.config import Settings
 from core.db import Database
-from core.domain import ActivityKind, EmailNotice, Handover, NoticeStatus, User
+from core.domain import ActivityKind, EmailNotice, Handover, MeetingKind, NoticeStatus, User
 from core.notify.email import LEASE, EmailNotifier, backoff
 from core.notify.email_plan import Planner
 from core.notify.email_templates import EmailTemplates
@@ -42,6 +42,7 @@ from core.services import Actor, Services
 from sdk import EmailTemplate, hookimpl
 from tests.conftest import GraphQLClient, error_codes, free_port
 from tests.test_handover import HANDBOOK
+from tests.test_handover_workflow import FEEDBACK
 
 ADMIN = Actor.system()
 REVENUE = Decimal("12345678")
@@ -196,6 +197,46 @@ async def test_a_handover_tells_each_person_in_their_language_once(
         text = body(draft)
         assert "尊敬的 王总" in text and "今后将由 Wu Hao（wu@example.com）" in text
     assert {n.status for n in await notices(services)} == {NoticeStatus.SENT}
+
+
+async def test_after_completion_the_new_owner_and_the_manager_hear_of_their_deadlines(
+    services: Services, settings: Settings, clock: FixedClock
+) -> None:
+    h = await submitted(services)
+    manager, chen = Actor("tm.li"), Actor("am.chen")
+    h = await services.handover.review_handbook(manager, h.id, h.version, True, None)
+    for kind in (MeetingKind.BRIEFING, MeetingKind.SIMULATION):
+        h = await services.handover.record_meeting(chen, h.id, h.version, kind, clock.now(), None)
+    h = await services.handover.notify_customer(chen, h.id, h.version)
+    h = await services.handover.complete(manager, h.id, h.version)  # Monday 2 March
+    inbox = Inbox()
+    with smtp_server(inbox) as port:
+        job = EmailNotifier(mail_settings(settings, port))
+        await job.run(services, clock.now())
+        inbox.messages.clear()  # the review request and the customer-notice draft
+
+        clock.advance(dt.timedelta(days=4))  # Friday: feedback due Monday 9 March
+        await services.handover.sweep_deadlines()
+        await job.run(services, clock.now())
+        assert sorted((m["To"], m["Subject"]) for m in inbox.messages) == [
+            ("chen@example.com", "【即将到期】宁波港物流 交接：提交接手反馈"),
+            ("wu@example.com", "[Due soon] 宁波港物流 handover: submit the new owner's feedback"),
+        ]
+        assert "is due 2026-03-09 09:00 UTC" in body(inbox.to("wu@example.com")[0])
+
+        inbox.messages.clear()
+        h = await services.handover.submit_feedback(Actor("am.wu"), h.id, h.version, FEEDBACK)
+        clock.advance(dt.timedelta(days=25))  # Tuesday 31 March: the survey is due 1 April
+        await services.handover.sweep_deadlines()
+        await job.run(services, clock.now())
+        assert sorted(m["To"] for m in inbox.messages) == [
+            "chen@example.com",
+            "li@example.com",  # the manager records the satisfaction
+            "wu@example.com",
+        ]
+        assert inbox.to("li@example.com")[0]["Subject"] == (
+            "[Due soon] 宁波港物流 handover: record the customer's satisfaction"
+        )
 
 
 async def test_a_finance_reviewer_never_reads_the_annual_revenue(
