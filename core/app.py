@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from core import metrics
 from core.api.http import GraphQLEndpoint, json_response
@@ -21,6 +21,8 @@ from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.config import Settings
 from core.db import Database
+from core.notify.subscriptions import EventHub
+from core.notify.subscriptions_ws import SubscriptionEndpoint
 from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 
@@ -48,7 +50,14 @@ def create_app(
         connect_timeout=settings.db_connect_timeout,
         command_timeout=settings.db_command_timeout,
     )
-    services = Services.create(db, clock, WorkingCalendar(settings.holidays), plugins=plugins)
+    hub = EventHub(db)
+    services = Services.create(
+        db,
+        clock,
+        WorkingCalendar(settings.holidays),
+        plugins=plugins,
+        event_subscribers=[hub.on_outbox],
+    )
     limits = QueryLimits(
         settings.max_depth,
         settings.max_aliases,
@@ -63,7 +72,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.prepare()
         await services.authz.start()
+        await hub.start()
         yield
+        await hub.stop()
         await services.authz.stop()
         await db.dispose()
 
@@ -85,6 +96,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/graphql", endpoint.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            WebSocketRoute("/graphql", SubscriptionEndpoint(schema, services, settings, hub)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_text),
@@ -95,4 +107,5 @@ def create_app(
     app.state.services = services
     app.state.settings = settings
     app.state.schema = schema
+    app.state.events = hub
     return app

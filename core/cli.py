@@ -282,6 +282,7 @@ def user_add(
     team: Annotated[str | None, typer.Option(help="Team name.")] = None,
     email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
     capacity: Annotated[int | None, typer.Option(help="Most customers the user may own.")] = None,
+    locale: Annotated[str | None, typer.Option(help="E-mail language: zh or en.")] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Create a user with roles (stored in the policy store)."""
@@ -296,10 +297,27 @@ def user_add(
             manager_id=manager,
             team=team,
             capacity=capacity,
+            locale=locale,
         )
 
     _run(_settings(database), work)
     typer.echo(f"created user {user_id}")
+
+
+@user_app.command("locale")
+def user_locale(
+    user_id: Annotated[str, typer.Argument(metavar="ID")],
+    locale: Annotated[str, typer.Argument(help="zh or en; 'default' for the server's default.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Set the language of a user's e-mails (audited)."""
+
+    async def work(services: Services) -> None:
+        chosen = None if locale == "default" else locale
+        await services.users.set_locale(Actor.system(), user_id, chosen)
+
+    _run(_settings(database), work)
+    typer.echo(f"user {user_id}: e-mail locale {locale}")
 
 
 RoleArg = Annotated[str, typer.Argument(help="Role, e.g. finance.")]

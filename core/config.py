@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -56,6 +56,18 @@ _SCALARS = (
     "log_sql",
     "db_connect_timeout",
     "db_command_timeout",
+    "smtp_host",
+    "smtp_port",
+    "smtp_username",
+    "smtp_password",
+    "smtp_starttls",
+    "smtp_tls",
+    "smtp_ca_file",
+    "smtp_from",
+    "smtp_timeout",
+    "email_max_attempts",
+    "default_locale",
+    "max_subscriptions_per_user",
 )
 
 
@@ -86,6 +98,21 @@ class Settings:
     holidays: tuple[date, ...] = ()
     # The plugins to load (BATON_PLUGINS=banking,acme; empty: none); None loads every installed one.
     plugins: tuple[str, ...] | None = None
+    # E-mail notices (docs/admin/notifications.md); no host: no e-mail is planned or sent.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)  # never printed
+    smtp_starttls: bool = True  # upgrade a plain connection with STARTTLS (port 587)
+    smtp_tls: bool = False  # TLS from the first byte instead (port 465)
+    smtp_ca_file: str = ""  # CA bundle to trust besides the system's (a private relay)
+    smtp_from: str = "baton@localhost"
+    smtp_timeout: float = 10.0
+    email_max_attempts: int = 8  # then the notice is FAILED
+    # The language of e-mails to users who chose none (zh or en).
+    default_locale: str = "zh"
+    # Open GraphQL subscriptions (WebSocket connections) per user and process.
+    max_subscriptions_per_user: int = 5
     # Only for the benchmark's baseline: never read from the environment.
     authorization: bool = True
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -32,6 +35,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.util import await_
 
 from core.errors import Conflict, ServiceUnavailable
+
+log = logging.getLogger("baton.db")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "baton_write"
@@ -291,3 +296,70 @@ def _upgrade_sync(connection: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+
+
+LISTENER_PROBE_SECONDS = 2.0
+
+
+class Listener:
+    """A PostgreSQL ``LISTEN channel`` kept open in the background from ``start`` to ``stop``
+    (nothing on SQLite: one process). It calls ``on_notify(payload)`` for each notification
+    and reconnects after any failure (an outage, a restart); ``on_state(True)`` runs on each
+    (re)connection and ``on_state(False)`` on each loss: notifications may have been missed
+    in between."""
+
+    def __init__(
+        self,
+        db: Database,
+        channel: str,
+        on_notify: Callable[[str], None],
+        on_state: Callable[[bool], object],
+        name: str,
+    ) -> None:
+        self.db = db
+        self.channel = channel
+        self.on_notify = on_notify
+        self.on_state = on_state
+        self.name = name
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if not self.db.is_sqlite:
+            self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        url = make_url(self.db.url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        timeout = self.db.connect_timeout
+        lost = False  # log an outage once, not on every retry
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn, timeout=timeout)
+                try:
+                    await conn.add_listener(self.channel, lambda *a: self.on_notify(a[-1]))
+                    self.on_state(True)
+                    if lost:
+                        log.info("%s listener reconnected", self.name)
+                        lost = False
+                    # A lost peer does not always close the socket: probe it.
+                    while True:
+                        await asyncio.sleep(LISTENER_PROBE_SECONDS)
+                        await conn.execute("SELECT 1", timeout=timeout)
+                finally:
+                    await conn.close(timeout=timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # reconnect after any connection failure
+                if not lost:
+                    log.warning(
+                        "%s listener lost its connection; retrying", self.name, exc_info=True
+                    )
+                lost = True
+                self.on_state(False)
+                await asyncio.sleep(1)

@@ -27,6 +27,7 @@ import core
 from sdk import hookspecs
 from sdk.specs import (
     AssignmentDimension,
+    EmailTemplate,
     FieldSpec,
     HealthSignal,
     PolicyGrant,
@@ -88,6 +89,7 @@ class Plugin:
     health_signals: tuple[HealthSignal, ...] = ()
     policies: tuple[PolicyGrant, ...] = ()
     holidays: tuple[date, ...] = ()
+    email_templates: tuple[EmailTemplate, ...] = ()
 
     @property
     def type_name(self) -> str:
@@ -288,6 +290,7 @@ def _collect(manager: pluggy.PluginManager, name: str, version: str | None) -> P
         health_signals=tuple(_results(manager, name, "baton_health_signals", HealthSignal)),
         policies=tuple(_results(manager, name, "baton_default_policies", PolicyGrant)),
         holidays=tuple(_results(manager, name, "baton_holidays", date)),
+        email_templates=tuple(_results(manager, name, "baton_email_templates", EmailTemplate)),
     )
     for reason in _problems(plugin):
         raise PluginError(name, reason)

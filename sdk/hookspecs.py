@@ -12,6 +12,7 @@ import pluggy
 
 from sdk.specs import (
     AssignmentDimension,
+    EmailTemplate,
     FieldSpec,
     HealthSignal,
     PolicyGrant,
@@ -61,6 +62,12 @@ def baton_holidays() -> list[date]:
 @hookspec
 def baton_workflow_event(event: WorkflowEvent) -> None:
     """Called once per handover workflow event after its transaction committed."""
+    raise NotImplementedError
+
+
+@hookspec
+def baton_email_templates() -> list[EmailTemplate]:
+    """Wording that replaces Baton's own e-mail templates (per notice and locale)."""
     raise NotImplementedError
 
 

@@ -173,11 +173,29 @@ class WorkflowEvent:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EmailTemplate:
+    """A plugin's wording for one e-mail notice in one locale, replacing Baton's own.
+
+    ``name`` is a notice (``handbook_submitted``, ``step_due_soon``, ``step_overdue``,
+    ``customer_notice_draft``, ``health_red``), ``locale`` ``zh`` or ``en``; ``subject`` and
+    ``body`` are ``string.Template`` text using that notice's ``$placeholders``
+    (docs/admin/notifications.md lists them). Values a recipient may not read are left out
+    before the template sees them.
+    """
+
+    name: str
+    locale: str
+    subject: str
+    body: str
+
+
 __all__ = [
     "Action",
     "ActivityWindow",
     "AssignmentDimension",
     "CustomerSnapshot",
+    "EmailTemplate",
     "FieldSpec",
     "FieldType",
     "HealthSignal",

@@ -33,6 +33,9 @@ RANKS = {
     "plugins": 2,
     "core.services": 3,
     "core.notify": 3,
+    # The notify room's faces: the GraphQL subscription type, and its WebSocket transport.
+    "core.notify.subscriptions_api": 4,
+    "core.notify.subscriptions_ws": 5,
     "core.demo": 4,
     "core.scaffold": 4,
     "core.api": 4,
@@ -49,7 +52,7 @@ GRAPHQL = ("strawberry", "graphql")
 def room(module: str) -> str | None:
     """The room of a dotted module name, e.g. ``core.api.guard`` → ``core.api``."""
     parts = module.split(".")
-    for size in (2, 1):
+    for size in (3, 2, 1):
         name = ".".join(parts[:size])
         if name in RANKS and (name != "core" or module == "core"):
             return name

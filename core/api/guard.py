@@ -23,6 +23,9 @@ from core.errors import ForbiddenField
 
 STRUCTURAL = frozenset({"id", "version"})
 ROOTS = ("Query", "Mutation")
+# Its fields check, before they stream, the right of the query they mirror
+# (core.notify.subscriptions_api): one right for polling and live delivery.
+SUBSCRIPTION = "Subscription"
 DEFINITION = "strawberry-definition"
 Resolver = Callable[..., Any]
 
@@ -33,7 +36,7 @@ def guarded_fields(schema: GraphQLSchema) -> Iterator[tuple[str, str, GraphQLFie
         if (
             not isinstance(type_, GraphQLObjectType)
             or type_name.startswith("__")
-            or type_name in ROOTS
+            or type_name in (*ROOTS, SUBSCRIPTION)
         ):
             continue
         definition = type_.extensions.get(DEFINITION)

@@ -237,6 +237,10 @@ class WorkflowEvent(Node):
         description="status, and per kind: step, dueAt (deadlines), trigger (opened)."
     )
 
+    @strawberry.field(description="The customer, read under your own field rules.")
+    async def customer(self, info: Info) -> Customer | None:
+        return await customer_in_scope(info, str(self.customer_id))
+
     @classmethod
     def from_model(cls, m: domain.WorkflowEventRecord) -> WorkflowEvent:
         return cls(
@@ -260,6 +264,19 @@ class WorkflowEventFilter:
     def authz_read_fields(self) -> set[str]:
         given = {"kind": self.kind, "handoverId": self.handover_id, "customerId": self.customer_id}
         return {name for name, value in given.items() if value is not None}
+
+
+async def events_in_scope(info: Info, f: WorkflowEventFilter) -> Select[Any]:
+    """Outbox events matching ``f`` of handovers the viewer sees (the query and the
+    subscription read events through this one statement)."""
+    model = domain.WorkflowEventRecord
+    stmt = _equal(
+        select(model),
+        (model.kind, f.kind),
+        (model.handover_id, f.handover_id),
+        (model.customer_id, f.customer_id),
+    )
+    return await _visible(info, stmt, model.handover_id)
 
 
 @strawberry.type
@@ -328,16 +345,8 @@ class HandoverQuery:
         after: str | None = None,
         filter: WorkflowEventFilter | None = None,
     ) -> Connection[WorkflowEvent] | None:
-        f = filter or WorkflowEventFilter()
-        model = domain.WorkflowEventRecord
-        stmt = _equal(
-            select(model),
-            (model.kind, f.kind),
-            (model.handover_id, f.handover_id),
-            (model.customer_id, f.customer_id),
-        )
-        stmt = await _visible(info, stmt, model.handover_id)
-        key = SortKey(model.id, model.id)
+        stmt = await events_in_scope(info, filter or WorkflowEventFilter())
+        key = SortKey(domain.WorkflowEventRecord.id, domain.WorkflowEventRecord.id)
         return await connection(info, stmt, key, first, after, WorkflowEvent.from_model, int)
 
 

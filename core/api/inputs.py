@@ -137,6 +137,9 @@ class CreateUserInput:
     manager_id: strawberry.ID | None = None
     team: str | None = None
     capacity: int | None = None
+    locale: str | None = strawberry.field(
+        default=None, description="The language of the user's e-mails: zh or en."
+    )
 
     authz_entity: ClassVar[str] = "User"
 
@@ -148,8 +151,26 @@ class CreateUserInput:
             "manager": self.manager_id,
             "team": self.team,
             "capacity": self.capacity,
+            "locale": self.locale,
         }
         return [name for name, value in given.items() if value not in (None, [])]
+
+    def authz_operations(self) -> list[str]:
+        return []
+
+
+@strawberry.input
+class UpdateUserInput:
+    user_id: strawberry.ID
+    locale: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The language of the user's e-mails: zh or en; null: the server's default.",
+    )
+
+    authz_entity: ClassVar[str] = "User"
+
+    def authz_write_fields(self) -> list[str]:
+        return ["locale"] if self.locale is not strawberry.UNSET else []
 
     def authz_operations(self) -> list[str]:
         return []

@@ -19,9 +19,11 @@ from core.api.inputs import (
     CreateUserInput,
     DeactivateUserInput,
     UpdateCustomerInput,
+    UpdateUserInput,
 )
 from core.api.insight import InsightMutation
 from core.api.types import Customer, User
+from core.services.users import load_user
 
 
 @strawberry.type
@@ -131,7 +133,17 @@ class Mutation(
             manager_id=input.manager_id,
             team=input.team,
             capacity=input.capacity,
+            locale=input.locale,
         )
+        return UserPayload(user=User.from_model(model))
+
+    @strawberry.mutation(description="Change a user's settings (today: the e-mail locale).")
+    async def update_user(self, info: Info, input: UpdateUserInput) -> UserPayload | None:
+        ctx = context_of(info)
+        if input.locale is strawberry.UNSET:
+            model = await ctx.read(lambda s: load_user(s, str(input.user_id)))
+        else:
+            model = await ctx.services.users.set_locale(ctx.actor, input.user_id, input.locale)
         return UserPayload(user=User.from_model(model))
 
     @strawberry.mutation(

@@ -22,6 +22,7 @@ from core.api.observe import OperationObserver
 from core.api.query import Query
 from core.api.special_needs import SpecialNeedsTypes, build_types, with_special_needs
 from core.api.types import AuditEntry, Customer, User
+from core.notify.subscriptions_api import Subscription
 from core.plugins import PluginRegistry, builtin_plugins
 
 
@@ -89,6 +90,7 @@ def build_schema(
         special_needs,
         query=Query,
         mutation=mutation,
+        subscription=Subscription,
         types=[
             Customer,
             User,

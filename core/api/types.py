@@ -63,6 +63,9 @@ class User(Node):
     active: bool | None
     team: str | None
     capacity: int | None = strawberry.field(description="Most customers this user may own.")
+    locale: str | None = strawberry.field(
+        description="The language of the user's e-mails (zh or en); null: the server's default."
+    )
     manager_id: strawberry.Private[str | None]
 
     @strawberry.field(description="The user this user reports to.")
@@ -86,6 +89,7 @@ class User(Node):
             active=m.active,
             team=m.team,
             capacity=m.capacity,
+            locale=m.locale,
             manager_id=m.manager_id,
         )
 

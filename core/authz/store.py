@@ -7,24 +7,20 @@ listener marks its store stale; the next request reloads. No query per request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-import asyncpg
 import casbin
 from casbin_async_sqlalchemy_adapter import Adapter
 from sqlalchemy import text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.model import casbin_model
 from core.authz.view import PermissionView
-from core.db import Database
+from core.db import Database, Listener
 from core.domain import CasbinRule, PolicyVersion
 
 log = logging.getLogger("baton.authz")
 CHANNEL = "baton_policy"
-LISTENER_PROBE_SECONDS = 2.0
 
 
 async def bump_policy_version(session: AsyncSession, db: Database) -> None:
@@ -55,7 +51,9 @@ class PolicyStore:
         self._views: dict[tuple[str, ...], PermissionView] = {}
         self._stale = True
         self._lock = asyncio.Lock()
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = Listener(
+            db, CHANNEL, lambda _: self.invalidate(), self._connected, "policy"
+        )
         self.listening = False  # True while the PostgreSQL LISTEN connection is up
         self.casbin_calls = 0  # read by the benchmark: calls must not grow with rows
 
@@ -101,45 +99,13 @@ class PolicyStore:
         return view
 
     async def start(self) -> None:
-        """On PostgreSQL, listen for policy changes made by any worker."""
-        if not self.db.is_sqlite:
-            self._listener = asyncio.create_task(self._listen())
+        """On PostgreSQL, listen for policy changes made by any worker; each (re)connection
+        or loss reloads, since changes may have been missed."""
+        await self._listener.start()
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await self._listener.stop()
 
-    async def _listen(self) -> None:
-        """Keep a LISTEN connection open, reconnecting after any failure (a database outage,
-        a restart); each (re)connection reloads, since changes may have been missed."""
-        dsn = (
-            make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
-        timeout = self.db.connect_timeout
-        lost = False  # log an outage once, not on every retry
-        while True:
-            try:
-                conn = await asyncpg.connect(dsn, timeout=timeout)
-                try:
-                    await conn.add_listener(CHANNEL, lambda *_: self.invalidate())
-                    self.listening = True
-                    self.invalidate()
-                    if lost:
-                        log.info("policy listener reconnected")
-                        lost = False
-                    # A lost peer does not always close the socket: probe it.
-                    while True:
-                        await asyncio.sleep(LISTENER_PROBE_SECONDS)
-                        await conn.execute("SELECT 1", timeout=timeout)
-                finally:
-                    await conn.close(timeout=timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # reconnect after any connection failure
-                if not lost:
-                    log.warning("policy listener lost its connection; retrying", exc_info=True)
-                self.listening, lost = False, True
-                self.invalidate()
-                await asyncio.sleep(1)
+    def _connected(self, connected: bool) -> None:
+        self.listening = connected
+        self.invalidate()

@@ -34,8 +34,10 @@ from core.domain.models import (
     User,
     WorkflowEventRecord,
 )
+from core.domain.notices import LOCALES, EmailCursor, EmailNotice, NoticeStatus
 
 __all__ = [
+    "LOCALES",
     "Activity",
     "ActivityKind",
     "AssignedBy",
@@ -46,6 +48,8 @@ __all__ = [
     "CommunicationChannel",
     "Customer",
     "CustomerKind",
+    "EmailCursor",
+    "EmailNotice",
     "Handover",
     "HandoverMeeting",
     "HandoverStatus",
@@ -55,6 +59,7 @@ __all__ = [
     "LoyaltyTier",
     "MeetingKind",
     "NeedsTier",
+    "NoticeStatus",
     "Ownership",
     "PaymentMethod",
     "PluginInstall",

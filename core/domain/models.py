@@ -66,6 +66,8 @@ class User(Base):
     team: Mapped[str | None] = mapped_column(String(100), index=True)
     manager_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     capacity: Mapped[int | None] = mapped_column(Integer)
+    # The language of the user's e-mails (``zh`` or ``en``); null: the server's default.
+    locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

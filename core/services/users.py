@@ -25,6 +25,7 @@ def snapshot(user: User, roles: list[str]) -> dict[str, object]:
         "team": user.team,
         "manager": user.manager_id,
         "capacity": user.capacity,
+        "locale": user.locale,
         "roles": sorted(roles),
     }
 
@@ -62,8 +63,9 @@ class UserService:
         manager_id: str | None = None,
         team: str | None = None,
         capacity: int | None = None,
+        locale: str | None = None,
     ) -> User:
-        """Create an active user with the given roles."""
+        """Create an active user with the given roles (``locale``: their e-mails' language)."""
         roles = sorted(set(roles or []))
         errors = [
             FieldError(path, reason)
@@ -73,6 +75,7 @@ class UserService:
                 ("email", v.email(email)),
                 ("team", v.text(team, max_length=100)),
                 ("capacity", v.int_range(capacity, 0, 100_000)),
+                ("locale", v.locale(locale)),
             )
             if reason
         ]
@@ -89,6 +92,7 @@ class UserService:
                 team=team,
                 manager_id=manager_id,
                 capacity=capacity,
+                locale=locale,
                 created_at=now,
             )
             session.add(user)
@@ -101,6 +105,21 @@ class UserService:
             )
         self.store.invalidate()
         return user
+
+    async def set_locale(self, actor: Actor, user_id: str, locale: str | None) -> User:
+        """Set the language of the user's e-mails (None: the server's default), audited."""
+        if reason := v.locale(locale):
+            raise BadUserInput([FieldError("locale", reason)])
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            user = await load_user(session, user_id)
+            roles = (await roles_of(session, [user_id]))[user_id]
+            before = snapshot(user, roles)
+            user.locale = locale
+            AuditWriter(session, actor, now).record(
+                "updateUser", "User", user_id, diff(before, snapshot(user, roles))
+            )
+            return user
 
     @staticmethod
     async def _reference_errors(

@@ -6,6 +6,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from core.domain.notices import LOCALES
+
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 USER_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 INDUSTRY = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
@@ -43,6 +45,12 @@ def money(value: Decimal | None) -> str | None:
     if abs(value) >= Decimal("1e16"):
         return "is too large"
     return None
+
+
+def locale(value: str | None) -> str | None:
+    if value is None or value in LOCALES:
+        return None
+    return f"must be one of {', '.join(LOCALES)}"
 
 
 def email(value: str | None) -> str | None:

@@ -1,0 +1,1 @@
+"""Notifications: the scheduler, webhooks, e-mail and subscriptions (after commit)."""

@@ -1,0 +1,111 @@
+"""The GraphQL ``Subscription`` root: live workflow events, read like the polling query.
+
+A subscription needs the rights of the ``workflowEvents`` query (``Query.workflowEvents``
+call, read on the fields it filters by), sees only events of customers in the viewer's scope,
+and its payload resolves through the same field machinery, so a field the viewer may not read
+is null with ``FORBIDDEN_FIELD``. Roles, scope and data are read again for every event: a
+policy change or a deactivation applies to open subscriptions too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import strawberry
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
+
+from core.api.context import RequestContext, context_of
+from core.api.handover import WorkflowEvent, WorkflowEventFilter, events_in_scope
+from core.authz.view import PermissionView
+from core.domain import User, WorkflowEventRecord
+from core.errors import BatonError, ErrorCode
+from core.notify.subscriptions import EventHub
+from core.services import Services
+
+T = TypeVar("T")
+
+
+class ViewerGone(BatonError):
+    """The subscriber was deactivated or removed while subscribed."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class SubscriptionContext(RequestContext):
+    """A request context that lives as long as a WebSocket connection: each read takes a
+    short session of its own (never a transaction held for hours), and ``refresh`` reloads
+    the viewer's roles, scope and cached rows before each event."""
+
+    def __init__(
+        self,
+        services: Services,
+        viewer: User,
+        permissions: PermissionView,
+        request_id: str,
+        hub: EventHub,
+    ) -> None:
+        super().__init__(services, viewer, permissions, request_id)
+        self.hub = hub
+
+    async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.services.db.reader() as session:
+            return await query(session)
+
+    async def refresh(self) -> None:
+        """The viewer as now: still active, with today's roles and scope, nothing cached."""
+        user = await self.read(lambda s: s.get(User, self.viewer.id))
+        if user is None or not user.active:
+            raise ViewerGone("your user was deactivated; the subscription ends")
+        self.viewer = user
+        self.permissions = await self.services.authz.view_for(user.id)
+        self._scope = None
+        for value in vars(self).values():
+            if isinstance(value, DataLoader):
+                value.clear_all()
+
+
+async def _scalar(stmt: Select[Any], session: AsyncSession) -> Any:
+    return await session.scalar(stmt)
+
+
+def subscription_context(info: Info) -> SubscriptionContext:
+    ctx = context_of(info)
+    assert isinstance(ctx, SubscriptionContext)
+    return ctx
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Workflow events of customers in your scope, as their transactions "
+        "commit (the rights and fields of the `workflowEvents` query). For what happened "
+        "while you were not connected, page `workflowEvents` from the last id you saw."
+    )
+    async def workflow_events(
+        self, info: Info, filter: WorkflowEventFilter | None = None
+    ) -> AsyncGenerator[WorkflowEvent | None, None]:
+        ctx = subscription_context(info)
+        f = filter or WorkflowEventFilter()
+        # Checked before the stream starts, so a refusal is the operation's error.
+        ctx.permissions.require_call("Query.workflowEvents")
+        ctx.permissions.require_read("WorkflowEvent", f.authz_read_fields(), "filter or order")
+        return _events(info, ctx, f)  # type: ignore[return-value]
+
+
+async def _events(
+    info: Info, ctx: SubscriptionContext, f: WorkflowEventFilter
+) -> AsyncIterator[WorkflowEvent]:
+    with ctx.hub.subscribe() as queue:
+        while True:
+            event_id = await queue.get()
+            await ctx.refresh()
+            ctx.permissions.require_call("Query.workflowEvents")  # a revoked right ends it
+            stmt = (await events_in_scope(info, f)).where(WorkflowEventRecord.id == event_id)
+            record = await ctx.read(partial(_scalar, stmt))
+            if record is not None:
+                yield WorkflowEvent.from_model(record)
