@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from core.app import create_app
-from core.auth import issue_token
 from core.clock import FixedClock
 from core.config import Settings
+from core.identity import issue_token
 from core.plugins import Plugin, camel, load_plugins
 from core.services import Actor, Services
 

@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
@@ -29,12 +28,12 @@ from core.api.idempotency import (
     is_valid_key,
 )
 from core.api.schema import BatonSchema
-from core.auth import InvalidToken, user_id_from_header
 from core.authz.view import PermissionView
 from core.config import Settings
 from core.db import database_unavailable
 from core.domain import User
 from core.errors import Conflict
+from core.identity import Authenticator, InvalidToken
 from core.services import Services
 from core.services.audit import current_request_id
 
@@ -62,8 +61,15 @@ def error_response(message: str, code: str, status: int, request_id: str | None)
 class GraphQLEndpoint:
     """The ASGI endpoint behind ``/graphql``."""
 
-    def __init__(self, schema: BatonSchema, services: Services, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: BatonSchema,
+        services: Services,
+        settings: Settings,
+        authenticator: Authenticator,
+    ) -> None:
         self.schema = schema
+        self.authenticator = authenticator
         self.services = services
         self.settings = settings
         self.ide_html = get_graphql_ide_html("graphiql")
@@ -98,7 +104,7 @@ class GraphQLEndpoint:
         if request.method not in ("GET", "POST"):
             return error_response("use GET or POST", "METHOD_NOT_ALLOWED", 405, None)
         try:
-            viewer = await self._authenticate(request)
+            viewer = await self.authenticator.authenticate(request.headers.get("authorization"))
         except InvalidToken as exc:
             return error_response(str(exc), "UNAUTHENTICATED", 401, request_id)
         try:
@@ -207,16 +213,6 @@ class GraphQLEndpoint:
                 viewer.id, key, StoredResponse(response.status_code, bytes(response.body))
             )
         return response
-
-    async def _authenticate(self, request: Request) -> User:
-        user_id = user_id_from_header(
-            request.headers.get("authorization"), self.settings.jwt_secret
-        )
-        async with self.services.db.reader() as session:
-            user = await session.scalar(select(User).where(User.id == user_id))
-        if user is None or not user.active:
-            raise InvalidToken("unknown or deactivated user")
-        return user
 
     async def _payload(self, request: Request) -> Any:
         if request.method == "GET":

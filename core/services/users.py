@@ -62,8 +62,9 @@ class UserService:
         manager_id: str | None = None,
         team: str | None = None,
         capacity: int | None = None,
+        reason: str | None = None,
     ) -> User:
-        """Create an active user with the given roles."""
+        """Create an active user with the given roles (``reason`` goes into the audit log)."""
         roles = sorted(set(roles or []))
         errors = [
             FieldError(path, reason)
@@ -97,7 +98,7 @@ class UserService:
                 await bump_policy_version(session, self.db)
             await session.flush()
             AuditWriter(session, actor, now).record(
-                "createUser", "User", user_id, diff({}, snapshot(user, roles))
+                "createUser", "User", user_id, diff({}, snapshot(user, roles)), reason
             )
         self.store.invalidate()
         return user
