@@ -21,6 +21,7 @@ from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.config import InsecureSettings, Settings
 from core.db import Database
+from core.graphiql import graphiql_assets
 from core.http_security import browser_middleware
 from core.identity import Authenticator
 from core.plugins import PluginRegistry, load_plugins
@@ -95,6 +96,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_text),
+            *([graphiql_assets()] if settings.graphiql else []),
         ],
         middleware=[Middleware(Observe), *browser_middleware(settings.cors_origins)],
         lifespan=lifespan,

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -33,6 +32,7 @@ from core.config import Settings
 from core.db import database_unavailable
 from core.domain import User
 from core.errors import Conflict
+from core.graphiql import PAGE as GRAPHIQL_PAGE
 from core.identity import Authenticator, InvalidToken
 from core.services import Services
 from core.services.audit import current_request_id
@@ -72,7 +72,7 @@ class GraphQLEndpoint:
         self.authenticator = authenticator
         self.services = services
         self.settings = settings
-        self.ide_html = get_graphql_ide_html("graphiql")
+        self.ide_html = GRAPHIQL_PAGE
         self.idempotency = IdempotencyKeys(
             services.db,
             services.clock,
