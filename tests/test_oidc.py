@@ -233,18 +233,20 @@ async def test_a_jwks_url_without_discovery(
         assert await viewer_id(client, provider.token(kid, sub="am.chen")) == "am.chen"
 
 
+@pytest.mark.parametrize("setting", ["jwks_url", "oidc_issuer"])
 async def test_an_unreachable_provider_is_503(
-    settings: Settings, clock: FixedClock, provider: IdentityProvider
+    settings: Settings, clock: FixedClock, provider: IdentityProvider, setting: str
 ) -> None:
     kid = provider.new_key("ES256")
-    down = replace(
-        settings, jwks_url=f"http://127.0.0.1:{free_port()}/jwks", oidc_audience=AUDIENCE
-    )
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    down = replace(settings, oidc_audience=AUDIENCE, **{setting: nowhere})
     async with baton(down, clock) as client:
-        response = await client.http.post(
-            "/graphql",
-            json={"query": VIEWER},
-            headers={"Authorization": f"Bearer {provider.token(kid, sub='am.chen')}"},
-        )
-        assert response.status_code == 503, response.text
-        assert response.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        token = provider.token(kid, sub="am.chen", iss=nowhere)
+        for _ in range(2):  # the second time too (discovery is not retried for a while)
+            response = await client.http.post(
+                "/graphql", json={"query": VIEWER}, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 503, response.text
+            error = response.json()["errors"][0]
+            assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+            assert "identity provider" in error["message"] and "retry later" in error["message"]

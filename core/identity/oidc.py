@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import urllib.request
 from typing import Any
 
@@ -22,6 +23,9 @@ from core.identity.tokens import InvalidToken, decode_checked
 # Asymmetric algorithms only: a key from the provider never verifies an HMAC token.
 ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"})
 FETCH_TIMEOUT = 5.0
+# After a failed discovery, requests fail at once for this long instead of each waiting on a
+# provider that is down (and all of them queueing behind the lock).
+DISCOVERY_RETRY = 10.0
 
 
 class ProviderKeys:
@@ -31,11 +35,18 @@ class ProviderKeys:
         self.settings = settings
         self._client: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
+        self._failed_at = -DISCOVERY_RETRY
 
     def _jwks_client(self) -> jwt.PyJWKClient:
         with self._lock:
             if self._client is None:
-                url = self.settings.jwks_url or self._discover()
+                if time.monotonic() - self._failed_at < DISCOVERY_RETRY:
+                    raise OSError("discovery failed moments ago")
+                try:
+                    url = self.settings.jwks_url or self._discover()
+                except Exception:
+                    self._failed_at = time.monotonic()
+                    raise
                 self._client = jwt.PyJWKClient(
                     url,
                     lifespan=self.settings.jwks_lifespan,
