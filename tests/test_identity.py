@@ -329,3 +329,15 @@ def test_graphiql_renders_in_a_real_browser_under_the_content_security_policy(
     assert 'class="graphiql-container"' in browser.stdout, browser.stdout[-2000:]
     assert "Loading GraphiQL" not in browser.stdout
     assert "Content Security Policy" not in browser.stderr, browser.stderr[-3000:]
+
+
+def test_baton_token_without_a_secret_says_how_to_set_one(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no demo secret here either
+    monkeypatch.delenv("BATON_JWT_SECRET", raising=False)
+    added = runner.invoke(cli, ["user", "add", "am.x", "--name", "X", "--database", database_url])
+    assert added.exit_code == 0, added.output
+    result = runner.invoke(cli, ["token", "am.x", "--database", database_url])
+    assert result.exit_code == 1
+    assert "cannot sign a token: set BATON_JWT_SECRET" in " ".join(result.output.split())
