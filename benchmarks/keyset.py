@@ -32,9 +32,9 @@ from sqlalchemy import text
 
 from benchmarks.postgres import embedded_database
 from core.app import create_app
-from core.auth import issue_token
 from core.config import Settings
 from core.db import Database
+from core.identity import issue_token
 from core.ids import new_id
 from core.services import Actor, Services
 from core.services.pagination import encode_cursor

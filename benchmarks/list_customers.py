@@ -46,14 +46,15 @@ from starlette.routing import Route
 from benchmarks import peer
 from benchmarks.postgres import embedded_database
 from core.app import create_app
-from core.auth import issue_token
 from core.config import Settings
 from core.db import Database
 from core.demo import ADMIN_ID, USERS, demo_customer
 from core.domain import Customer, Ownership, User
+from core.identity import issue_token
 from core.ids import new_id
 from core.services import Actor, Services
 
+SECRET = "benchmark-secret-that-is-long-enough-for-hs256"
 QUERY = """query($first: Int!) { customers(first: $first) {
   edges { node { id name territory valueTier owner { id name } } }
   pageInfo { hasNextPage endCursor } } }"""
@@ -224,7 +225,7 @@ async def measure(
 
 async def per_request_costs(url: str, first: int) -> tuple[int, int]:
     """SQL statements and Casbin calls of one list request as the account manager."""
-    app = create_app(Settings(database_url=url))
+    app = create_app(Settings(database_url=url, jwt_secret=SECRET))
     services: Services = app.state.services
     statements = 0
 
@@ -233,9 +234,7 @@ async def per_request_costs(url: str, first: int) -> tuple[int, int]:
         statements += 1
 
     async with app.router.lifespan_context(app):
-        token = issue_token(
-            ACCOUNT_MANAGER, Settings().jwt_secret, now=datetime.now(UTC), ttl=timedelta(hours=1)
-        )
+        token = issue_token(ACCOUNT_MANAGER, SECRET, now=datetime.now(UTC), ttl=timedelta(hours=1))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             payload = {"query": QUERY, "variables": {"first": first}}
@@ -268,7 +267,7 @@ def main() -> int:
 
 def benchmark(url: str, args: argparse.Namespace) -> int:
     asyncio.run(seed(url, args.customers))
-    secret = Settings().jwt_secret
+    secret = SECRET
     now = datetime.now(UTC)
     tokens = {
         u: issue_token(u, secret, now=now, ttl=timedelta(hours=1))
@@ -276,13 +275,16 @@ def benchmark(url: str, args: argparse.Namespace) -> int:
     }
     runs = {
         "floor (Core query + orjson)": (lambda: floor_app(url), None),
-        "baton, admin": (lambda: create_app(Settings(database_url=url)), tokens[ADMIN_ID]),
+        "baton, admin": (
+            lambda: create_app(Settings(database_url=url, jwt_secret=SECRET)),
+            tokens[ADMIN_ID],
+        ),
         "baton, account manager": (
-            lambda: create_app(Settings(database_url=url)),
+            lambda: create_app(Settings(database_url=url, jwt_secret=SECRET)),
             tokens[ACCOUNT_MANAGER],
         ),
         "baton, account manager, authz off": (
-            lambda: create_app(Settings(database_url=url, authorization=False)),
+            lambda: create_app(Settings(database_url=url, jwt_secret=SECRET, authorization=False)),
             tokens[ACCOUNT_MANAGER],
         ),
     }

@@ -48,8 +48,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from core.auth import issue_token
 from core.demo import USERS
+from core.identity import issue_token
 from tests.conftest import _pg_execute, asyncpg_url
 
 BATON = str(Path(sys.executable).parent / "baton")

@@ -19,8 +19,11 @@ from core.api.observe import Observe
 from core.api.schema import build_schema
 from core.calendar import WorkingCalendar
 from core.clock import Clock
-from core.config import Settings
+from core.config import InsecureSettings, Settings
 from core.db import Database
+from core.graphiql import graphiql_assets
+from core.http_security import browser_middleware
+from core.identity import Authenticator
 from core.notify.subscriptions import EventHub
 from core.notify.subscriptions_ws import SubscriptionEndpoint
 from core.plugins import PluginRegistry, load_plugins
@@ -39,11 +42,15 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app with its plugins (by default those ``settings.plugins`` allows).
 
-    A broken plugin raises ``PluginError`` here, before anything serves. SQLite databases
-    are migrated on start; PostgreSQL must be current.
+    A broken plugin raises ``PluginError`` here, before anything serves, and unsafe settings
+    (no way to sign in, a weak or public JWT secret: ``Settings.problems``) raise
+    ``InsecureSettings``. SQLite databases are migrated on start; PostgreSQL must be current.
     """
     settings = settings or Settings.from_env()
     plugins = plugins if plugins is not None else load_plugins(settings.plugins)
+    problems = settings.problems()
+    if problems:
+        raise InsecureSettings(problems)
     db = Database(
         settings.database_url,
         echo=settings.log_sql,
@@ -66,7 +73,8 @@ def create_app(
         settings.introspection,
     )
     schema = build_schema(plugins, authorization=settings.authorization, limits=limits)
-    endpoint = GraphQLEndpoint(schema, services, settings)
+    authenticator = Authenticator(settings, db, services.authz, services.users)
+    endpoint = GraphQLEndpoint(schema, services, settings, authenticator)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -96,16 +104,20 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/graphql", endpoint.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-            WebSocketRoute("/graphql", SubscriptionEndpoint(schema, services, settings, hub)),
+            WebSocketRoute(
+                "/graphql", SubscriptionEndpoint(schema, services, settings, hub, authenticator)
+            ),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_text),
+            *([graphiql_assets()] if settings.graphiql else []),
         ],
-        middleware=[Middleware(Observe)],
+        middleware=[Middleware(Observe), *browser_middleware(settings.cors_origins)],
         lifespan=lifespan,
     )
     app.state.services = services
     app.state.settings = settings
     app.state.schema = schema
     app.state.events = hub
+    app.state.authenticator = authenticator
     return app

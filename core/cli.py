@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,10 +19,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from core.auth import issue_token
 from core.calendar import WorkingCalendar
 from core.clock import SystemClock
-from core.config import Settings
+from core.config import SECRET_HELP, Settings
 from core.db import Database, NotMigrated
 from core.errors import BatonError
 from core.logs import LogFormat, current_request_id, logging_config
@@ -126,10 +126,21 @@ def serve(
     ``/metrics``; SIGTERM stops accepting connections, finishes requests, then exits 0."""
     import uvicorn
 
+    from core.identity.tokens import demo_secret, issue_service_token
+
     settings = _settings(database)
+    if demo and not settings.jwt_secret:
+        # A random secret made on the first demo run and kept beside its database, so that
+        # the printed token and `baton token` keep working across restarts.
+        settings = replace(settings, jwt_secret=demo_secret(settings, create=True) or "")
+    problems = settings.problems()
+    if problems:
+        for problem in problems:
+            console.print(f"[red]error:[/red] refusing to start: {problem}")
+        raise typer.Exit(1)
     if demo:
         _seed(settings, 200)
-        token = issue_token("admin", settings.jwt_secret, now=_now(), ttl=timedelta(days=1))
+        token = issue_service_token(settings, "admin", now=_now(), ttl=timedelta(days=1))
         url = f"http://{host}:{port}/graphql"
         typer.echo(
             f"Baton demo at {url}\nAdmin token (24 h):\n{token}\n"
@@ -157,6 +168,8 @@ def serve(
     with _multiprocess_metrics():
         # Each worker process builds its own app from the environment.
         os.environ["BATON_DATABASE_URL"] = settings.database_url
+        if settings.jwt_secret:  # the demo's secret, when it came from its file
+            os.environ["BATON_JWT_SECRET"] = settings.jwt_secret
         uvicorn.run("core.app:create_app", factory=True, workers=workers, **options)
 
 
@@ -258,7 +271,9 @@ def token(
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
     database: DatabaseOption = None,
 ) -> None:
-    """Print a bearer token (JWT) for an active user."""
+    """Print a service token (HS256 JWT, signed with BATON_JWT_SECRET, else the demo's
+    secret) for an active user."""
+    from core.identity.tokens import demo_secret, issue_service_token
     from core.services.users import load_user
 
     settings = _settings(database)
@@ -270,7 +285,27 @@ def token(
     if not _run(settings, work):
         console.print(f"[red]error:[/red] user {user_id!r} is deactivated")
         raise typer.Exit(1)
-    typer.echo(issue_token(user_id, settings.jwt_secret, now=_now(), ttl=timedelta(seconds=ttl)))
+    if not settings.jwt_secret:
+        settings = replace(settings, jwt_secret=demo_secret(settings, create=False) or "")
+    if not settings.jwt_secret:
+        console.print(f"[red]error:[/red] cannot sign a token: {SECRET_HELP}")
+        raise typer.Exit(1)
+    typer.echo(issue_service_token(settings, user_id, now=_now(), ttl=timedelta(seconds=ttl)))
+
+
+@app.command()
+def doctor(database: DatabaseOption = None) -> None:
+    """Print the effective settings (secrets masked) and each problem found; exit 1 if any."""
+    with _exit_on_error(ValueError):
+        settings = _settings(database)
+    for name, value in settings.effective().items():
+        typer.echo(f"{name}={value}")
+    problems = settings.problems()
+    for problem in problems:
+        typer.echo(f"problem: {problem}")
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("no problems found")
 
 
 @user_app.command("add")

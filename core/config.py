@@ -8,7 +8,16 @@ from datetime import date
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./baton.db"
+# The secret older releases fell back to; it is public, so Baton refuses to start with it.
 DEV_JWT_SECRET = "baton-development-secret-change-me-in-production"
+MIN_SECRET_BYTES = 32
+USER_CLAIMS = ("sub", "email", "preferred_username")
+SECRET_HELP = (
+    "set BATON_JWT_SECRET to a random value of 32 bytes or more, e.g. "
+    "BATON_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+    "the same on every replica; or configure OpenID Connect (BATON_OIDC_ISSUER) and leave "
+    "it unset to turn service tokens off"
+)
 
 
 def normalise_database_url(url: str) -> str:
@@ -43,6 +52,16 @@ def _names(raw: str | None) -> tuple[str, ...] | None:
 # Settings read from BATON_<NAME> as the type of their default.
 _SCALARS = (
     "jwt_secret",
+    "jwt_audience",
+    "jwt_issuer",
+    "jwt_leeway",
+    "oidc_issuer",
+    "jwks_url",
+    "oidc_audience",
+    "oidc_user_claim",
+    "oidc_provision_role",
+    "jwks_lifespan",
+    "jwks_cooldown",
     "graphiql",
     "max_body_bytes",
     "max_batch_size",
@@ -76,7 +95,22 @@ class Settings:
     """Everything the service needs to start; one instance per process."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    jwt_secret: str = DEV_JWT_SECRET
+    # Service tokens (HS256, `baton token`): off while empty. See docs/admin/sign-in.md.
+    jwt_secret: str = ""
+    jwt_audience: str = ""  # when set, service tokens carry and must carry this `aud`
+    jwt_issuer: str = ""  # when set, service tokens carry and must carry this `iss`
+    jwt_leeway: int = 30  # seconds of clock skew allowed on exp, nbf and iat
+    # OpenID Connect sign-in (RS256/ES256 tokens of an identity provider): off while both
+    # the issuer and the JWKS URL are empty.
+    oidc_issuer: str = ""
+    jwks_url: str = ""
+    oidc_audience: str = ""
+    oidc_user_claim: str = "sub"  # which claim names the Baton user: sub, email, preferred_username
+    oidc_provision_role: str = ""  # when set, unknown users signing in are created with this role
+    jwks_lifespan: float = 300.0  # seconds the provider's key set is cached
+    jwks_cooldown: float = 30.0  # least seconds between refetches for an unknown key id
+    # Browser origins allowed to call the API cross-origin (BATON_CORS_ORIGINS); none: CORS off.
+    cors_origins: tuple[str, ...] = ()
     graphiql: bool = True
     max_body_bytes: int = 1024 * 1024
     max_batch_size: int = 10
@@ -130,6 +164,7 @@ class Settings:
                 if d.strip()
             ),
             plugins=_names(os.environ.get("BATON_PLUGINS")),
+            cors_origins=_names(os.environ.get("BATON_CORS_ORIGINS")) or (),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "database_url" in given:
@@ -139,3 +174,79 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer or self.jwks_url)
+
+    def problems(self) -> list[str]:
+        """What makes these settings unsafe or unusable; empty when they may serve."""
+        found = []
+        secret = self.jwt_secret
+        if secret == DEV_JWT_SECRET:
+            found.append(f"BATON_JWT_SECRET is the public development value; {SECRET_HELP}")
+        elif secret and len(secret.encode()) < MIN_SECRET_BYTES:
+            found.append(
+                f"BATON_JWT_SECRET is {len(secret.encode())} bytes, under "
+                f"{MIN_SECRET_BYTES}; {SECRET_HELP}"
+            )
+        elif not secret and not self.oidc_enabled:
+            found.append(f"no way to sign in: BATON_JWT_SECRET is unset; {SECRET_HELP}")
+        if self.oidc_enabled and not self.oidc_audience:
+            found.append(
+                "BATON_OIDC_AUDIENCE is unset: set it to the audience (client id or API "
+                "identifier) the identity provider puts in tokens meant for Baton"
+            )
+        if self.oidc_user_claim not in USER_CLAIMS:
+            found.append(f"BATON_OIDC_USER_CLAIM must be one of {', '.join(USER_CLAIMS)}")
+        for name, url in (
+            ("BATON_OIDC_ISSUER", self.oidc_issuer),
+            ("BATON_JWKS_URL", self.jwks_url),
+        ):
+            if url and not url.startswith(("https://", "http://")):
+                found.append(f"{name} must be an https:// URL")
+        for origin in self.cors_origins:
+            if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
+                found.append(
+                    f"BATON_CORS_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+                )
+        if self.jwt_leeway < 0 or self.jwt_leeway > 300:
+            found.append("BATON_JWT_LEEWAY must be 0 to 300 seconds")
+        if self.jwks_lifespan <= 0 or self.jwks_cooldown < 0:
+            found.append("BATON_JWKS_LIFESPAN must be over 0 and BATON_JWKS_COOLDOWN 0 or more")
+        return found
+
+    def effective(self) -> dict[str, str]:
+        """Every setting as text, secrets masked (``baton doctor``)."""
+        shown = {}
+        for name in ("database_url", *_SCALARS, "holidays", "plugins", "cors_origins"):
+            value = getattr(self, name)
+            if name == "jwt_secret":
+                text = f"set ({len(value.encode())} bytes)" if value else "unset"
+            elif name == "database_url":
+                text = _mask_password(value)
+            elif isinstance(value, tuple):
+                text = ",".join(map(str, value)) if value is not None else ""
+            elif value is None:
+                text = "(all installed)"
+            else:
+                text = str(value)
+            shown[f"BATON_{name.upper()}"] = text
+        return shown
+
+
+class InsecureSettings(ValueError):
+    """The settings may not serve; the message lists each problem and how to fix it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("refusing to start: " + "; and ".join(problems))
+        self.problems = problems
+
+
+def _mask_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: show nothing of it
+        return "(unparseable)"

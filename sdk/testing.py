@@ -32,10 +32,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.app import create_app
-from core.auth import issue_token
 from core.clock import FixedClock
 from core.config import Settings, normalise_database_url
 from core.db import Database
+from core.identity import issue_token
 from core.plugins import Plugin, camel, load_plugins
 from core.services import Actor, Services
 

@@ -29,10 +29,10 @@ import pytest
 from starlette.applications import Starlette
 
 from core.app import create_app
-from core.auth import issue_token
 from core.clock import FixedClock
 from core.config import Settings
 from core.db import Database
+from core.identity import issue_token
 from core.services import Actor, Services
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"

@@ -17,7 +17,7 @@ from core.cli import app as cli
 from core.demo import seed_demo
 from core.domain import Customer
 from core.services import Services
-from tests.conftest import GraphQLClient
+from tests.conftest import JWT_SECRET, GraphQLClient
 
 DOCS = Path(__file__).parents[1] / "docs"
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
@@ -58,6 +58,7 @@ def test_console_examples_run(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # where the examples write files (the audit anchor)
+    monkeypatch.setenv("BATON_JWT_SECRET", JWT_SECRET)  # as in production: `baton token` signs
     runner = CliRunner()
     for _, body in CONSOLE:
         for line in map(str.strip, body.splitlines()):

@@ -28,11 +28,11 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from core.app import create_app
-from core.auth import issue_token
 from core.clock import FixedClock
 from core.config import Settings
 from core.demo import ADMIN_ID, USERS, seed_demo
 from core.domain import AssignmentRule, Customer
+from core.identity import issue_token
 from core.services import Services
 from tests.conftest import BACKENDS, JWT_SECRET, fresh_database
 

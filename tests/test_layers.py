@@ -26,8 +26,6 @@ RANKS = {
     "core.domain": 0,
     "core.db": 1,
     "sdk": 1,
-    "core.auth": 2,
-    "core.identity": 2,
     "core.authz": 2,
     "core.plugins": 2,
     "plugins": 2,
@@ -39,6 +37,9 @@ RANKS = {
     "core.demo": 4,
     "core.scaffold": 4,
     "core.api": 4,
+    "core.identity": 4,  # tokens → users: reads and provisions users through the services
+    "core.http_security": 4,
+    "core.graphiql": 4,
     "core.web": 5,
     "core.schema_compat": 5,  # the published-schema check: builds the whole schema
     "core.app": 5,

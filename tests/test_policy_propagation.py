@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import httpx
 import psutil
 import pytest
@@ -42,8 +43,9 @@ async def _seed(url: str) -> str:
 
 
 @pytest.fixture
-def two_workers(postgres: str) -> Iterator[tuple[str, str, list[int]]]:
-    """(base URL, customer id, worker pids) of a two-worker server on a fresh database."""
+def two_workers(postgres: str) -> Iterator[tuple[str, str, list[int], str]]:
+    """(base URL, customer id, worker pids, database URL) of a two-worker server on a fresh
+    database."""
     name = f"propagation_{os.getpid()}_{time.monotonic_ns()}"
     asyncio.run(_pg_execute(postgres, f"CREATE DATABASE {name} TEMPLATE baton_template"))
     url = asyncpg_url(postgres, name)
@@ -54,7 +56,7 @@ def two_workers(postgres: str) -> Iterator[tuple[str, str, list[int]]]:
             for p in psutil.Process(server.pid).children(recursive=True)
             if "spawn_main" in " ".join(p.cmdline())
         ]
-        yield base, customer_id, workers
+        yield base, customer_id, workers, url
 
 
 def _ask(base: str, user: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -82,9 +84,9 @@ def _cpu_seconds(pids: list[int]) -> list[float]:
 
 
 def test_every_worker_applies_a_change_on_its_next_request(
-    two_workers: tuple[str, str, list[int]],
+    two_workers: tuple[str, str, list[int], str],
 ) -> None:
-    base, customer_id, workers = two_workers
+    base, customer_id, workers, _ = two_workers
     assert len(workers) == 2, workers
     grant = """mutation($action: String!) { grantPermission(input: {role: "finance",
         object: "Customer.annualRevenue", action: $action}) { permission { role } } }"""
@@ -116,4 +118,35 @@ def test_every_worker_applies_a_change_on_its_next_request(
     assert "errors" not in _ask(base, "admin", unassign, {})
     assert all(
         r["data"]["viewer"]["roles"] == ["finance"] for r in _all(base, "fin.he", customer_id)
+    )
+
+
+def test_a_lost_notification_does_not_leave_a_worker_stale(
+    two_workers: tuple[str, str, list[int], str],
+) -> None:
+    """A change whose NOTIFY never arrives still reaches every worker on its next request:
+    each request reads the policy version along with its user."""
+    base, customer_id, workers, url = two_workers
+    assert all(
+        r["data"]["customer"]["annualRevenue"] is None for r in _all(base, "fin.he", customer_id)
+    )
+
+    async def grant_without_notify() -> None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            async with conn.transaction():  # what a change leaves behind, minus the NOTIFY
+                await conn.execute(
+                    "INSERT INTO casbin_rule (ptype, v0, v1, v2) "
+                    "VALUES ('p', 'finance', 'Customer.annualRevenue', 'read')"
+                )
+                await conn.execute("UPDATE policy_version SET version = version + 1")
+        finally:
+            await conn.close()
+
+    asyncio.run(grant_without_notify())
+    cpu = _cpu_seconds(workers)
+    after = _all(base, "fin.he", customer_id)
+    assert [r["data"]["customer"]["annualRevenue"] for r in after] == ["4242.00"] * REQUESTS
+    assert all(  # both workers answered part of the batch
+        later - start > 0.02 for start, later in zip(cpu, _cpu_seconds(workers), strict=True)
     )

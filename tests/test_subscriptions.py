@@ -20,10 +20,10 @@ import websockets
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 
-from core.auth import issue_token
 from core.clock import FixedClock
 from core.config import Settings
 from core.domain import Handover
+from core.identity import issue_token
 from core.services import Actor, Services
 from tests.conftest import JWT_SECRET, free_port, running
 from tests.test_handover import HANDBOOK
@@ -197,7 +197,7 @@ async def test_a_bad_or_expiring_token_closes_the_connection_with_4401(
         async with connected(url, None) as anonymous:
             assert await closed(anonymous) == (4401, "Unauthorized: missing Authorization header")
         async with connected(url, "nobody") as nobody:
-            assert await closed(nobody) == (4401, "Unauthorized: unknown or deactivated user")
+            assert await closed(nobody) == (4401, "Unauthorized: unknown user 'nobody'")
         async with connected(url, "tm.li", ttl=timedelta(seconds=1)) as li:
             await subscribe(li)
             await until(lambda: listeners(app) == 1)

@@ -10,10 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -30,12 +28,13 @@ from core.api.idempotency import (
 )
 from core.api.request import BadRequest, BodyTooLarge, RequestLimits, read_payload
 from core.api.schema import BatonSchema
-from core.auth import InvalidToken, user_id_from_header
 from core.authz.view import PermissionView
 from core.config import Settings
 from core.db import database_unavailable
 from core.domain import User
 from core.errors import Conflict, ErrorCode
+from core.graphiql import PAGE as GRAPHIQL_PAGE
+from core.identity import Authenticator, InvalidToken
 from core.logs import current_request_id
 from core.services import Services
 
@@ -59,11 +58,18 @@ def error_response(message: str, code: ErrorCode, status: int, request_id: str |
 class GraphQLEndpoint:
     """The ASGI endpoint behind ``/graphql``."""
 
-    def __init__(self, schema: BatonSchema, services: Services, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: BatonSchema,
+        services: Services,
+        settings: Settings,
+        authenticator: Authenticator,
+    ) -> None:
         self.schema = schema
+        self.authenticator = authenticator
         self.services = services
         self.settings = settings
-        self.ide_html = get_graphql_ide_html("graphiql")
+        self.ide_html = GRAPHIQL_PAGE
         self.request_limits = RequestLimits(
             settings.max_body_bytes, settings.max_batch_size, settings.max_tokens
         )
@@ -96,7 +102,7 @@ class GraphQLEndpoint:
         if request.method not in ("GET", "POST"):
             return error_response("use GET or POST", ErrorCode.METHOD_NOT_ALLOWED, 405, None)
         try:
-            viewer = await self._authenticate(request)
+            viewer = await self.authenticator.authenticate(request.headers.get("authorization"))
         except InvalidToken as exc:
             return error_response(str(exc), ErrorCode.UNAUTHENTICATED, 401, request_id)
         try:
@@ -203,16 +209,6 @@ class GraphQLEndpoint:
                 viewer.id, key, StoredResponse(response.status_code, bytes(response.body))
             )
         return response
-
-    async def _authenticate(self, request: Request) -> User:
-        user_id = user_id_from_header(
-            request.headers.get("authorization"), self.settings.jwt_secret
-        )
-        async with self.services.db.reader() as session:
-            user = await session.scalar(select(User).where(User.id == user_id))
-        if user is None or not user.active:
-            raise InvalidToken("unknown or deactivated user")
-        return user
 
     async def _execute(
         self,

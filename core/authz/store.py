@@ -1,7 +1,10 @@
 """The process's policy store: Casbin loaded from the database, views cached per role set.
 
 Policy changes bump ``policy_version`` and, on PostgreSQL, NOTIFY every worker, whose
-listener marks its store stale; the next request reloads. No query per request.
+listener marks its store stale; the next request reloads. Each request also hands the store
+the version it read with its user (``observe``, from ``core.identity``): a change made by
+another process (the CLI on SQLite, a worker whose notification was lost) is seen on the very
+next request, without a query of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 
 import casbin
 from casbin_async_sqlalchemy_adapter import Adapter
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.model import casbin_model
@@ -50,6 +53,7 @@ class PolicyStore:
         self._enforcer: casbin.AsyncEnforcer | None = None
         self._views: dict[tuple[str, ...], PermissionView] = {}
         self._stale = True
+        self._loaded_version: int | None = None  # the policy_version the enforcer was loaded at
         self._lock = asyncio.Lock()
         self._listener = Listener(
             db, CHANNEL, lambda _: self.invalidate(), self._connected, "policy"
@@ -61,6 +65,12 @@ class PolicyStore:
         """Reload policies before the next decision."""
         self._stale = True
 
+    def observe(self, version: int | None) -> None:
+        """A request read ``policy_version``: reload before answering it if that differs from
+        the version the policies were loaded at."""
+        if version != self._loaded_version:
+            self._stale = True
+
     async def _enforcer_now(self) -> casbin.AsyncEnforcer:
         # While a reload runs, callers wait for it rather than answer from the old policies.
         if self._stale or self._enforcer is None or self._lock.locked():
@@ -71,11 +81,17 @@ class PolicyStore:
                         casbin_model(), Adapter(self.db.engine, db_class=CasbinRule)
                     )
                     try:
+                        # Read before loading: a change committed meanwhile reloads again.
+                        async with self.db.reader() as session:
+                            version = await session.scalar(
+                                select(PolicyVersion.version).where(PolicyVersion.id == 1)
+                            )
                         await enforcer.load_policy()
                     except BaseException:
                         self._stale = True  # e.g. the database is down: retry next time
                         raise
                     self._enforcer, self._views = enforcer, {}
+                    self._loaded_version = version
         return self._enforcer
 
     async def roles_of(self, user_id: str) -> list[str]:

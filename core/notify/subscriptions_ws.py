@@ -22,7 +22,6 @@ from typing import Any
 
 import jwt
 from graphql import GraphQLError
-from sqlalchemy import select
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -36,10 +35,10 @@ from strawberry.types.graphql import OperationType
 
 from core.api.errors import format_error
 from core.api.schema import BatonSchema
-from core.auth import InvalidToken, user_id_from_header
 from core.config import Settings
 from core.domain import User
 from core.errors import BatonError
+from core.identity import Authenticator, InvalidToken
 from core.notify.subscriptions import EventHub
 from core.notify.subscriptions_api import SubscriptionContext
 from core.services import Services
@@ -51,15 +50,11 @@ PER_CONNECTION = 10
 
 
 async def authenticate(
-    services: Services, settings: Settings, header: str | None
+    authenticator: Authenticator, header: str | None
 ) -> tuple[User, float | None]:
     """The active user a bearer header names and when its token expires (epoch seconds), or
-    InvalidToken: the same checks as ``/graphql`` over HTTP."""
-    user_id = user_id_from_header(header, settings.jwt_secret)
-    async with services.db.reader() as session:
-        user = await session.scalar(select(User).where(User.id == user_id))
-    if user is None or not user.active:
-        raise InvalidToken("unknown or deactivated user")
+    InvalidToken: the same ``Authenticator`` as ``/graphql`` over HTTP."""
+    user = await authenticator.authenticate(header)
     # Verified above; read again only for its expiry.
     claims = jwt.decode(header.partition(" ")[2].strip(), options={"verify_signature": False})  # type: ignore[union-attr]
     expires = claims.get("exp")
@@ -99,7 +94,7 @@ class Handler(BaseGraphQLTransportWSHandler[Any, None]):
         header = payload.get("Authorization")
         try:
             user, expires = await authenticate(
-                endpoint.services, endpoint.settings, header if isinstance(header, str) else None
+                endpoint.authenticator, header if isinstance(header, str) else None
             )
         except InvalidToken as exc:
             await self.websocket.close(UNAUTHORIZED, f"Unauthorized: {exc}")
@@ -164,7 +159,12 @@ class SubscriptionEndpoint(GraphQL[Any, None]):
     graphql_transport_ws_handler_class = Handler
 
     def __init__(
-        self, schema: BatonSchema, services: Services, settings: Settings, hub: EventHub
+        self,
+        schema: BatonSchema,
+        services: Services,
+        settings: Settings,
+        hub: EventHub,
+        authenticator: Authenticator,
     ) -> None:
         super().__init__(
             _SubscriptionsOnly(schema),  # type: ignore[arg-type]
@@ -176,6 +176,7 @@ class SubscriptionEndpoint(GraphQL[Any, None]):
         self.services = services
         self.settings = settings
         self.hub = hub
+        self.authenticator = authenticator
         self.open: Counter[str] = Counter()
 
     def admit(self, user_id: str) -> bool:

@@ -64,8 +64,10 @@ class UserService:
         team: str | None = None,
         capacity: int | None = None,
         locale: str | None = None,
+        reason: str | None = None,
     ) -> User:
-        """Create an active user with the given roles (``locale``: their e-mails' language)."""
+        """Create an active user with the given roles (``locale``: their e-mails' language;
+        ``reason`` goes into the audit log)."""
         roles = sorted(set(roles or []))
         errors = [
             FieldError(path, reason)
@@ -101,7 +103,7 @@ class UserService:
                 await bump_policy_version(session, self.db)
             await session.flush()
             AuditWriter(session, actor, now).record(
-                "createUser", "User", user_id, diff({}, snapshot(user, roles))
+                "createUser", "User", user_id, diff({}, snapshot(user, roles)), reason
             )
         self.store.invalidate()
         return user

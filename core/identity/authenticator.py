@@ -1,0 +1,141 @@
+"""``Authenticator``: from an ``Authorization`` header to the active ``User`` behind it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import jwt
+from sqlalchemy import ColumnElement, func, select
+
+from core.authz.store import PolicyStore
+from core.config import Settings
+from core.db import Database
+from core.domain import PolicyVersion, User
+from core.errors import BadUserInput
+from core.identity.oidc import ALGORITHMS, ProviderKeys
+from core.identity.tokens import SERVICE_ALGORITHM, InvalidToken, bearer, decode_checked
+from core.services.audit import Actor
+from core.services.users import UserService
+
+log = logging.getLogger("baton.identity")
+PROVISION_REASON = "just-in-time provisioning at first OpenID Connect sign-in"
+
+
+class Authenticator:
+    """Checks bearer tokens of both kinds: service tokens (HS256, ``BATON_JWT_SECRET``) and
+    the identity provider's tokens (RS256/ES256, ``BATON_OIDC_*``), as configured.
+
+    The user row is read together with the policy version, so that a change committed by any
+    process (the CLI, another worker) reaches the policy store before this request is
+    authorised, without a query of its own.
+    """
+
+    def __init__(
+        self, settings: Settings, db: Database, store: PolicyStore, users: UserService
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.users = users
+        self.provider = ProviderKeys(settings) if settings.oidc_enabled else None
+
+    async def authenticate(self, authorization_header: str | None) -> User:
+        """The active user the header's bearer token names, else ``InvalidToken`` (or
+        ``ServiceUnavailable`` when the identity provider cannot be reached)."""
+        token = bearer(authorization_header)
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        if algorithm == SERVICE_ALGORITHM:
+            return await self._service_user(token)
+        if algorithm in ALGORITHMS:
+            return await self._provider_user(token, str(algorithm))
+        raise InvalidToken(f"token algorithm {algorithm!r} is not accepted")
+
+    async def _service_user(self, token: str) -> User:
+        s = self.settings
+        if not s.jwt_secret:
+            raise InvalidToken(
+                "service tokens are off on this server; sign in through the identity provider"
+            )
+        claims = decode_checked(
+            token,
+            s.jwt_secret,
+            [SERVICE_ALGORITHM],
+            audience=s.jwt_audience,
+            issuer=s.jwt_issuer,
+            leeway=s.jwt_leeway,
+        )
+        user_id = _text(claims, "sub")
+        user = await self._user(User.id == user_id)
+        if user is None:
+            raise InvalidToken(f"unknown user {user_id!r}")
+        return _active(user)
+
+    async def _provider_user(self, token: str, algorithm: str) -> User:
+        if self.provider is None:
+            raise InvalidToken("OpenID Connect sign-in is not configured on this server")
+        claims = await self.provider.claims(token, algorithm)
+        claim = self.settings.oidc_user_claim
+        value = _text(claims, claim)
+        match = func.lower(User.email) == value.lower() if claim == "email" else User.id == value
+        user = await self._user(match)
+        if user is None:
+            if not self.settings.oidc_provision_role:
+                raise InvalidToken(
+                    f"no Baton user matches {claim} {value!r}; ask an admin to add you"
+                )
+            user = await self._provision(claims, claim, value)
+        return _active(user)
+
+    async def _user(self, match: ColumnElement[bool]) -> User | None:
+        version = select(PolicyVersion.version).where(PolicyVersion.id == 1).scalar_subquery()
+        async with self.db.reader() as session:
+            row = (await session.execute(select(User, version).where(match))).first()
+        if row is None:
+            return None
+        self.store.observe(row[1])
+        return row[0]
+
+    async def _provision(self, claims: dict[str, Any], claim: str, value: str) -> User:
+        """Create the user a valid provider token names, with the admin's default role."""
+        user_id = value.split("@", 1)[0].lower() if claim == "email" else value
+        email = claims.get("email") if isinstance(claims.get("email"), str) else None
+        name = claims.get("name") if isinstance(claims.get("name"), str) else value
+        try:
+            await self.users.create(
+                Actor.system(),
+                user_id,
+                str(name)[:200],
+                email=email,
+                roles=[self.settings.oidc_provision_role],
+                reason=PROVISION_REASON,
+            )
+        except BadUserInput as exc:
+            taken = await self._user(User.id == user_id)
+            if taken is not None and claim != "email":  # a concurrent first request made it
+                return taken
+            reasons = "; ".join(f"{e.path}: {e.reason}" for e in exc.errors)
+            raise InvalidToken(
+                f"cannot create a Baton user for {claim} {value!r} ({reasons}); "
+                "ask an admin to add you"
+            ) from exc
+        log.info("provisioned user %s at first sign-in", user_id)
+        user = await self._user(User.id == user_id)
+        assert user is not None
+        return user
+
+
+def _text(claims: dict[str, Any], name: str) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidToken(f"token lacks the {name!r} claim that names the Baton user")
+    return value
+
+
+def _active(user: User) -> User:
+    if not user.active:
+        raise InvalidToken(f"user {user.id!r} is deactivated")
+    return user
