@@ -21,6 +21,7 @@ from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.config import Settings
 from core.db import Database
+from core.notify import scheduler_for
 from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 
@@ -58,12 +59,17 @@ def create_app(
     )
     schema = build_schema(plugins, authorization=settings.authorization, limits=limits)
     endpoint = GraphQLEndpoint(schema, services, settings)
+    scheduler = scheduler_for(services, settings) if settings.scheduler else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.prepare()
         await services.authz.start()
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            await scheduler.stop()
         await services.authz.stop()
         await db.dispose()
 
@@ -95,4 +101,5 @@ def create_app(
     app.state.services = services
     app.state.settings = settings
     app.state.schema = schema
+    app.state.scheduler = scheduler
     return app

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -122,12 +123,19 @@ def serve(
     log_format: Annotated[
         LogFormat, typer.Option(envvar="BATON_LOG_FORMAT", help="json (one object a line) or text.")
     ] = "json",
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            envvar="BATON_SCHEDULER",
+            help="Also run the scheduler (one leader across all processes; see `baton worker`).",
+        ),
+    ] = True,
 ) -> None:
     """Serve the GraphQL API (``/graphql``) with probes (``/healthz``, ``/readyz``) and
     ``/metrics``; SIGTERM stops accepting connections, finishes requests, then exits 0."""
     import uvicorn
 
-    settings = _settings(database)
+    settings = replace(_settings(database), scheduler=scheduler)
     if demo:
         _seed(settings, 200)
         token = issue_token("admin", settings.jwt_secret, now=_now(), ttl=timedelta(days=1))
@@ -158,7 +166,39 @@ def serve(
     with _multiprocess_metrics():
         # Each worker process builds its own app from the environment.
         os.environ["BATON_DATABASE_URL"] = settings.database_url
+        os.environ["BATON_SCHEDULER"] = "1" if scheduler else "0"
         uvicorn.run("core.app:create_app", factory=True, workers=workers, **options)
+
+
+@app.command()
+def worker(
+    database: DatabaseOption = None,
+    log_format: Annotated[
+        LogFormat, typer.Option(envvar="BATON_LOG_FORMAT", help="json (one object a line) or text.")
+    ] = "json",
+) -> None:
+    """Run the scheduler without serving HTTP: deadline sweeps, the tier review, webhook
+    delivery. Any number of workers and `baton serve` processes may run; one leads (a
+    PostgreSQL advisory lock; on SQLite a file lock, so one process). SIGTERM or Ctrl-C stops
+    at once; the next leader catches up."""
+    import logging.config
+
+    from core.notify import scheduler_for
+
+    logging.config.dictConfig(logging_config(log_format))
+    settings = _settings(database)
+
+    async def work(services: Services) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = scheduler_for(services, settings)
+        runner.start()
+        await stop.wait()
+        await runner.stop()
+
+    _run(settings, work)
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from core.domain.models import (
     User,
     WorkflowEventRecord,
 )
+from core.domain.notify import DeliveryState, ScheduledJob, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Activity",
@@ -46,6 +47,7 @@ __all__ = [
     "CommunicationChannel",
     "Customer",
     "CustomerKind",
+    "DeliveryState",
     "Handover",
     "HandoverMeeting",
     "HandoverStatus",
@@ -62,8 +64,11 @@ __all__ = [
     "ReassignmentRequest",
     "ReassignmentTrigger",
     "RequestStatus",
+    "ScheduledJob",
     "Strategy",
     "User",
     "ValueTier",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkflowEventRecord",
 ]
