@@ -21,7 +21,8 @@ from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.config import Settings
 from core.db import Database
-from core.notify import scheduler_for
+from core.notify import Scheduler, scheduler_for
+from core.notify.webhooks_delivery import WEBHOOKS
 from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 
@@ -49,7 +50,19 @@ def create_app(
         connect_timeout=settings.db_connect_timeout,
         command_timeout=settings.db_command_timeout,
     )
-    services = Services.create(db, clock, WorkingCalendar(settings.holidays), plugins=plugins)
+    scheduler: Scheduler | None = None
+
+    def wake_webhooks(event: object) -> None:
+        if scheduler is not None:  # events written here go out now, not at the next interval
+            scheduler.wake(WEBHOOKS)
+
+    services = Services.create(
+        db,
+        clock,
+        WorkingCalendar(settings.holidays),
+        plugins=plugins,
+        event_subscribers=[wake_webhooks],
+    )
     limits = QueryLimits(
         settings.max_depth,
         settings.max_aliases,

@@ -199,7 +199,10 @@ async def test_a_sweep_cut_short_and_run_again_fires_nothing_twice(
 
 def test_intervals_come_from_the_environment_and_a_misspelt_job_is_refused() -> None:
     jobs = default_jobs(Settings(schedules=(("deadline_sweep", "5m"), ("tier_review", "off"))))
-    assert [(j.name, j.interval) for j in jobs] == [(DEADLINE_SWEEP, timedelta(minutes=5))]
+    assert [(j.name, j.interval) for j in jobs] == [
+        (DEADLINE_SWEEP, timedelta(minutes=5)),
+        ("webhooks", timedelta(seconds=10)),
+    ]
     assert parse_interval("90") == timedelta(seconds=90)
     assert parse_interval("2d") == timedelta(days=2)
     with pytest.raises(ValueError, match="BATON_SCHEDULE_DEADLINE_SWEPT: no job"):

@@ -27,10 +27,13 @@ async def review_tiers(services: Services, now: datetime) -> int:
 
 
 def default_jobs(settings: Settings) -> list[Job]:
+    from core.notify.webhooks_delivery import webhook_job  # it builds on this package
+
     """Every job with its default interval, then the ``BATON_SCHEDULE_*`` intervals applied."""
     jobs = [
         Job(DEADLINE_SWEEP, timedelta(minutes=15), sweep_deadlines),
         Job(TIER_REVIEW, QUARTERLY, review_tiers),
+        webhook_job(settings),
     ]
     return configure(jobs, dict(settings.schedules))
 
