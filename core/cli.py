@@ -637,3 +637,9 @@ def schema_export(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(export_sdl())
     typer.echo(f"wrote {output}")
+
+
+# Last: the webhooks commands build on the helpers above.
+from core.notify.webhooks_cli import webhooks_app  # noqa: E402
+
+app.add_typer(webhooks_app, name="webhooks")

@@ -185,6 +185,7 @@ class Scheduler:
         self._wanted: set[str] = set()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._was_leading: bool | None = None
 
     @property
     def leading(self) -> bool:
@@ -242,7 +243,7 @@ class Scheduler:
     async def _run(self, job: Job, now: datetime) -> int | None:
         """One run of ``job``, recorded and counted; a failure is logged, never raised."""
         metrics.JOB_RUNS.labels(job.name).inc()
-        log.info("job %s started", job.name, extra={"job": job.name})
+        log.debug("job %s started", job.name, extra={"job": job.name})
         await self._record(job.name, last_started_at=now)
         try:
             count = await job.run(self.services, now)
@@ -259,8 +260,12 @@ class Scheduler:
         await self._record(job.name, last_success_at=now, last_count=count, last_error=None)
         metrics.JOB_ITEMS.labels(job.name).inc(count)
         metrics.JOB_LAST_SUCCESS.labels(job.name).set(now.timestamp())
-        log.info(
-            "job %s done: %d item(s)", job.name, count, extra={"job": job.name, "items": count}
+        log.log(
+            logging.INFO if count else logging.DEBUG,  # frequent jobs that found nothing: quiet
+            "job %s done: %d item(s)",
+            job.name,
+            count,
+            extra={"job": job.name, "items": count},
         )
         return count
 
@@ -272,25 +277,23 @@ class Scheduler:
             log.warning("scheduler could not reach the database to lead", exc_info=True)
             leading = False
         metrics.SCHEDULER_LEADER.set(1 if leading else 0)
+        if leading != self._was_leading:
+            self._was_leading = leading
+            log.info("scheduler %s", "leads" if leading else "follows (another process leads)")
         if not leading:
             return {}
         return await self.run_due()
 
     async def run_forever(self) -> None:
         """Tick until cancelled; a cancelled run is rolled back and done again next time."""
-        log.info(
-            "scheduler started (pid %d): %s", os.getpid(), ", ".join(j.name for j in self.jobs)
-        )
-        was_leading = False
+        names = ", ".join(j.name for j in self.jobs)
+        log.info("scheduler started (pid %d): %s", os.getpid(), names)
         try:
             while True:
                 try:
                     await self.step()
                 except Exception:
                     log.exception("scheduler tick failed")
-                if self.leading != was_leading:
-                    was_leading = self.leading
-                    log.info("scheduler %s", "leads" if was_leading else "follows")
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.tick)

@@ -201,6 +201,11 @@ def _url_error(url: str) -> str | None:
     return None
 
 
+async def _last_event(session: AsyncSession) -> int:
+    last = select(WorkflowEventRecord.id).order_by(WorkflowEventRecord.id.desc()).limit(1)
+    return await session.scalar(last) or 0
+
+
 def _snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return {
         "url": endpoint.url,
@@ -249,9 +254,7 @@ class WebhookService:
         now = self.clock.now()
         async with self.db.transaction() as session:
             await self._validate(session, given, creating=True)
-            last_event = await session.scalar(
-                select(WorkflowEventRecord.id).order_by(WorkflowEventRecord.id.desc()).limit(1)
-            )
+            last_event = await _last_event(session)
             secret = SECRET_PREFIX + secrets.token_urlsafe(32)
             endpoint = WebhookEndpoint(
                 id=new_id("WebhookEndpoint"),
@@ -261,7 +264,7 @@ class WebhookService:
                 description=given.description,
                 active=True if given.active is None else given.active,
                 secret=secret,
-                cursor=last_event or 0,
+                cursor=last_event,
                 created_at=now,
                 created_by_id=actor.user_id,
             )
@@ -291,6 +294,8 @@ class WebhookService:
             endpoint = await self._load(session, endpoint_id)
             await self._validate(session, given, creating=False)
             before = _snapshot(endpoint)
+            if given.active and not endpoint.active:
+                endpoint.cursor = await _last_event(session)  # what it missed stays missed
             for attr in ("url", "role", "description", "active"):
                 value = getattr(given, attr)
                 if value is not None:

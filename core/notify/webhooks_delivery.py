@@ -52,6 +52,9 @@ def backoff(attempts: int, base: float) -> timedelta:
 async def enqueue(session: AsyncSession, now: datetime) -> int:
     """Queue every new outbox event for each active endpoint that wants its kind; returns
     how many deliveries were queued. Each endpoint's ``cursor`` remembers where it stands."""
+    active = WebhookEndpoint.active.is_(True)
+    if await session.scalar(select(WebhookEndpoint.id).where(active).limit(1)) is None:
+        return 0
     if session.get_bind().dialect.name == "postgresql":
         # Wait for transactions still writing events: once they commit, no event with a
         # lower id can appear after we read, so the cursors never skip one.
@@ -61,13 +64,8 @@ async def enqueue(session: AsyncSession, now: datetime) -> int:
     )
     if last is None:
         return 0
-    endpoints = list(
-        await session.scalars(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.active.is_(True), WebhookEndpoint.cursor < last
-            )
-        )
-    )
+    stmt = select(WebhookEndpoint).where(active, WebhookEndpoint.cursor < last)
+    endpoints = list(await session.scalars(stmt))
     queued = 0
     for endpoint in endpoints:
         rows = (
@@ -81,7 +79,7 @@ async def enqueue(session: AsyncSession, now: datetime) -> int:
         ).all()
         if rows:
             dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-            stmt = dialect.insert(WebhookDelivery).values(
+            insert = dialect.insert(WebhookDelivery).values(
                 [
                     {
                         "endpoint_id": endpoint.id,
@@ -95,7 +93,7 @@ async def enqueue(session: AsyncSession, now: datetime) -> int:
                     for (event,) in rows
                 ]
             )
-            await session.execute(stmt.on_conflict_do_nothing())
+            await session.execute(insert.on_conflict_do_nothing())
             queued += len(rows)
         endpoint.cursor = last
     return queued
