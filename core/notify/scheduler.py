@@ -103,51 +103,47 @@ def configure(jobs: Iterable[Job], schedules: Mapping[str, str]) -> list[Job]:
 
 
 class Leadership:
-    """Who leads: a PostgreSQL advisory lock on its own connection, or a file lock (SQLite)."""
+    """Who leads: a PostgreSQL advisory lock on its own connection, or a file lock (SQLite).
+
+    A follower keeps its connection and tries the lock again at each tick, so that waiting
+    costs one cheap statement, not a new connection.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conn: asyncpg.Connection | None = None
         self._file: IO[bytes] | None = None
+        self._held = False
 
     @property
     def held(self) -> bool:
-        return self._conn is not None or self._file is not None
+        return self._held
 
     async def acquire(self) -> bool:
         """Try once to lead (without waiting); True when this runner leads (or already did)."""
-        if self.held:
-            return await self._still_held()
         if self.db.is_sqlite:
-            return self._lock_file()
-        dsn = make_url(self.db.url).set(drivername="postgresql")
-        conn = await asyncpg.connect(
-            dsn.render_as_string(hide_password=False), timeout=self.db.connect_timeout
-        )
+            self._held = self._held or self._lock_file()
+            return self._held
+        timeout = self.db.connect_timeout
         try:
-            got = await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1)", LEADER_LOCK_KEY, timeout=self.db.connect_timeout
-            )
-        except BaseException:
-            await conn.close()
-            raise
-        if not got:
-            await conn.close()
-            return False
-        self._conn = conn
-        return True
-
-    async def _still_held(self) -> bool:
-        """A lost connection loses the lock: probe it, and give up leading when it fails."""
-        if self._conn is None:
-            return True  # the file lock lasts as long as the process holds the file
-        try:
-            await self._conn.execute("SELECT 1", timeout=self.db.connect_timeout)
-            return True
+            if self._conn is None:
+                dsn = make_url(self.db.url).set(drivername="postgresql")
+                self._conn = await asyncpg.connect(
+                    dsn.render_as_string(hide_password=False), timeout=timeout
+                )
+            if self._held:  # a lost connection loses the lock: probe it
+                await self._conn.execute("SELECT 1", timeout=timeout)
+            else:
+                got = await self._conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", LEADER_LOCK_KEY, timeout=timeout
+                )
+                self._held = bool(got)
         except Exception:
-            log.warning("scheduler lost its leader connection", exc_info=True)
+            if self._held:
+                log.warning("scheduler lost its leader connection", exc_info=True)
             await self.release()
-            return False
+            raise
+        return self._held
 
     def _lock_file(self) -> bool:
         path = make_url(self.db.url).database
@@ -164,6 +160,7 @@ class Leadership:
 
     async def release(self) -> None:
         """Stop leading (the lock is freed with the connection or the file)."""
+        self._held = False
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
