@@ -22,7 +22,7 @@ from core.db import Database
 from core.domain import Customer
 from core.notify.webhooks_delivery import MAX_BACKOFF, Deliverer, backoff
 from core.services import Actor, Services
-from tests.conftest import GraphQLClient, error_codes
+from tests.conftest import GraphQLClient, client_of, create_team, error_codes, running
 from tests.test_handover_workflow import open_handover
 from tests.webhook_receiver import Receiver, receiver
 
@@ -286,3 +286,44 @@ async def test_endpoint_input_is_checked_and_changes_are_audited(
         "updateWebhookEndpoint",
     ]
     assert secret not in str(entries) and rotated["secret"] not in str(entries)
+
+
+async def test_a_handover_with_the_clock_advanced_calls_the_webhook_at_each_deadline(
+    settings: Settings, clock: FixedClock, hooks: Receiver
+) -> None:
+    """The scheduler inside the app: the opening goes out at once (woken by the commit), the
+    deadline warnings when the clock reaches them, each exactly once."""
+    scheduled = replace(settings, scheduler=True, scheduler_tick=0.05)
+    async with running(scheduled, clock) as app, client_of(app, clock) as gql:
+        services: Services = app.state.services
+        await create_team(services)
+        types = ("HANDOVER_OPENED", "DUE_SOON", "OVERDUE")
+        await register(gql, hooks.url, role="auditor", types=types)
+
+        async def received(n: int) -> list[tuple[str, Any]]:
+            """What came, once ``n`` requests did and several ticks passed without more."""
+            for _ in range(200):
+                if len(hooks.received) >= n:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.4)
+            return [(r.json["type"], r.json["data"].get("details")) for r in hooks.received]
+
+        await open_handover(services, "Acme")  # Monday 09:00; the handbook is due Thursday 09:00
+        [(kind, _)] = await received(1)
+        assert kind == "HANDOVER_OPENED"
+        clock.advance(timedelta(days=1))  # Tuesday: nothing due within a working day
+        assert len(await received(1)) == 1
+        clock.advance(timedelta(days=1))  # Wednesday 09:00
+        due = {
+            "status": "HANDBOOK_PENDING",
+            "step": "submitHandbook",
+            "dueAt": "2026-03-05T09:00:00+00:00",
+        }
+        assert (await received(2))[1] == ("DUE_SOON", due)
+        clock.advance(timedelta(days=1, minutes=15))  # Thursday 09:15
+        assert (await received(3))[2] == ("OVERDUE", due)
+        clock.advance(timedelta(hours=2))
+        assert len(await received(3)) == 3  # each deadline once
+        customer = hooks.received[2].json["data"]["customer"]
+        assert customer["name"] == "Acme" and "annualRevenue" not in customer
