@@ -24,8 +24,10 @@ from core.db import Database
 from core.graphiql import graphiql_assets
 from core.http_security import browser_middleware
 from core.identity import Authenticator
+from core.notify import Scheduler, scheduler_for
 from core.notify.subscriptions import EventHub
 from core.notify.subscriptions_ws import SubscriptionEndpoint
+from core.notify.webhooks_delivery import WEBHOOKS
 from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 
@@ -58,12 +60,18 @@ def create_app(
         command_timeout=settings.db_command_timeout,
     )
     hub = EventHub(db)
+    scheduler: Scheduler | None = None
+
+    def wake_webhooks(event: object) -> None:
+        if scheduler is not None:  # events written here go out now, not at the next interval
+            scheduler.wake(WEBHOOKS)
+
     services = Services.create(
         db,
         clock,
         WorkingCalendar(settings.holidays),
         plugins=plugins,
-        event_subscribers=[hub.on_outbox],
+        event_subscribers=[hub.on_outbox, wake_webhooks],
     )
     limits = QueryLimits(
         settings.max_depth,
@@ -75,13 +83,18 @@ def create_app(
     schema = build_schema(plugins, authorization=settings.authorization, limits=limits)
     authenticator = Authenticator(settings, db, services.authz, services.users)
     endpoint = GraphQLEndpoint(schema, services, settings, authenticator)
+    scheduler = scheduler_for(services, settings) if settings.scheduler else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.prepare()
         await services.authz.start()
         await hub.start()
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            await scheduler.stop()
         await hub.stop()
         await services.authz.stop()
         await db.dispose()
@@ -120,4 +133,5 @@ def create_app(
     app.state.schema = schema
     app.state.events = hub
     app.state.authenticator = authenticator
+    app.state.scheduler = scheduler
     return app

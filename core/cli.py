@@ -121,6 +121,13 @@ def serve(
     log_format: Annotated[
         LogFormat, typer.Option(envvar="BATON_LOG_FORMAT", help="json (one object a line) or text.")
     ] = "json",
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            envvar="BATON_SCHEDULER",
+            help="Also run the scheduler (one leader across all processes; see `baton worker`).",
+        ),
+    ] = True,
 ) -> None:
     """Serve the GraphQL API (``/graphql``) with probes (``/healthz``, ``/readyz``) and
     ``/metrics``; SIGTERM stops accepting connections, finishes requests, then exits 0."""
@@ -128,7 +135,7 @@ def serve(
 
     from core.identity.tokens import demo_secret, issue_service_token
 
-    settings = _settings(database)
+    settings = replace(_settings(database), scheduler=scheduler)
     if demo and not settings.jwt_secret:
         # A random secret made on the first demo run and kept beside its database, so that
         # the printed token and `baton token` keep working across restarts.
@@ -170,7 +177,39 @@ def serve(
         os.environ["BATON_DATABASE_URL"] = settings.database_url
         if settings.jwt_secret:  # the demo's secret, when it came from its file
             os.environ["BATON_JWT_SECRET"] = settings.jwt_secret
+        os.environ["BATON_SCHEDULER"] = "1" if scheduler else "0"
         uvicorn.run("core.app:create_app", factory=True, workers=workers, **options)
+
+
+@app.command()
+def worker(
+    database: DatabaseOption = None,
+    log_format: Annotated[
+        LogFormat, typer.Option(envvar="BATON_LOG_FORMAT", help="json (one object a line) or text.")
+    ] = "json",
+) -> None:
+    """Run the scheduler without serving HTTP: deadline sweeps, the tier review, webhook
+    delivery. Any number of workers and `baton serve` processes may run; one leads (a
+    PostgreSQL advisory lock; on SQLite a file lock, so one process). SIGTERM or Ctrl-C stops
+    at once; the next leader catches up."""
+    import logging.config
+
+    from core.notify import scheduler_for
+
+    logging.config.dictConfig(logging_config(log_format))
+    settings = _settings(database)
+
+    async def work(services: Services) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = scheduler_for(services, settings)
+        runner.start()
+        await stop.wait()
+        await runner.stop()
+
+    _run(settings, work)
 
 
 @contextmanager
@@ -656,3 +695,9 @@ def schema_export(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(export_sdl())
     typer.echo(f"wrote {output}")
+
+
+# Last: the webhooks commands build on the helpers above.
+from core.notify.webhooks_cli import webhooks_app  # noqa: E402
+
+app.add_typer(webhooks_app, name="webhooks")

@@ -18,6 +18,7 @@ SECRET_HELP = (
     "the same on every replica; or configure OpenID Connect (BATON_OIDC_ISSUER) and leave "
     "it unset to turn service tokens off"
 )
+SCHEDULE_PREFIX = "BATON_SCHEDULE_"
 
 
 def normalise_database_url(url: str) -> str:
@@ -87,6 +88,12 @@ _SCALARS = (
     "email_max_attempts",
     "default_locale",
     "max_subscriptions_per_user",
+    "scheduler",
+    "scheduler_tick",
+    "webhook_timeout",
+    "webhook_max_attempts",
+    "webhook_backoff",
+    "webhook_concurrency",
 )
 
 
@@ -128,6 +135,19 @@ class Settings:
     # PostgreSQL waits (seconds): a connection (new or from the pool), and one statement.
     db_connect_timeout: float = 2.0
     db_command_timeout: float = 15.0
+    # Run the scheduler (core.notify) in this process; `baton serve` and `baton worker` turn
+    # it on (BATON_SCHEDULER=0 keeps `baton serve` from scheduling), apps built in code don't.
+    scheduler: bool = False
+    # Seconds between the scheduler's looks at what is due (and at its leadership).
+    scheduler_tick: float = 5.0
+    # Job intervals by job name, from BATON_SCHEDULE_<JOB>=15m|1h|2d|900|quarterly|off.
+    schedules: tuple[tuple[str, str], ...] = ()
+    # Webhooks: seconds one request may take, attempts before DEAD, the first retry's delay
+    # (doubling each time, with jitter), requests in flight at once.
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_backoff: float = 30.0
+    webhook_concurrency: int = 8
     # Non-working days besides weekends, for deadlines (BATON_HOLIDAYS=2026-10-01,2026-10-02).
     holidays: tuple[date, ...] = ()
     # The plugins to load (BATON_PLUGINS=banking,acme; empty: none); None loads every installed one.
@@ -165,6 +185,13 @@ class Settings:
             ),
             plugins=_names(os.environ.get("BATON_PLUGINS")),
             cors_origins=_names(os.environ.get("BATON_CORS_ORIGINS")) or (),
+            schedules=tuple(
+                sorted(
+                    (name.removeprefix(SCHEDULE_PREFIX).lower(), value)
+                    for name, value in os.environ.items()
+                    if name.startswith(SCHEDULE_PREFIX)
+                )
+            ),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "database_url" in given:

@@ -16,6 +16,8 @@ PREFIXES = {
     "ReassignmentRequest": "req",
     "Handover": "hnd",
     "WorkflowEvent": "evt",
+    "WebhookEndpoint": "whe",
+    "WebhookDelivery": "whd",
 }
 
 

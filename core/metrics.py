@@ -15,6 +15,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -35,6 +36,25 @@ OPERATION_DURATION = Histogram(
     ["operation", "type"],
 )
 ERRORS = Counter("baton_errors", "Errors returned to clients, by extensions.code.", ["code"])
+JOB_RUNS = Counter("baton_scheduler_runs", "Scheduled job runs (failed ones too).", ["job"])
+JOB_FAILURES = Counter("baton_scheduler_failures", "Scheduled job runs that failed.", ["job"])
+JOB_ITEMS = Counter(
+    "baton_scheduler_items", "Items a job processed (events, deliveries, customers).", ["job"]
+)
+JOB_LAST_SUCCESS = Gauge(
+    "baton_scheduler_last_success_timestamp_seconds",
+    "When a job last succeeded (Unix time, by the service clock).",
+    ["job"],
+    multiprocess_mode="max",
+)
+SCHEDULER_LEADER = Gauge(
+    "baton_scheduler_leader",
+    "1 in the process that leads the scheduler, else 0 (summed over live workers).",
+    multiprocess_mode="livesum",
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "baton_webhook_attempts", "Webhook requests sent, by outcome.", ["outcome"]
+)
 
 PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
 MAX_OPERATION_NAMES = 200  # per process; later names count as "other"

@@ -217,8 +217,7 @@ async def write_lock(database_url: str) -> AsyncIterator[None]:
         await pg.close()
 
 
-@pytest.fixture
-async def admin(services: Services) -> str:
+async def create_team(services: Services) -> None:
     """An admin user, and two account managers reporting to a team manager."""
     system = Actor.system()
     await services.users.create(system, "admin", "Ada Admin", roles=["admin"])
@@ -227,6 +226,12 @@ async def admin(services: Services) -> str:
         await services.users.create(
             system, uid, uid.title(), roles=["account_manager"], manager_id="tm.li", team="east"
         )
+
+
+@pytest.fixture
+async def admin(services: Services) -> str:
+    """An admin user, and two account managers reporting to a team manager."""
+    await create_team(services)
     return "admin"
 
 

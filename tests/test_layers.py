@@ -31,9 +31,11 @@ RANKS = {
     "plugins": 2,
     "core.services": 3,
     "core.notify": 3,
-    # The notify room's faces: the GraphQL subscription type, and its WebSocket transport.
+    # The notify room's faces: GraphQL types, the WebSocket transport, CLI commands.
     "core.notify.subscriptions_api": 4,
+    "core.notify.webhooks_api": 4,
     "core.notify.subscriptions_ws": 5,
+    "core.notify.webhooks_cli": 6,
     "core.demo": 4,
     "core.scaffold": 4,
     "core.api": 4,

@@ -23,6 +23,7 @@ from core.api.inputs import (
 )
 from core.api.insight import InsightMutation
 from core.api.types import Customer, User
+from core.notify.webhooks_api import WebhookMutation
 from core.services.users import load_user
 
 
@@ -107,6 +108,7 @@ class Mutation(
     HandoverMutation,
     HandoverStepMutation,
     InsightMutation,
+    WebhookMutation,
 ):
     @strawberry.mutation(description="Give a customer that has no owner its owner.")
     async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload | None:

@@ -32,6 +32,7 @@ from core.api.types import (
 from core.authz.defaults import Scope
 from core.errors import NotFound
 from core.ids import PREFIXES, type_of_id
+from core.notify.webhooks_api import WebhookQuery
 from core.services import audit as audit_service
 from core.services import customers as customer_service
 from core.services import ownership as ownership_service
@@ -94,7 +95,7 @@ NODES: dict[str, tuple[str, Callable[[Info, str], Awaitable[Node | None]]]] = {
 
 
 @strawberry.type
-class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery):
+class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery, WebhookQuery):
     @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:
         ctx = context_of(info)

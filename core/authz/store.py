@@ -102,7 +102,11 @@ class PolicyStore:
 
     async def view_for(self, user_id: str) -> PermissionView:
         """The permission view of the user's roles (computed once per role set and version)."""
-        roles = tuple(await self.roles_of(user_id))
+        return await self.view_for_roles(tuple(await self.roles_of(user_id)))
+
+    async def view_for_roles(self, roles: tuple[str, ...]) -> PermissionView:
+        """The permission view of ``roles`` (sorted), for readers that are not users, such
+        as webhook endpoints."""
         view = self._views.get(roles)
         if view is None:
             enforcer = await self._enforcer_now()

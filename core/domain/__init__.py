@@ -35,6 +35,7 @@ from core.domain.models import (
     WorkflowEventRecord,
 )
 from core.domain.notices import LOCALES, EmailCursor, EmailNotice, NoticeStatus
+from core.domain.notify import DeliveryState, ScheduledJob, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "LOCALES",
@@ -48,6 +49,7 @@ __all__ = [
     "CommunicationChannel",
     "Customer",
     "CustomerKind",
+    "DeliveryState",
     "EmailCursor",
     "EmailNotice",
     "Handover",
@@ -67,8 +69,11 @@ __all__ = [
     "ReassignmentRequest",
     "ReassignmentTrigger",
     "RequestStatus",
+    "ScheduledJob",
     "Strategy",
     "User",
     "ValueTier",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkflowEventRecord",
 ]
