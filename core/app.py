@@ -23,6 +23,7 @@ from core.config import Settings
 from core.db import Database
 from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
+from core.web import web_routes
 
 log = logging.getLogger("baton")
 # A probe must answer before the orchestrator's own timeout (commonly 1 s to a few).
@@ -88,6 +89,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_text),
+            *web_routes(),
         ],
         middleware=[Middleware(Observe)],
         lifespan=lifespan,

@@ -13,7 +13,6 @@ import orjson
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -34,11 +33,14 @@ from core.authz.view import PermissionView
 from core.config import Settings
 from core.db import database_unavailable
 from core.domain import User
-from core.errors import Conflict
+from core.errors import BadUserInput, Conflict, Forbidden
 from core.services import Services
 from core.services.audit import current_request_id
+from core.web.pages import graphiql_html
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# "See as" (core.services.see_as): ``role:<name>`` or ``user:<id>``, for viewers allowed to.
+SEE_AS_HEADER = "x-baton-see-as"
 # Outcomes that say nothing about the request itself: its retry should run, not replay them.
 _RETRYABLE = frozenset({"TIMEOUT", "INTERNAL"})
 
@@ -66,7 +68,7 @@ class GraphQLEndpoint:
         self.schema = schema
         self.services = services
         self.settings = settings
-        self.ide_html = get_graphql_ide_html("graphiql")
+        self.ide_html = graphiql_html()
         self.idempotency = IdempotencyKeys(
             services.db,
             services.clock,
@@ -119,6 +121,22 @@ class GraphQLEndpoint:
                 400,
                 request_id,
             )
+        permissions = (
+            await self.services.authz.view_for(viewer.id)
+            if self.settings.authorization
+            else PermissionView.allow_all()
+        )
+        target = request.headers.get(SEE_AS_HEADER)
+        if target is not None:
+            try:
+                seen = await self.services.see_as.assume(
+                    viewer, permissions, target.strip(), orjson.dumps(payload).decode()
+                )
+            except Forbidden as exc:
+                return error_response(exc.message, "FORBIDDEN", 403, request_id)
+            except BadUserInput as exc:
+                return error_response(exc.message, "BAD_REQUEST", 400, request_id)
+            viewer, permissions = seen.user, seen.permissions
         allowed = (
             {OperationType.QUERY}
             if request.method == "GET"
@@ -126,20 +144,20 @@ class GraphQLEndpoint:
         )
         key = request.headers.get(HEADER) if request.method == "POST" else None
         if key is None:
-            response, _ = await self._answer(viewer, payload, allowed, request_id)
+            response, _ = await self._answer(viewer, permissions, payload, allowed, request_id)
             return response
-        return await self._answer_once(key, viewer, payload, allowed, request_id)
+        return await self._answer_once(key, viewer, permissions, payload, allowed, request_id)
 
     async def _answer(
-        self, viewer: User, payload: Any, allowed: set[OperationType], request_id: str
+        self,
+        viewer: User,
+        permissions: PermissionView,
+        payload: Any,
+        allowed: set[OperationType],
+        request_id: str,
     ) -> tuple[Response, bool]:
         """The response, and whether it may be retried: an operation timed out or failed
         unexpectedly, so its transaction was rolled back."""
-        permissions = (
-            await self.services.authz.view_for(viewer.id)
-            if self.settings.authorization
-            else PermissionView.allow_all()
-        )
         context = RequestContext(self.services, viewer, permissions, request_id)
         deadline = asyncio.get_running_loop().time() + self.settings.execution_timeout
         operations = payload if isinstance(payload, list) else [payload]
@@ -162,6 +180,7 @@ class GraphQLEndpoint:
         self,
         key: str,
         viewer: User,
+        permissions: PermissionView,
         payload: Any,
         allowed: set[OperationType],
         request_id: str,
@@ -196,7 +215,9 @@ class GraphQLEndpoint:
                 headers={"X-Request-Id": request_id, "Idempotent-Replayed": "true"},
             )
         try:
-            response, retryable = await self._answer(viewer, payload, allowed, request_id)
+            response, retryable = await self._answer(
+                viewer, permissions, payload, allowed, request_id
+            )
         except BaseException:
             await self.idempotency.release(viewer.id, key)  # it crashed: let a retry run
             raise

@@ -88,7 +88,11 @@ class PolicyStore:
 
     async def view_for(self, user_id: str) -> PermissionView:
         """The permission view of the user's roles (computed once per role set and version)."""
-        roles = tuple(await self.roles_of(user_id))
+        return await self.view_for_roles(await self.roles_of(user_id))
+
+    async def view_for_roles(self, role_names: list[str]) -> PermissionView:
+        """The permission view of a set of roles (what a user holding them gets)."""
+        roles = tuple(sorted(set(role_names)))
         view = self._views.get(roles)
         if view is None:
             enforcer = await self._enforcer_now()

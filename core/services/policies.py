@@ -149,7 +149,9 @@ class PolicyService:
             for r in roles
         ]
 
-    async def grant(self, actor: Actor, role: str, obj: str, action: str) -> None:
+    async def grant(
+        self, actor: Actor, role: str, obj: str, action: str, reason: str | None = None
+    ) -> None:
         """Allow ``role`` to ``action`` on ``obj``; granting twice changes nothing."""
         errors = _permission_errors(role, obj, action)
         if errors:
@@ -158,18 +160,22 @@ class PolicyService:
             if await self._line(session, role, obj, action) is None:
                 session.add(CasbinRule(ptype="p", v0=role, v1=obj, v2=action))
                 await self._changed(
-                    session, actor, "grantPermission", role, None, f"{obj}:{action}"
+                    session, actor, "grantPermission", role, None, f"{obj}:{action}", reason
                 )
         self.store.invalidate()
 
-    async def revoke(self, actor: Actor, role: str, obj: str, action: str) -> None:
+    async def revoke(
+        self, actor: Actor, role: str, obj: str, action: str, reason: str | None = None
+    ) -> None:
         """Withdraw a granted permission; one that was never granted is NOT_FOUND."""
         async with self.db.transaction() as session:
             line = await self._line(session, role, obj, action)
             if line is None:
                 raise NotFound("Permission", f"{role}, {obj}, {action}")
             await session.delete(line)
-            await self._changed(session, actor, "revokePermission", role, f"{obj}:{action}", None)
+            await self._changed(
+                session, actor, "revokePermission", role, f"{obj}:{action}", None, reason
+            )
         self.store.invalidate()
 
     async def assign_role(self, actor: Actor, user_id: str, role: str, *, add: bool) -> User:
@@ -218,8 +224,13 @@ class PolicyService:
         role: str,
         before: str | None,
         after: str | None,
+        reason: str | None,
     ) -> None:
         await bump_policy_version(session, self.db)
         AuditWriter(session, actor, self.clock.now()).record(
-            action, "Role", role, [{"field": "permission", "before": before, "after": after}]
+            action,
+            "Role",
+            role,
+            [{"field": "permission", "before": before, "after": after}],
+            reason,
         )

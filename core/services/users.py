@@ -13,7 +13,7 @@ from core.domain import ReassignmentRequest, User
 from core.errors import BadUserInput, FieldError, InvalidState, NotFound
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff
-from core.services.reassignment import release_book
+from core.services.reassignment import Release, plan_release, release_book
 
 
 def snapshot(user: User, roles: list[str]) -> dict[str, object]:
@@ -143,3 +143,11 @@ class UserService:
                 "deactivateUser", "User", user_id, diff(before, snapshot(user, roles)), reason
             )
             return user, await release_book(session, actor, user_id, now, reason)
+
+    async def preview_deactivation(self, user_id: str) -> tuple[User, list[Release]]:
+        """What ``deactivate`` would do to the user's customers, with nothing written."""
+        async with self.db.reader() as session:
+            user = await load_user(session, user_id)
+            if not user.active:
+                raise InvalidState(f"User {user_id!r} is already deactivated", state="INACTIVE")
+            return user, await plan_release(session, user_id)
