@@ -159,6 +159,9 @@ class CreateUserInput:
 class DeactivateUserInput:
     user_id: strawberry.ID
     reason: str | None = None
+    dry_run: bool = strawberry.field(
+        default=False, description="Only show what it would do (`releases`); write nothing."
+    )
 
     authz_entity: ClassVar[str] = "User"
 

@@ -282,12 +282,17 @@ async def plan_release(session: AsyncSession, user_id: str) -> list[Release]:
 
 
 async def release_book(
-    session: AsyncSession, actor: Actor, user_id: str, now: datetime, reason: str | None
+    session: AsyncSession,
+    actor: Actor,
+    user_id: str,
+    plan: list[Release],
+    now: datetime,
+    reason: str | None,
 ) -> list[ReassignmentRequest]:
-    """Inside a user's deactivation: every customer the user owns passes at once to its backup
-    as INTERIM owner (or stays unowned when it has no active backup), and gets an OWNER_LEFT
-    request for its next owner. Set-based: a constant number of statements for any book."""
-    plan = await plan_release(session, user_id)
+    """Inside a user's deactivation, carry out ``plan_release``'s ``plan``: every customer the
+    user owns passes at once to its backup as INTERIM owner (or stays unowned when it has no
+    active backup), and gets an OWNER_LEFT request for its next owner. Set-based: a constant
+    number of statements for any book."""
     if not plan:
         return []
     interim = {r.customer_id: r.interim_owner_id for r in plan if r.interim_owner_id}

@@ -127,9 +127,10 @@ class UserService:
 
     async def deactivate(
         self, actor: Actor, user_id: str, reason: str | None = None
-    ) -> tuple[User, list[ReassignmentRequest]]:
+    ) -> tuple[User, list[ReassignmentRequest], list[Release]]:
         """Mark the user inactive (no more sign-in, never eligible as an owner) and, in the same
-        transaction, release their customers (see ``release_book``)."""
+        transaction, release their customers (see ``release_book``): the user, the requests
+        opened and what happened to each customer."""
         now = self.clock.now()
         async with self.db.transaction() as session:
             user = await load_user(session, user_id)
@@ -142,7 +143,9 @@ class UserService:
             AuditWriter(session, actor, now).record(
                 "deactivateUser", "User", user_id, diff(before, snapshot(user, roles)), reason
             )
-            return user, await release_book(session, actor, user_id, now, reason)
+            plan = await plan_release(session, user_id)
+            requests = await release_book(session, actor, user_id, plan, now, reason)
+            return user, requests, plan
 
     async def preview_deactivation(self, user_id: str) -> tuple[User, list[Release]]:
         """What ``deactivate`` would do to the user's customers, with nothing written."""
