@@ -106,6 +106,7 @@ class PermissionInput:
 class RoleInput:
     user_id: strawberry.ID
     role: str
+    reason: str | None = strawberry.field(default=None, description="Recorded in the audit log.")
 
 
 @strawberry.type
@@ -225,7 +226,7 @@ class AdminMutation:
     async def assign_role(self, info: Info, input: RoleInput) -> RolePayload | None:
         ctx = context_of(info)
         user = await ctx.services.policies.assign_role(
-            ctx.actor, input.user_id, input.role, add=True
+            ctx.actor, input.user_id, input.role, add=True, reason=input.reason
         )
         return RolePayload(user=User.from_model(user))
 
@@ -233,6 +234,6 @@ class AdminMutation:
     async def unassign_role(self, info: Info, input: RoleInput) -> RolePayload | None:
         ctx = context_of(info)
         user = await ctx.services.policies.assign_role(
-            ctx.actor, input.user_id, input.role, add=False
+            ctx.actor, input.user_id, input.role, add=False, reason=input.reason
         )
         return RolePayload(user=User.from_model(user))

@@ -141,7 +141,10 @@ class PolicyService:
         return [
             RolePolicy(
                 role=r,
-                inherits=sorted(str(x.v1) for x in lines if x.ptype == "g" and x.v0 == r),
+                # A user whose id is also a role name (``admin``) is not the role inheriting.
+                inherits=sorted(
+                    str(x.v1) for x in lines if x.ptype == "g" and x.v0 == r and x.v1 != r
+                ),
                 permissions=sorted(
                     (str(x.v1), str(x.v2)) for x in lines if x.ptype == "p" and x.v0 == r
                 ),
@@ -178,7 +181,9 @@ class PolicyService:
             )
         self.store.invalidate()
 
-    async def assign_role(self, actor: Actor, user_id: str, role: str, *, add: bool) -> User:
+    async def assign_role(
+        self, actor: Actor, user_id: str, role: str, *, add: bool, reason: str | None = None
+    ) -> User:
         """Give (``add``) or take away a role; the user's next request sees the change."""
         async with self.db.transaction() as session:
             user = await load_user(session, user_id)
@@ -201,6 +206,7 @@ class PolicyService:
                     "User",
                     user_id,
                     [{"field": "roles", "before": before, "after": after}],
+                    reason,
                 )
         self.store.invalidate()
         return user

@@ -1,0 +1,129 @@
+// "See as": run the customer query with another role's or user's permission view and row
+// scope (header X-Baton-See-As; read-only and audited by the server) and show what it sees.
+
+import { data, request } from "./api.js";
+import { failed, say } from "./app.js";
+import { field, h, select } from "./dom.js";
+
+const SETUP = `{
+  policies { role scope }
+  users(first: 100, filter: {active: true}) { edges { node { id name roles } } }
+  policyObjects { kind typeName fieldName leaf }
+}`;
+const CUSTOMERS = `query ($search: String) {
+  customers(first: 100, filter: {search: $search}, orderBy: {field: NAME, direction: ASC}) {
+    edges { node { id name } }
+  }
+}`;
+
+function show(value) {
+  if (value === null || value === undefined) return "—";
+  if (Array.isArray(value)) return `${value.length} item(s)`;
+  if (typeof value === "object") return value.__typename || "(object)";
+  return String(value);
+}
+
+export async function seeAsPage(page) {
+  const setup = await data(SETUP);
+  const fields = setup.policyObjects.filter((o) => o.kind === "FIELD" && o.typeName === "Customer");
+  const identities = [
+    ...setup.policies.map((p) => ({ value: `role:${p.role}`, label: `role ${p.role} (scope ${p.scope})` })),
+    ...setup.users.edges.map(({ node }) => ({
+      value: `user:${node.id}`,
+      label: `user ${node.id} — ${node.name || ""} (${(node.roles || []).join(", ")})`,
+    })),
+  ];
+  const identity = select("see-as-identity", identities, "role:finance");
+  const search = h("input", { id: "see-as-search", type: "search", placeholder: "part of the name" });
+  const customer = select("see-as-customer", []);
+  const fillCustomers = async () => {
+    const found = await data(CUSTOMERS, { search: search.value.trim() || null });
+    customer.replaceChildren(
+      ...found.customers.edges.map(({ node }) => h("option", { value: node.id }, `${node.name} (${node.id})`))
+    );
+  };
+  search.addEventListener("change", () => fillCustomers().catch(failed));
+  const result = h("div", { id: "see-as-result" });
+  const form = h(
+    "form",
+    { class: "toolbar" },
+    field("See as", identity),
+    field("Find customer", search),
+    field("Customer", customer),
+    h("div", {}, h("button", { type: "submit" }, "Show"))
+  );
+  const selection = fields.map((f) => (f.leaf ? f.fieldName : `${f.fieldName} { __typename }`));
+  const query = `query ($id: ID!) { customer(id: $id) { id ${selection.join(" ")} } }`;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!customer.value) return say("Pick a customer first.");
+    try {
+      const answer = await request(query, { id: customer.value }, { seeAs: identity.value });
+      result.replaceChildren(renderResult(identity.value, customer.value, fields, answer));
+      say(`Shown as ${identity.value}; this look was recorded in the audit log.`);
+    } catch (error) {
+      failed(error);
+    }
+  });
+  page.replaceChildren(
+    h("h2", {}, "See as"),
+    h(
+      "p",
+      { class: "hint" },
+      "The customer exactly as that role or user reads it: the server runs the query with their " +
+        "permissions and customer scope, read-only, and audits who looked as whom. A role owns no " +
+        "customers, so a role scoped OWN or TEAM sees none: pick one of its users instead."
+    ),
+    form,
+    result
+  );
+  await fillCustomers();
+}
+
+function renderResult(who, id, fields, answer) {
+  const errors = answer.errors || [];
+  const customer = answer.data && answer.data.customer;
+  if (!customer) {
+    const codes = errors.map((e) => e.extensions.code).join(", ");
+    return h(
+      "p",
+      { class: "absent" },
+      `As ${who}, customer ${id} is absent (${codes || "no data"}): outside this identity's scope or not allowed.`
+    );
+  }
+  const denied = new Map(
+    errors
+      .filter((e) => e.path && e.path.length === 2 && e.extensions.code === "FORBIDDEN_FIELD")
+      .map((e) => [e.path[1], e.extensions.object])
+  );
+  const visible = fields.filter((f) => !denied.has(f.fieldName)).length;
+  return h(
+    "div",
+    {},
+    h("p", {}, `As ${who}: ${visible} of ${fields.length} fields visible, ${denied.size} redacted.`),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { id: "see-as-table" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "Value"), h("th", { scope: "col" }, "Status"))),
+        h(
+          "tbody",
+          {},
+          fields.map((f) =>
+            h(
+              "tr",
+              { "data-field": f.fieldName },
+              h("th", { scope: "row" }, f.fieldName),
+              h("td", {}, denied.has(f.fieldName) ? "" : show(customer[f.fieldName])),
+              denied.has(f.fieldName)
+                ? h("td", { class: "redacted" }, "redacted (FORBIDDEN_FIELD)")
+                : h("td", { class: "visible" }, "visible")
+            )
+          )
+        )
+      )
+    )
+  );
+}
