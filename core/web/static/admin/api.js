@@ -47,7 +47,7 @@ export async function request(query, variables = {}, { seeAs } = {}) {
   const first = body && body.errors && body.errors[0];
   if (response.status === 401) {
     const why = first ? first.message : "token refused";
-    throw new ApiError("auth", `Your token was refused (${why}). It may have expired: sign in again.`);
+    throw new ApiError("auth", `Your token was refused (${why}): sign in again with a fresh token.`);
   }
   if (response.status === 403) {
     throw new ApiError("forbidden", `Not allowed: ${first ? first.message : "forbidden"}`);
