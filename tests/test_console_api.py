@@ -249,3 +249,18 @@ async def test_deactivation_dry_run_needs_the_same_permission(
 ) -> None:
     body = await gql.execute("fin.he", DEACTIVATE, {"dry": True})
     assert error_codes(body) == ["FORBIDDEN"]
+
+
+CUSTOMERS = """{ viewer { user { id } roles scope }
+  customers(first: 20) { totalCount edges { node {
+    name annualRevenue paymentTermsDays contacts { name } owner { id } } } } }"""
+
+
+@pytest.mark.parametrize("user", ["am.chen", "am.wu", "tm.li", "fin.he"])
+async def test_see_as_user_gets_exactly_what_the_user_gets(
+    gql: GraphQLClient, services: Services, acme: str, user: str
+) -> None:
+    await services.customers.create(Actor("admin"), {"name": "Other"}, owner_id="am.wu")
+    own = await gql.execute(user, CUSTOMERS)
+    seen = await gql.execute("admin", CUSTOMERS, headers={"X-Baton-See-As": f"user:{user}"})
+    assert seen == own

@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -23,11 +25,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
 
+from core.app import create_app
 from core.auth import issue_token
+from core.config import Settings
 from core.db import Database
 from core.services import Actor, Services
-from tests.conftest import JWT_SECRET, baton_server
+from tests.conftest import JWT_SECRET, answers, free_port
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
 
@@ -109,13 +114,29 @@ async def _seed(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``baton serve`` on a free local port over a freshly seeded SQLite file."""
+    """The real app under uvicorn on a free local port, in a thread of this process (a
+    subprocess would import everything again), over a freshly seeded SQLite file."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('console') / 'baton.db'}"
     # Its own thread: Playwright's sync API may already run an event loop in this one.
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, _seed(url)).result()
-    with baton_server(["--database", url]) as (_, base):
+    app = create_app(Settings(database_url=url, jwt_secret=JWT_SECRET))
+    port = free_port()
+    served = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=served.run, name="console-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not answers(base):
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
         yield base
+    finally:
+        served.should_exit = True
+        thread.join(15)
 
 
 def token(user: str, ttl: timedelta = timedelta(hours=1)) -> str:
@@ -258,7 +279,8 @@ def test_grant_and_revoke_take_effect_on_the_roles_next_request(tab: Tab) -> Non
     assert revenue_errors(tab.base, "fin.he") == ["FORBIDDEN_FIELD"]
     tab.sign_in()
     tab.page.get_by_label("Search").fill("annualRevenue")
-    cell(tab, "finance", "Customer.annualRevenue", "read").click()
+    cell(tab, "finance", "Customer.annualRevenue", "read").focus()  # by keyboard
+    tab.page.keyboard.press("Enter")
     assert confirm(tab, "quarter close") == "grant finance: read on Customer.annualRevenue"
     assert cell(tab, "finance", "Customer.annualRevenue", "read").get_attribute("class") == (
         "perm own"
@@ -337,7 +359,9 @@ def test_deactivation_preview_shows_interim_owners_and_writes_nothing(tab: Tab) 
         owner = release["interimOwner"]
         assert (f"interim owner {owner['id']}" if owner else "no interim owner") in line
     tab.shot("users-deactivate")
-    dialog.get_by_role("button", name="Cancel").click()
+    tab.page.keyboard.press("Escape")  # cancels, as the Cancel button does
+    dialog.wait_for(state="hidden")
+    assert "Cancelled" in tab.page.get_by_role("status").inner_text()
     user = api(tab.base, "admin", '{ user(id: "am.chen") { active } }')
     assert user["data"]["user"] == {"active": True}
     tab.page.locator("#users-table").wait_for()
