@@ -311,8 +311,11 @@ def test_see_as_finance_shows_only_identity_and_payment_fields(tab: Tab) -> None
     table.wait_for()
     visible = set(table.locator("tr:has(td.visible) th").all_inner_texts())
     redacted = set(table.locator("tr:has(td.redacted) th").all_inner_texts())
-    assert "paymentTermsDays" in visible and visible <= IDENTITY_AND_PAYMENT
-    assert "annualRevenue" in redacted and "contacts" in redacted
+    core = {f for f in visible if not f.startswith("specialNeeds.")}
+    assert "paymentTermsDays" in core and core <= IDENTITY_AND_PAYMENT
+    assert {"annualRevenue", "contacts", "specialNeeds.banking.riskTolerance"} <= redacted
+    # plugin fields finance may read (its plugin policies) show as such
+    assert "specialNeeds.banking.aumBand" in visible
     tab.shot("see-as")
     log = api(
         tab.base,
@@ -324,6 +327,23 @@ def test_see_as_finance_shows_only_identity_and_payment_fields(tab: Tab) -> None
         "actor": {"id": "admin"},
         "entityId": "finance",
     }
+
+
+def test_copy_a_role(tab: Tab) -> None:
+    tab.sign_in()
+    tab.page.get_by_label("Copy role").select_option("finance")
+    tab.page.get_by_label("to new role").fill("finance_eu")
+    tab.page.get_by_role("button", name="Copy…").click()
+    changes = confirm(tab, "EU finance team").splitlines()
+    assert changes[-1] == "grant finance_eu: scope:ALL on Customer"
+    cell(tab, "finance_eu", "Customer.paymentTermsDays", "read").wait_for()
+    roles = api(
+        tab.base,
+        "admin",
+        '{ a: policies(role: "finance") { scope effectivePermissions { object action } } '
+        'b: policies(role: "finance_eu") { scope effectivePermissions { object action } } }',
+    )["data"]
+    assert roles["a"] == roles["b"]
 
 
 def test_policy_history_and_chain(tab: Tab) -> None:

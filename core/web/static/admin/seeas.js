@@ -9,6 +9,7 @@ const SETUP = `{
   policies { role scope }
   users(first: 100, filter: {active: true}) { edges { node { id name roles } } }
   policyObjects { kind typeName fieldName leaf }
+  plugins { name specialNeedsType }
 }`;
 const CUSTOMERS = `query ($search: String) {
   customers(first: 100, filter: {search: $search}, orderBy: {field: NAME, direction: ASC}) {
@@ -23,9 +24,46 @@ function show(value) {
   return String(value);
 }
 
+/** The customer's fields to show, each with its path under ``customer``: its own fields, then
+ * each plugin's special needs (``specialNeeds.banking.riskTolerance``). */
+function customerFields(setup) {
+  const own = setup.policyObjects
+    .filter((o) => o.kind === "FIELD" && o.typeName === "Customer")
+    .map((o) => ({ path: [o.fieldName], leaf: o.leaf }));
+  const plugins = setup.plugins
+    .filter((p) => p.specialNeedsType)
+    .flatMap((p) =>
+      setup.policyObjects
+        .filter((o) => o.kind === "FIELD" && o.typeName === p.specialNeedsType)
+        .map((o) => ({ path: ["specialNeeds", p.name, o.fieldName], leaf: o.leaf }))
+    );
+  return [...own, ...plugins].map((f) => ({ ...f, label: f.path.join(".") }));
+}
+
+/** A selection set for the fields' paths: ``a b { c } specialNeeds { banking { d } }``. */
+function selection(fields) {
+  const tree = {};
+  for (const f of fields) {
+    let node = tree;
+    f.path.forEach((part, i) => {
+      if (i === f.path.length - 1) node[part] = f.leaf ? true : { __typename: true };
+      else node = node[part] = node[part] || {};
+    });
+  }
+  const print = (node) =>
+    Object.entries(node)
+      .map(([name, sub]) => (sub === true ? name : `${name} { ${print(sub)} }`))
+      .join(" ");
+  return print(tree);
+}
+
+function valueAt(customer, path) {
+  return path.reduce((node, part) => (node === null || node === undefined ? node : node[part]), customer);
+}
+
 export async function seeAsPage(page) {
   const setup = await data(SETUP);
-  const fields = setup.policyObjects.filter((o) => o.kind === "FIELD" && o.typeName === "Customer");
+  const fields = customerFields(setup);
   const identities = [
     ...setup.policies.map((p) => ({ value: `role:${p.role}`, label: `role ${p.role} (scope ${p.scope})` })),
     ...setup.users.edges.map(({ node }) => ({
@@ -52,8 +90,7 @@ export async function seeAsPage(page) {
     field("Customer", customer),
     h("div", {}, h("button", { type: "submit" }, "Show"))
   );
-  const selection = fields.map((f) => (f.leaf ? f.fieldName : `${f.fieldName} { __typename }`));
-  const query = `query ($id: ID!) { customer(id: $id) { id ${selection.join(" ")} } }`;
+  const query = `query ($id: ID!) { customer(id: $id) { id ${selection(fields)} } }`;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!customer.value) return say("Pick a customer first.");
@@ -93,10 +130,10 @@ function renderResult(who, id, fields, answer) {
   }
   const denied = new Map(
     errors
-      .filter((e) => e.path && e.path.length === 2 && e.extensions.code === "FORBIDDEN_FIELD")
-      .map((e) => [e.path[1], e.extensions.object])
+      .filter((e) => e.path && e.path[0] === "customer" && e.extensions.code === "FORBIDDEN_FIELD")
+      .map((e) => [e.path.slice(1).join("."), e.extensions.object])
   );
-  const visible = fields.filter((f) => !denied.has(f.fieldName)).length;
+  const visible = fields.filter((f) => !denied.has(f.label)).length;
   return h(
     "div",
     {},
@@ -114,10 +151,10 @@ function renderResult(who, id, fields, answer) {
           fields.map((f) =>
             h(
               "tr",
-              { "data-field": f.fieldName },
-              h("th", { scope: "row" }, f.fieldName),
-              h("td", {}, denied.has(f.fieldName) ? "" : show(customer[f.fieldName])),
-              denied.has(f.fieldName)
+              { "data-field": f.label },
+              h("th", { scope: "row" }, f.label),
+              h("td", {}, denied.has(f.label) ? "" : show(valueAt(customer, f.path))),
+              denied.has(f.label)
                 ? h("td", { class: "redacted" }, "redacted (FORBIDDEN_FIELD)")
                 : h("td", { class: "visible" }, "visible")
             )
