@@ -8,8 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from core.authz.view import PermissionView
 from core.domain import AuditEntry, ReassignmentRequest
 from core.services import Actor, Services
 from tests.conftest import GraphQLClient, error_codes
@@ -264,3 +267,37 @@ async def test_see_as_user_gets_exactly_what_the_user_gets(
     own = await gql.execute(user, CUSTOMERS)
     seen = await gql.execute("admin", CUSTOMERS, headers={"X-Baton-See-As": f"user:{user}"})
     assert seen == own
+
+
+async def test_see_as_ignores_an_idempotency_key(
+    gql: GraphQLClient, services: Services, acme: str
+) -> None:
+    headers = {"X-Baton-See-As": "role:finance", "Idempotency-Key": "look-1"}
+    for _ in range(2):  # both run (and are audited); nothing is stored to replay
+        body = await gql.execute("admin", CUSTOMER, {"id": acme}, headers=headers)
+        assert body["data"]["customer"]["paymentTermsDays"] == 45
+
+
+NAMES = st.sampled_from(["Customer", "Query", "Mutation", "User", "*"])
+FIELDS = st.sampled_from(["name", "annualRevenue", "customers", "updateCustomer", "*"])
+
+
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.builds(lambda t, f: t if t == "*" else f"{t}.{f}", NAMES, FIELDS),
+            st.sampled_from(["read", "write", "call"]),
+        ),
+        max_size=8,
+    ),
+    obj=st.builds(lambda t, f: f"{t}.{f}", NAMES.filter(lambda t: t != "*"), FIELDS),
+    action=st.sampled_from(["read", "write", "call"]),
+)
+def test_a_read_only_view_allows_exactly_the_reads(
+    lines: list[tuple[str, str]], obj: str, action: str
+) -> None:
+    view = PermissionView.compile(["some_role"], lines)
+    read_only = view.as_read_only()
+    is_read = action == "read" or (action == "call" and obj.startswith("Query."))
+    assert read_only.allows(obj, action) == (view.allows(obj, action) and is_read)
+    assert (read_only.roles, read_only.scope) == (view.roles, view.scope)

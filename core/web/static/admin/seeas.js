@@ -148,7 +148,8 @@ function renderResult(who, id, fields, answer) {
         h(
           "tbody",
           {},
-          fields.map((f) =>
+          // what the identity reads first, then what is withheld from it
+          [...fields].sort((a, b) => denied.has(a.label) - denied.has(b.label)).map((f) =>
             h(
               "tr",
               { "data-field": f.label },
