@@ -414,6 +414,12 @@ def test_clear_errors_for_expired_token_non_admin_and_network(tab: Tab) -> None:
     tab.sign_in("fin.he")
     tab.page.locator("#users-table").wait_for()
     assert tab.page.get_by_role("link", name="Roles & fields").is_hidden()
+    # finance may list users, not change them: no role editing, deactivation or adding
+    assert tab.page.get_by_role("button", name="Deactivate…").count() == 0
+    assert tab.page.get_by_role("button", name="Add user").count() == 0
+    # ... and reads users only as far as its policies go: User.roles is not among them
+    row = tab.page.locator('tr[data-user="fin.he"]').inner_text()
+    assert "He Xin" in row and "finance" not in row
     tab.page.goto(f"{tab.base}/admin/#matrix")
     tab.page.get_by_text("do not allow this page").wait_for()
     # the server goes away: requests fail with a clear message

@@ -1,8 +1,8 @@
 // Users and roles: list and filter, add a user, change roles, deactivate (after seeing what
 // the deactivation does to their customers: interim owners and the requests it opens).
 
-import { data } from "./api.js";
-import { alarm, confirmChanges, failed, say } from "./app.js";
+import { allows, data } from "./api.js";
+import { alarm, confirmChanges, failed, say, session } from "./app.js";
 import { field, h, select } from "./dom.js";
 
 const USERS = `{
@@ -67,6 +67,9 @@ async function deactivate(user) {
 }
 
 export async function usersPage(page) {
+  // Offer only the actions the viewer's own policies allow.
+  const may = (op) => allows(session.viewer.permissions, op, "call");
+  const canChangeRoles = may("Mutation.assignRole") && may("Mutation.unassignRole");
   let users = (await data(USERS, {}, { partial: true })).users;
   let roles = [];
   try {
@@ -120,8 +123,9 @@ export async function usersPage(page) {
           h("td", {}, u.manager ? u.manager.id : ""),
           h("td", {}, u.active ? "active" : "deactivated"),
           h("td", {}, u.accountCount ?? ""),
-          h("td", { class: "roles-edit" }, h("fieldset", { "aria-label": `Roles of ${u.id}` }, boxes), save),
-          h("td", {}, off)
+          h("td", { class: "roles-edit" },
+            canChangeRoles ? [h("fieldset", { "aria-label": `Roles of ${u.id}` }, boxes), save] : (u.roles || []).join(", ")),
+          h("td", {}, may("Mutation.deactivateUser") ? off : "")
         );
       })
     );
@@ -167,8 +171,7 @@ export async function usersPage(page) {
     h("div", { class: "table-wrap" }, h("table", { id: "users-table" },
       h("thead", {}, h("tr", {}, ["Id", "Name", "Team", "Manager", "Status", "Customers", "Roles", ""].map((t) => h("th", { scope: "col" }, t)))),
       body)),
-    h("h3", {}, "Add a user"),
-    add
+    ...(may("Mutation.createUser") ? [h("h3", {}, "Add a user"), add] : [])
   );
   draw();
 }
