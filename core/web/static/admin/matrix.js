@@ -60,6 +60,22 @@ function grantors(byRole, role, object, action, seen = new Set()) {
   return found;
 }
 
+/** The roles that inherit ``role``, directly or not. */
+function heirs(byRole, role) {
+  const found = new Set();
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [name, policy] of Object.entries(byRole)) {
+      if (!found.has(name) && policy.inherits.some((p) => p === role || found.has(p))) {
+        found.add(name);
+        grew = true;
+      }
+    }
+  }
+  return [...found].sort();
+}
+
 /** The changes that toggle one cell, or a string saying why it cannot be toggled here. */
 function toggle(model, role, object, action) {
   const policy = model.byRole[role];
@@ -218,9 +234,12 @@ export async function matrixPage(page) {
       return;
     }
     const granting = changes.length === 1 && changes[0].op === "grant";
+    const others = heirs(model.byRole, role);
     await run(
       granting ? `Grant ${action} on ${object} to ${role}?` : `Take ${action} on ${object} from ${role}?`,
-      `These policy changes apply to every user with role ${role} from their next request:`,
+      `These policy changes apply from their next request to every user with role ${role}` +
+        (others.length ? ` and with the roles inheriting it (${others.join(", ")})` : "") +
+        ":",
       changes
     );
   });
