@@ -396,6 +396,35 @@ def test_deactivation_preview_shows_interim_owners_and_writes_nothing(tab: Tab) 
     tab.shot("users")
 
 
+def test_add_a_user_and_change_their_roles(tab: Tab) -> None:
+    tab.sign_in(at="users")
+    form = tab.page.locator("#add-user")
+    form.get_by_label("User id").fill("am.new")
+    form.get_by_label("Name").fill("New Hire")
+    form.get_by_label("Manager id").fill("tm.li")
+    form.get_by_label("Role").select_option("account_manager")
+    form.get_by_role("button", name="Add user").click()
+    row = tab.page.locator('tr[data-user="am.new"]')
+    row.wait_for()
+    row.get_by_role("checkbox", name="auditor").check()
+    row.get_by_role("checkbox", name="account_manager").uncheck()
+    row.get_by_role("button", name="Save roles…").click()
+    dialog = tab.page.get_by_role("dialog")
+    assert dialog.locator("ul.changes li").all_inner_texts() == [
+        "assign auditor",
+        "unassign account_manager",
+    ]
+    dialog.get_by_label("Reason (recorded in the audit log)").fill("moved to audit")
+    dialog.get_by_role("button", name="Apply").click()
+    tab.page.get_by_role("status").filter(has_text="Roles of am.new changed").wait_for()
+    user = api(tab.base, "admin", '{ user(id: "am.new") { name roles manager { id } } }')
+    assert user["data"]["user"] == {
+        "name": "New Hire",
+        "roles": ["auditor"],
+        "manager": {"id": "tm.li"},
+    }
+
+
 def test_graphiql_runs_a_query_offline(tab: Tab) -> None:
     tab.sign_in(at="users")  # GraphiQL picks up the console's token from this tab
     tab.page.locator("#whoami-text").filter(has_text="Ada Admin").wait_for()
