@@ -77,6 +77,20 @@ export async function data(query, variables = {}, options = {}) {
   return result.data;
 }
 
+const CHUNK = 20; // mutations per request, under the server's alias limit
+
+/** Run mutation fields one after another, each ``{field, input}`` of the same input type,
+ * a few per request (each is its own transaction on the server). */
+export async function mutations(calls, inputType, selection) {
+  for (let i = 0; i < calls.length; i += CHUNK) {
+    const part = calls.slice(i, i + CHUNK);
+    const vars = part.map((_, j) => `$i${j}: ${inputType}!`).join(", ");
+    const fields = part.map((c, j) => `c${j}: ${c.field}(input: $i${j}) { ${selection} }`);
+    const variables = Object.fromEntries(part.map((c, j) => [`i${j}`, c.input]));
+    await data(`mutation (${vars}) {\n${fields.join("\n")}\n}`, variables);
+  }
+}
+
 /** Casbin's keyMatch, as the server decides: ``*`` in a pattern matches anything. */
 export function keyMatch(key, pattern) {
   const i = pattern.indexOf("*");

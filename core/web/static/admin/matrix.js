@@ -2,7 +2,7 @@
 // apart from inherited ones, each role's row scope; toggling a cell changes the role's
 // policy through grantPermission/revokePermission (audited, with a reason).
 
-import { allows, data, keyMatch } from "./api.js";
+import { allows, data, keyMatch, mutations } from "./api.js";
 import { alarm, confirmChanges, failed, say } from "./app.js";
 import { field, h, select } from "./dom.js";
 
@@ -11,24 +11,16 @@ const QUERY = `{
              effectivePermissions { object action } }
   policyObjects { object kind typeName fieldName description }
 }`;
-const CHUNK = 20; // mutations per request, under the server's alias limit
 const filters = { role: "", type: "", text: "" };
 
 /** Apply grants then revokes (so a failure half-way never takes more away than asked). */
 export async function applyChanges(changes, reason) {
   const ordered = [...changes].sort((a, b) => (a.op === b.op ? 0 : a.op === "grant" ? -1 : 1));
-  for (let i = 0; i < ordered.length; i += CHUNK) {
-    const part = ordered.slice(i, i + CHUNK);
-    const vars = part.map((_, j) => `$i${j}: PermissionInput!`).join(", ");
-    const fields = part
-      .map((c, j) => `c${j}: ${c.op}Permission(input: $i${j}) { permission { object } }`)
-      .join("\n");
-    const variables = {};
-    part.forEach((c, j) => {
-      variables[`i${j}`] = { role: c.role, object: c.object, action: c.action, reason };
-    });
-    await data(`mutation (${vars}) {\n${fields}\n}`, variables);
-  }
+  const calls = ordered.map((c) => ({
+    field: `${c.op}Permission`,
+    input: { role: c.role, object: c.object, action: c.action, reason },
+  }));
+  await mutations(calls, "PermissionInput", "permission { object }");
 }
 
 export function describe(change) {

@@ -1,7 +1,7 @@
 // Users and roles: list and filter, add a user, change roles, deactivate (after seeing what
 // the deactivation does to their customers: interim owners and the requests it opens).
 
-import { allows, data } from "./api.js";
+import { allows, data, mutations } from "./api.js";
 import { alarm, confirmChanges, failed, say, session } from "./app.js";
 import { field, h, select } from "./dom.js";
 
@@ -19,13 +19,6 @@ const DEACTIVATE = `mutation ($input: DeactivateUserInput!) {
 }`;
 const filters = { text: "", role: "", activeOnly: true };
 
-function roleMutation(op, userId, role, reason, i) {
-  return {
-    text: `r${i}: ${op}Role(input: $i${i}) { user { id } }`,
-    variable: { userId, role, reason },
-  };
-}
-
 async function changeRoles(user, wanted) {
   const have = new Set(user.roles || []);
   const parts = [
@@ -39,10 +32,11 @@ async function changeRoles(user, wanted) {
     parts.map(([op, r]) => `${op} ${r}`)
   );
   if (reason === null) return say("Cancelled; nothing changed.");
-  const built = parts.map(([op, r], i) => roleMutation(op, user.id, r, reason, i));
-  const vars = built.map((_, i) => `$i${i}: RoleInput!`).join(", ");
-  const variables = Object.fromEntries(built.map((b, i) => [`i${i}`, b.variable]));
-  await data(`mutation (${vars}) { ${built.map((b) => b.text).join(" ")} }`, variables);
+  const calls = parts.map(([op, role]) => ({
+    field: `${op}Role`,
+    input: { userId: user.id, role, reason },
+  }));
+  await mutations(calls, "RoleInput", "user { id }");
   say(`Roles of ${user.id} changed: ${parts.map(([op, r]) => `${op} ${r}`).join(", ")}.`);
 }
 
