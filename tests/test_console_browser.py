@@ -120,7 +120,7 @@ async def _seed(url: str) -> None:
     await services.db.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app under uvicorn on a free local port, in a thread of this process (a
     subprocess would import everything again), over a freshly seeded SQLite file."""
@@ -163,7 +163,9 @@ def api(base: str, user: str, query: str, variables: dict[str, Any] | None = Non
     return response.json()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop in this thread while it is open,
+# which would break the other modules' asyncio.run; it closes after this module's tests.
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
