@@ -21,7 +21,6 @@ from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.config import InsecureSettings, Settings
 from core.db import Database
-from core.graphiql import graphiql_assets
 from core.http_security import browser_middleware
 from core.identity import Authenticator
 from core.notify import Scheduler, scheduler_for
@@ -30,6 +29,7 @@ from core.notify.subscriptions_ws import SubscriptionEndpoint
 from core.notify.webhooks_delivery import WEBHOOKS
 from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
+from core.web import web_routes
 
 log = logging.getLogger("baton")
 # A probe must answer before the orchestrator's own timeout (commonly 1 s to a few).
@@ -123,7 +123,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_text),
-            *([graphiql_assets()] if settings.graphiql else []),
+            *web_routes(),
         ],
         middleware=[Middleware(Observe), *browser_middleware(settings.cors_origins)],
         lifespan=lifespan,

@@ -494,7 +494,7 @@ def user_deactivate(
     async def work(services: Services) -> int:
         with Progress(console=console, transient=True) as bar:
             bar.add_task(f"Releasing {user_id}'s customers (one transaction)", total=None)
-            _, requests = await services.users.deactivate(Actor.system(), user_id, reason)
+            _, requests, _ = await services.users.deactivate(Actor.system(), user_id, reason)
         return len(requests)
 
     opened = _run(_settings(database), work)

@@ -41,8 +41,8 @@ RANKS = {
     "core.api": 4,
     "core.identity": 4,  # tokens → users: reads and provisions users through the services
     "core.http_security": 4,
-    "core.graphiql": 4,
     "core.web": 5,
+    "core.web.pages": 4,  # static pages only: /graphql serves GraphiQL's from it
     "core.schema_compat": 5,  # the published-schema check: builds the whole schema
     "core.app": 5,
     "core.cli": 6,

@@ -32,13 +32,15 @@ from core.authz.view import PermissionView
 from core.config import Settings
 from core.db import database_unavailable
 from core.domain import User
-from core.errors import Conflict, ErrorCode
-from core.graphiql import PAGE as GRAPHIQL_PAGE
+from core.errors import BadUserInput, Conflict, ErrorCode, Forbidden
 from core.identity import Authenticator, InvalidToken
 from core.logs import current_request_id
 from core.services import Services
+from core.web.pages import graphiql_html
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# "See as" (core.services.see_as): ``role:<name>`` or ``user:<id>``, for viewers allowed to.
+SEE_AS_HEADER = "x-baton-see-as"
 # Outcomes that say nothing about the request itself: its retry should run, not replay them.
 _RETRYABLE = frozenset({ErrorCode.TIMEOUT, ErrorCode.INTERNAL})
 
@@ -69,7 +71,7 @@ class GraphQLEndpoint:
         self.authenticator = authenticator
         self.services = services
         self.settings = settings
-        self.ide_html = GRAPHIQL_PAGE
+        self.ide_html = graphiql_html()
         self.request_limits = RequestLimits(
             settings.max_body_bytes, settings.max_batch_size, settings.max_tokens
         )
@@ -116,27 +118,44 @@ class GraphQLEndpoint:
             )
         except BadRequest as exc:
             return error_response(str(exc), ErrorCode.BAD_REQUEST, 400, request_id)
-        allowed = (
-            {OperationType.QUERY}
-            if request.method == "GET"
-            else {OperationType.QUERY, OperationType.MUTATION}
-        )
-        key = request.headers.get(HEADER) if request.method == "POST" else None
-        if key is None:
-            response, _ = await self._answer(viewer, payload, allowed, request_id)
-            return response
-        return await self._answer_once(key, viewer, payload, allowed, request_id)
-
-    async def _answer(
-        self, viewer: User, payload: Any, allowed: set[OperationType], request_id: str
-    ) -> tuple[Response, bool]:
-        """The response, and whether it may be retried: an operation timed out or failed
-        unexpectedly, so its transaction was rolled back."""
         permissions = (
             await self.services.authz.view_for(viewer.id)
             if self.settings.authorization
             else PermissionView.allow_all()
         )
+        target = request.headers.get(SEE_AS_HEADER)
+        if target is not None:
+            try:
+                seen = await self.services.see_as.assume(
+                    viewer, permissions, target.strip(), orjson.dumps(payload).decode()
+                )
+            except Forbidden as exc:
+                return error_response(exc.message, ErrorCode.FORBIDDEN, 403, request_id)
+            except BadUserInput as exc:
+                return error_response(exc.message, ErrorCode.BAD_REQUEST, 400, request_id)
+            viewer, permissions = seen.user, seen.permissions
+        allowed = (
+            {OperationType.QUERY}
+            if request.method == "GET"
+            else {OperationType.QUERY, OperationType.MUTATION}
+        )
+        # A see-as request is read-only: there is nothing to replay.
+        key = request.headers.get(HEADER) if request.method == "POST" and not target else None
+        if key is None:
+            response, _ = await self._answer(viewer, permissions, payload, allowed, request_id)
+            return response
+        return await self._answer_once(key, viewer, permissions, payload, allowed, request_id)
+
+    async def _answer(
+        self,
+        viewer: User,
+        permissions: PermissionView,
+        payload: Any,
+        allowed: set[OperationType],
+        request_id: str,
+    ) -> tuple[Response, bool]:
+        """The response, and whether it may be retried: an operation timed out or failed
+        unexpectedly, so its transaction was rolled back."""
         context = RequestContext(self.services, viewer, permissions, request_id)
         deadline = asyncio.get_running_loop().time() + self.settings.execution_timeout
         operations = payload if isinstance(payload, list) else [payload]
@@ -161,6 +180,7 @@ class GraphQLEndpoint:
         self,
         key: str,
         viewer: User,
+        permissions: PermissionView,
         payload: Any,
         allowed: set[OperationType],
         request_id: str,
@@ -198,7 +218,9 @@ class GraphQLEndpoint:
                 headers={"X-Request-Id": request_id, "Idempotent-Replayed": "true"},
             )
         try:
-            response, retryable = await self._answer(viewer, payload, allowed, request_id)
+            response, retryable = await self._answer(
+                viewer, permissions, payload, allowed, request_id
+            )
         except BaseException:
             await self.idempotency.release(viewer.id, key)  # it crashed: let a retry run
             raise

@@ -180,6 +180,9 @@ class UpdateUserInput:
 class DeactivateUserInput:
     user_id: strawberry.ID
     reason: str | None = None
+    dry_run: bool = strawberry.field(
+        default=False, description="Only show what it would do (`releases`); write nothing."
+    )
 
     authz_entity: ClassVar[str] = "User"
 

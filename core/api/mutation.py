@@ -8,6 +8,7 @@ import strawberry
 from strawberry.tools import create_type
 from strawberry.types import Info
 
+from core import domain
 from core.api.admin import AdminMutation
 from core.api.assignment import AssignmentMutation, ReassignmentRequest
 from core.api.context import context_of
@@ -22,7 +23,7 @@ from core.api.inputs import (
     UpdateUserInput,
 )
 from core.api.insight import InsightMutation
-from core.api.types import Customer, User
+from core.api.types import Customer, User, customer_in_scope, user_or_none
 from core.notify.webhooks_api import WebhookMutation
 from core.services.users import load_user
 
@@ -47,8 +48,31 @@ class DeactivateUserPayload:
 
     user: User
     requests: list[ReassignmentRequest] = strawberry.field(
-        description="The OWNER_LEFT requests opened for the user's customers."
+        description="The OWNER_LEFT requests opened for the user's customers (none in a dry run)."
     )
+    releases: list[DeactivationRelease] = strawberry.field(
+        description="What happens (or, in a dry run, would happen) to each customer they own."
+    )
+    dry_run: bool
+
+
+@strawberry.type(description="What a user's deactivation does to one customer they own.")
+class DeactivationRelease:
+    authz_exempt: ClassVar[bool] = True
+
+    customer_id: strawberry.Private[str]
+    interim_owner_id: strawberry.Private[str | None]
+    opens_request: bool = strawberry.field(
+        description="An OWNER_LEFT request is opened (false: one is already pending)."
+    )
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        return await customer_in_scope(info, self.customer_id)
+
+    @strawberry.field(description="Its backup, now INTERIM owner; null: it stays unowned.")
+    async def interim_owner(self, info: Info) -> User | None:
+        return await user_or_none(info, self.interim_owner_id)
 
 
 def customer_writes(create_input: type, update_input: type) -> type:
@@ -150,14 +174,30 @@ class Mutation(
 
     @strawberry.mutation(
         description="Deactivate a user: no sign-in, never an eligible owner; each of their "
-        "customers passes to its backup as INTERIM owner and gets an OWNER_LEFT request."
+        "customers passes to its backup as INTERIM owner and gets an OWNER_LEFT request. "
+        "With `dryRun`, nothing is written: `releases` shows what it would do."
     )
     async def deactivate_user(
         self, info: Info, input: DeactivateUserInput
     ) -> DeactivateUserPayload | None:
         ctx = context_of(info)
-        user, requests = await ctx.services.users.deactivate(ctx.actor, input.user_id, input.reason)
+        if input.dry_run:
+            user, plan = await ctx.services.users.preview_deactivation(input.user_id)
+            requests: list[domain.ReassignmentRequest] = []
+        else:
+            user, requests, plan = await ctx.services.users.deactivate(
+                ctx.actor, input.user_id, input.reason
+            )
         return DeactivateUserPayload(
             user=User.from_model(user),
             requests=[ReassignmentRequest.from_model(r) for r in requests],
+            releases=[
+                DeactivationRelease(
+                    customer_id=r.customer_id,
+                    interim_owner_id=r.interim_owner_id,
+                    opens_request=r.opens_request,
+                )
+                for r in plan
+            ],
+            dry_run=input.dry_run,
         )

@@ -102,7 +102,10 @@ class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery, WebhookQue
         view = ctx.permissions
         return Viewer(
             user=User.from_model(ctx.viewer),
-            roles=await ctx.services.authz.roles_of(ctx.viewer.id),
+            # Seeing as a role (a read-only view), the viewer is that role, not a stored user.
+            roles=list(view.roles)
+            if view.read_only
+            else await ctx.services.authz.roles_of(ctx.viewer.id),
             permissions=[
                 Permission(object=p.object, action=p.action)
                 for p in sorted(view.permissions, key=lambda p: (p.object, p.action))

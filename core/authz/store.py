@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 import casbin
 from casbin_async_sqlalchemy_adapter import Adapter
@@ -102,11 +103,12 @@ class PolicyStore:
 
     async def view_for(self, user_id: str) -> PermissionView:
         """The permission view of the user's roles (computed once per role set and version)."""
-        return await self.view_for_roles(tuple(await self.roles_of(user_id)))
+        return await self.view_for_roles(await self.roles_of(user_id))
 
-    async def view_for_roles(self, roles: tuple[str, ...]) -> PermissionView:
-        """The permission view of ``roles`` (sorted), for readers that are not users, such
-        as webhook endpoints."""
+    async def view_for_roles(self, role_names: Iterable[str]) -> PermissionView:
+        """The permission view of a set of roles (what a user holding them gets), also for
+        readers that are not users: webhook endpoints, the console's "see as" a role."""
+        roles = tuple(sorted(set(role_names)))
         view = self._views.get(roles)
         if view is None:
             enforcer = await self._enforcer_now()

@@ -29,6 +29,7 @@ class PermissionView:
     roles: tuple[str, ...]
     permissions: frozenset[Permission]
     scope: Scope
+    read_only: bool = False
     _memo: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -49,11 +50,16 @@ class PermissionView:
         everything = frozenset(Permission("*", a) for a in ("read", "write", "call"))
         return cls(("system",), everything, Scope.ALL)
 
+    def as_read_only(self) -> PermissionView:
+        """The same reads, without any write or mutation: what "see as" runs under."""
+        return PermissionView(self.roles, self.permissions, self.scope, read_only=True)
+
     def allows(self, obj: str, action: str) -> bool:
         key = (obj, action)
         decision = self._memo.get(key)
         if decision is None:
-            decision = any(
+            writes = action == "write" or (action == "call" and not obj.startswith("Query."))
+            decision = not (self.read_only and writes) and any(
                 p.action == action and key_match(obj, p.object) for p in self.permissions
             )
             self._memo[key] = decision

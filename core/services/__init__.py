@@ -17,6 +17,7 @@ from core.services.events import Outbox, Subscriber
 from core.services.handover import HandoverService
 from core.services.policies import PolicyService
 from core.services.reassignment import ReassignmentService
+from core.services.see_as import SeeAsService
 from core.services.tiering import TieringService
 from core.services.users import UserService
 
@@ -33,6 +34,7 @@ class Services:
     users: UserService
     policies: PolicyService
     reassignment: ReassignmentService
+    see_as: SeeAsService
     handover: HandoverService
     tiering: TieringService
     plugins: PluginRegistry
@@ -64,6 +66,7 @@ class Services:
             users=UserService(db, clock, authz),
             policies=PolicyService(db, clock, authz),
             reassignment=ReassignmentService(db, clock, calendar, outbox),
+            see_as=SeeAsService(db, clock, authz),
             handover=HandoverService(db, clock, calendar, outbox),
             tiering=TieringService(db, clock, plugins, assignment),
             plugins=plugins,

@@ -141,7 +141,10 @@ class PolicyService:
         return [
             RolePolicy(
                 role=r,
-                inherits=sorted(str(x.v1) for x in lines if x.ptype == "g" and x.v0 == r),
+                # A user whose id is also a role name (``admin``) is not the role inheriting.
+                inherits=sorted(
+                    str(x.v1) for x in lines if x.ptype == "g" and x.v0 == r and x.v1 != r
+                ),
                 permissions=sorted(
                     (str(x.v1), str(x.v2)) for x in lines if x.ptype == "p" and x.v0 == r
                 ),
@@ -149,7 +152,9 @@ class PolicyService:
             for r in roles
         ]
 
-    async def grant(self, actor: Actor, role: str, obj: str, action: str) -> None:
+    async def grant(
+        self, actor: Actor, role: str, obj: str, action: str, reason: str | None = None
+    ) -> None:
         """Allow ``role`` to ``action`` on ``obj``; granting twice changes nothing."""
         errors = _permission_errors(role, obj, action)
         if errors:
@@ -158,21 +163,27 @@ class PolicyService:
             if await self._line(session, role, obj, action) is None:
                 session.add(CasbinRule(ptype="p", v0=role, v1=obj, v2=action))
                 await self._changed(
-                    session, actor, "grantPermission", role, None, f"{obj}:{action}"
+                    session, actor, "grantPermission", role, None, f"{obj}:{action}", reason
                 )
         self.store.invalidate()
 
-    async def revoke(self, actor: Actor, role: str, obj: str, action: str) -> None:
+    async def revoke(
+        self, actor: Actor, role: str, obj: str, action: str, reason: str | None = None
+    ) -> None:
         """Withdraw a granted permission; one that was never granted is NOT_FOUND."""
         async with self.db.transaction() as session:
             line = await self._line(session, role, obj, action)
             if line is None:
                 raise NotFound("Permission", f"{role}, {obj}, {action}")
             await session.delete(line)
-            await self._changed(session, actor, "revokePermission", role, f"{obj}:{action}", None)
+            await self._changed(
+                session, actor, "revokePermission", role, f"{obj}:{action}", None, reason
+            )
         self.store.invalidate()
 
-    async def assign_role(self, actor: Actor, user_id: str, role: str, *, add: bool) -> User:
+    async def assign_role(
+        self, actor: Actor, user_id: str, role: str, *, add: bool, reason: str | None = None
+    ) -> User:
         """Give (``add``) or take away a role; the user's next request sees the change."""
         async with self.db.transaction() as session:
             user = await load_user(session, user_id)
@@ -195,6 +206,7 @@ class PolicyService:
                     "User",
                     user_id,
                     [{"field": "roles", "before": before, "after": after}],
+                    reason,
                 )
         self.store.invalidate()
         return user
@@ -218,8 +230,13 @@ class PolicyService:
         role: str,
         before: str | None,
         after: str | None,
+        reason: str | None,
     ) -> None:
         await bump_policy_version(session, self.db)
         AuditWriter(session, actor, self.clock.now()).record(
-            action, "Role", role, [{"field": "permission", "before": before, "after": after}]
+            action,
+            "Role",
+            role,
+            [{"field": "permission", "before": before, "after": after}],
+            reason,
         )

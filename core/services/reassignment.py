@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
@@ -235,12 +236,20 @@ class ReassignmentService:
             raise Forbidden("only the current owner's manager may review this request")
 
 
-async def release_book(
-    session: AsyncSession, actor: Actor, user_id: str, now: datetime, reason: str | None
-) -> list[ReassignmentRequest]:
-    """Inside a user's deactivation: every customer the user owns passes at once to its backup
-    as INTERIM owner (or stays unowned when it has no active backup), and gets an OWNER_LEFT
-    request for its next owner. Set-based: a constant number of statements for any book."""
+@dataclass(frozen=True)
+class Release:
+    """What a user's deactivation does to one customer they own: its interim owner (their
+    active backup, or None: it stays unowned) and whether it opens an OWNER_LEFT request
+    (not when one is already pending)."""
+
+    customer_id: str
+    ownership_id: int
+    interim_owner_id: str | None
+    opens_request: bool
+
+
+async def plan_release(session: AsyncSession, user_id: str) -> list[Release]:
+    """What ``release_book`` would do for ``user_id``, read without writing anything."""
     rows = (
         await session.execute(
             select(Ownership.id, Ownership.customer_id, Customer.backup_owner_id)
@@ -253,11 +262,44 @@ async def release_book(
         return []
     backups = {r.backup_owner_id for r in rows if r.backup_owner_id not in (None, user_id)}
     active = set(await session.scalars(select(User.id).where(User.id.in_(backups), User.active)))
-    interim = {r.customer_id: r.backup_owner_id for r in rows if r.backup_owner_id in active}
-    customer_ids = [r.customer_id for r in rows]
+    pending = set(
+        await session.scalars(
+            select(ReassignmentRequest.customer_id).where(
+                ReassignmentRequest.customer_id.in_([r.customer_id for r in rows]),
+                ReassignmentRequest.status == RequestStatus.PENDING,
+            )
+        )
+    )
+    return [
+        Release(
+            r.customer_id,
+            r.id,
+            r.backup_owner_id if r.backup_owner_id in active else None,
+            r.customer_id not in pending,
+        )
+        for r in rows
+    ]
+
+
+async def release_book(
+    session: AsyncSession,
+    actor: Actor,
+    user_id: str,
+    plan: list[Release],
+    now: datetime,
+    reason: str | None,
+) -> list[ReassignmentRequest]:
+    """Inside a user's deactivation, carry out ``plan_release``'s ``plan``: every customer the
+    user owns passes at once to its backup as INTERIM owner (or stays unowned when it has no
+    active backup), and gets an OWNER_LEFT request for its next owner. Set-based: a constant
+    number of statements for any book."""
+    if not plan:
+        return []
+    interim = {r.customer_id: r.interim_owner_id for r in plan if r.interim_owner_id}
+    customer_ids = [r.customer_id for r in plan]
     await session.execute(
         update(Ownership)
-        .where(Ownership.id.in_([r.id for r in rows]))
+        .where(Ownership.id.in_([r.ownership_id for r in plan]))
         .values(valid_to=now)
         .execution_options(synchronize_session=False)
     )
@@ -282,14 +324,6 @@ async def release_book(
         .values(version=Customer.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    pending = set(
-        await session.scalars(
-            select(ReassignmentRequest.customer_id).where(
-                ReassignmentRequest.customer_id.in_(customer_ids),
-                ReassignmentRequest.status == RequestStatus.PENDING,
-            )
-        )
-    )
     requests = [
         ReassignmentRequest(
             id=new_id("ReassignmentRequest"),
@@ -302,8 +336,7 @@ async def release_book(
             requested_by_id=actor.user_id,
             created_at=now,
         )
-        for cid in customer_ids
-        if cid not in pending
+        for cid in (r.customer_id for r in plan if r.opens_request)
     ]
     session.add_all(requests)
     await session.flush()

@@ -13,7 +13,7 @@ from core.domain import ReassignmentRequest, User
 from core.errors import BadUserInput, FieldError, InvalidState, NotFound
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff
-from core.services.reassignment import release_book
+from core.services.reassignment import Release, plan_release, release_book
 
 
 def snapshot(user: User, roles: list[str]) -> dict[str, object]:
@@ -148,9 +148,10 @@ class UserService:
 
     async def deactivate(
         self, actor: Actor, user_id: str, reason: str | None = None
-    ) -> tuple[User, list[ReassignmentRequest]]:
+    ) -> tuple[User, list[ReassignmentRequest], list[Release]]:
         """Mark the user inactive (no more sign-in, never eligible as an owner) and, in the same
-        transaction, release their customers (see ``release_book``)."""
+        transaction, release their customers (see ``release_book``): the user, the requests
+        opened and what happened to each customer."""
         now = self.clock.now()
         async with self.db.transaction() as session:
             user = await load_user(session, user_id)
@@ -163,4 +164,14 @@ class UserService:
             AuditWriter(session, actor, now).record(
                 "deactivateUser", "User", user_id, diff(before, snapshot(user, roles)), reason
             )
-            return user, await release_book(session, actor, user_id, now, reason)
+            plan = await plan_release(session, user_id)
+            requests = await release_book(session, actor, user_id, plan, now, reason)
+            return user, requests, plan
+
+    async def preview_deactivation(self, user_id: str) -> tuple[User, list[Release]]:
+        """What ``deactivate`` would do to the user's customers, with nothing written."""
+        async with self.db.reader() as session:
+            user = await load_user(session, user_id)
+            if not user.active:
+                raise InvalidState(f"User {user_id!r} is already deactivated", state="INACTIVE")
+            return user, await plan_release(session, user_id)
