@@ -16,6 +16,7 @@ PREFIXES = {
     "ReassignmentRequest": "req",
     "Handover": "hnd",
     "WorkflowEvent": "evt",
+    "Survey": "svy",
 }
 
 

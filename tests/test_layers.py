@@ -32,6 +32,7 @@ RANKS = {
     "core.plugins": 2,
     "plugins": 2,
     "core.services": 3,
+    "core.insight": 3,
     "core.notify": 3,
     "core.demo": 4,
     "core.scaffold": 4,
@@ -93,7 +94,9 @@ def test_imports_go_down_the_layers(module: str, path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "path"), [m for m in modules() if room(m[0]) == "core.services"], ids=str
+    ("module", "path"),
+    [m for m in modules() if room(m[0]) in ("core.services", "core.insight")],
+    ids=str,
 )
 def test_services_are_free_of_graphql(module: str, path: Path) -> None:
     assert [n for n in imports(path, module) if n.split(".")[0] in GRAPHQL] == []

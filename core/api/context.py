@@ -13,10 +13,11 @@ from strawberry.dataloader import DataLoader
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
-from core.domain import AssignmentRule, Customer, HandoverMeeting, Ownership, User
+from core.domain import AssignmentRule, Customer, HandoverMeeting, Ownership, Survey, User
+from core.insight.health import Health
+from core.insight.overrides import Override
 from core.services import Actor, Services
 from core.services.customers import CustomerScope
-from core.services.insight import Health
 from core.services.ownership import active_account_counts
 from core.services.users import reports_of
 
@@ -45,6 +46,8 @@ class RequestContext:
         self.rules = DataLoader(self._load_rules)
         self.meetings = DataLoader(self._load_meetings)
         self.health = DataLoader(self._load_health)
+        self.surveys = DataLoader(self._load_surveys)
+        self.overrides = DataLoader(self._load_overrides)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -111,6 +114,14 @@ class RequestContext:
             return await self.services.tiering.health(session, customers)
 
         return await self.read(query)
+
+    async def _load_surveys(self, ids: Sequence[str]) -> list[list[Survey]]:
+        found = await self.read(lambda s: self.services.insight.surveys_of(s, list(ids)))
+        return [found[i] for i in ids]
+
+    async def _load_overrides(self, ids: Sequence[str]) -> list[dict[str, Override]]:
+        found = await self.read(lambda s: self.services.insight.overrides_of(s, list(ids)))
+        return [found.get(i, {}) for i in ids]
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))

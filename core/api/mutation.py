@@ -12,6 +12,7 @@ from core.api.admin import AdminMutation
 from core.api.assignment import AssignmentMutation, ReassignmentRequest
 from core.api.context import context_of
 from core.api.handover import HandoverMutation, HandoverStepMutation
+from core.api.indicators import IndicatorMutation
 from core.api.inputs import (
     AssignOwnerInput,
     CreateCustomerInput,
@@ -20,6 +21,7 @@ from core.api.inputs import (
     UpdateCustomerInput,
 )
 from core.api.insight import InsightMutation
+from core.api.surveys import SurveyMutation
 from core.api.types import Customer, User
 
 
@@ -104,6 +106,8 @@ class Mutation(
     HandoverMutation,
     HandoverStepMutation,
     InsightMutation,
+    IndicatorMutation,
+    SurveyMutation,
 ):
     @strawberry.mutation(description="Give a customer that has no owner its owner.")
     async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload | None:

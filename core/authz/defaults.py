@@ -28,10 +28,21 @@ SERVICE_FIELDS = (
     "owner",
     "backupOwner",
     "firstContact",
+    "surveys",
 )
 USER_BASICS = ("name", "email", "team", "active", "manager")
 CUSTOMER_QUERIES = ("Query.customer", "Query.customers")
-HEALTH = [("CustomerHealth.*", "read"), ("RiskWarning.*", "read")]
+HEALTH = [
+    ("CustomerHealth.*", "read"),
+    ("RiskWarning.*", "read"),
+    ("HealthIndicator.*", "read"),
+    ("Survey.*", "read"),
+]
+# Finance sees the payment indicator and nothing else of a customer's health.
+FINANCE_HEALTH = [
+    ("CustomerHealth.indicators", "read"),
+    ("HealthIndicator.paymentPunctuality", "read"),
+]
 
 
 def _read(*objects: str) -> list[tuple[str, str]]:
@@ -67,6 +78,8 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
                 *CUSTOMER_QUERIES,
                 "Query.riskWarnings",
                 "Mutation.recordActivity",
+                "Query.healthIndicators",
+                "Mutation.recordSurveyAnswer",
                 "Query.ownerAt",
                 "Query.reassignmentRequests",
                 "Query.handovers",
@@ -98,6 +111,9 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
                 "Query.explainAssignment",
                 "Query.assignmentRules",
                 "Query.lintAssignmentRules",
+                "Query.npsReport",
+                "Mutation.overrideTier",
+                "Mutation.clearTierOverride",
             ),
         ],
         Scope.TEAM,
@@ -111,15 +127,22 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
         ("staff",),
         _read(*_customer(CUSTOMER_IDENTITY + PAYMENT_FIELDS))
         + [(f, "write") for f in _customer(PAYMENT_FIELDS)]
-        + _call(*CUSTOMER_QUERIES, "Mutation.updateCustomer"),
+        + FINANCE_HEALTH
+        + _call(*CUSTOMER_QUERIES, "Mutation.updateCustomer", "Query.healthIndicators"),
         Scope.ALL,
     ),
     "customer_service": (
         ("staff",),
         _read(*_customer(CUSTOMER_IDENTITY + SERVICE_FIELDS))
         + HEALTH
+        + [("Customer.surveys", "write")]
         + _call(
-            *CUSTOMER_QUERIES, "Query.ownerAt", "Query.riskWarnings", "Mutation.recordActivity"
+            *CUSTOMER_QUERIES,
+            "Query.ownerAt",
+            "Query.riskWarnings",
+            "Mutation.recordActivity",
+            "Query.healthIndicators",
+            "Mutation.recordSurveyAnswer",
         ),
         Scope.ALL,
     ),

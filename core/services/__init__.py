@@ -9,6 +9,7 @@ from core.authz.store import PolicyStore
 from core.calendar import WorkingCalendar
 from core.clock import Clock, SystemClock
 from core.db import Database
+from core.insight.service import InsightService
 from core.plugins import PluginRegistry
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor
@@ -35,6 +36,7 @@ class Services:
     reassignment: ReassignmentService
     handover: HandoverService
     tiering: TieringService
+    insight: InsightService
     plugins: PluginRegistry
 
     @classmethod
@@ -66,6 +68,7 @@ class Services:
             reassignment=ReassignmentService(db, clock, calendar, outbox),
             handover=HandoverService(db, clock, calendar, outbox),
             tiering=TieringService(db, clock, plugins, assignment),
+            insight=InsightService(db, clock, plugins, assignment),
             plugins=plugins,
         )
 
