@@ -21,6 +21,7 @@ from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.config import Settings
 from core.db import Database
+from core.insight.segments import EngagementRule
 from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 
@@ -48,7 +49,17 @@ def create_app(
         connect_timeout=settings.db_connect_timeout,
         command_timeout=settings.db_command_timeout,
     )
-    services = Services.create(db, clock, WorkingCalendar(settings.holidays), plugins=plugins)
+    services = Services.create(
+        db,
+        clock,
+        WorkingCalendar(settings.holidays),
+        plugins=plugins,
+        engagement=EngagementRule(
+            settings.engagement_new_days,
+            settings.engagement_active_days,
+            settings.engagement_churned_days,
+        ),
+    )
     limits = QueryLimits(
         settings.max_depth,
         settings.max_aliases,

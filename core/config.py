@@ -42,6 +42,9 @@ def _names(raw: str | None) -> tuple[str, ...] | None:
 
 # Settings read from BATON_<NAME> as the type of their default.
 _SCALARS = (
+    "engagement_new_days",
+    "engagement_active_days",
+    "engagement_churned_days",
     "jwt_secret",
     "graphiql",
     "max_body_bytes",
@@ -86,6 +89,10 @@ class Settings:
     holidays: tuple[date, ...] = ()
     # The plugins to load (BATON_PLUGINS=banking,acme; empty: none); None loads every installed one.
     plugins: tuple[str, ...] | None = None
+    # Engagement stage windows in days (docs/guides/health-and-surveys.md).
+    engagement_new_days: int = 90
+    engagement_active_days: int = 90
+    engagement_churned_days: int = 365
     # Only for the benchmark's baseline: never read from the environment.
     authorization: bool = True
 

@@ -16,6 +16,7 @@ from core.authz.view import PermissionView
 from core.domain import AssignmentRule, Customer, HandoverMeeting, Ownership, Survey, User
 from core.insight.health import Health
 from core.insight.overrides import Override
+from core.insight.service import Rfm
 from core.services import Actor, Services
 from core.services.customers import CustomerScope
 from core.services.ownership import active_account_counts
@@ -48,6 +49,7 @@ class RequestContext:
         self.health = DataLoader(self._load_health)
         self.surveys = DataLoader(self._load_surveys)
         self.overrides = DataLoader(self._load_overrides)
+        self.segments = DataLoader(self._load_segments)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -122,6 +124,10 @@ class RequestContext:
     async def _load_overrides(self, ids: Sequence[str]) -> list[dict[str, Override]]:
         found = await self.read(lambda s: self.services.insight.overrides_of(s, list(ids)))
         return [found.get(i, {}) for i in ids]
+
+    async def _load_segments(self, ids: Sequence[str]) -> list[tuple[str, Rfm | None]]:
+        found = await self.read(lambda s: self.services.insight.segments_of(s, list(ids)))
+        return [found[i] for i in ids]
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))

@@ -16,6 +16,7 @@ from core.api.enums import (
     AssignedBy,
     CommunicationChannel,
     CustomerKind,
+    EngagementStage,
     LifecycleStage,
     LoyaltyTier,
     NeedsTier,
@@ -32,6 +33,7 @@ from core.services.special_needs import policy_object
 if TYPE_CHECKING:
     from core.api.assignment import AssignmentRule
     from core.api.insight import CustomerHealth
+    from core.api.segments import RfmScore
     from core.api.surveys import Survey, TierOverride
 
 
@@ -204,6 +206,23 @@ class Customer(Node):
 
         ctx = context_of(info)
         return CustomerHealth.of(await ctx.health.load(str(self.id)), ctx.permissions)
+
+    @strawberry.field(
+        description="Where the customer stands by its own activity: NEW, ACTIVE, DORMANT or "
+        "CHURNED (not the sales `lifecycleStage`)."
+    )
+    async def engagement_stage(self, info: Info) -> EngagementStage | None:
+        stage, _ = await context_of(info).segments.load(str(self.id))
+        return EngagementStage(stage)
+
+    @strawberry.field(description="RFM quintiles and segment; null without an order in a year.")
+    async def rfm(
+        self, info: Info
+    ) -> Annotated[RfmScore, strawberry.lazy("core.api.segments")] | None:
+        from core.api.segments import RfmScore
+
+        _, found = await context_of(info).segments.load(str(self.id))
+        return RfmScore.of(found) if found is not None else None
 
     @strawberry.field(description="The customer's latest surveys (at most 20), newest first.")
     async def surveys(

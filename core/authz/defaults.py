@@ -79,6 +79,7 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
                 "Query.riskWarnings",
                 "Mutation.recordActivity",
                 "Query.healthIndicators",
+                "Query.rfmSegments",
                 "Mutation.recordSurveyAnswer",
                 "Query.ownerAt",
                 "Query.reassignmentRequests",

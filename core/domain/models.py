@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from core.domain.base import Base, UTCDateTime
 from core.domain.enums import (
@@ -112,6 +112,9 @@ class Customer(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # A computed sort value (engagement stage, RFM score), loaded only by lists ordered by it.
+    sort_value: Mapped[Any] = query_expression()
 
     # Loaded explicitly (joined) by the queries that need it; never lazily.
     active_ownership: Mapped[Ownership | None] = relationship(

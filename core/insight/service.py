@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
@@ -15,10 +15,25 @@ from core.db import Database
 from core.domain import Customer, Survey, SurveyKind, SurveyOccasion, TierOverride
 from core.insight import overrides, surveys, thresholds
 from core.insight.indicators import Indicator, Thresholds, registry
+from core.insight.segments import SEGMENTS, EngagementRule, engagement_stage, rfm_table
 from core.plugins import PluginRegistry
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor, AuditWriter, audit_value
 from core.services.customers import EVERYTHING, CustomerScope, load_customer
+
+
+@dataclass(frozen=True)
+class Rfm:
+    """A customer's RFM scores (1-5 each) and segment."""
+
+    recency: int
+    frequency: int
+    monetary: int
+    segment: str
+
+    @property
+    def score(self) -> int:
+        return self.recency * 100 + self.frequency * 10 + self.monetary
 
 
 @dataclass(frozen=True)
@@ -38,12 +53,55 @@ class InsightService:
     """Thresholds, overrides and surveys."""
 
     def __init__(
-        self, db: Database, clock: Clock, plugins: PluginRegistry, assignment: AssignmentService
+        self,
+        db: Database,
+        clock: Clock,
+        plugins: PluginRegistry,
+        assignment: AssignmentService,
+        engagement: EngagementRule | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.assignment = assignment
         self.indicators: tuple[Indicator, ...] = registry(plugins)
+        self.engagement = engagement or EngagementRule()
+        if problems := self.engagement.problems():
+            raise ValueError(problems[0])
+
+    async def segments_of(
+        self, session: AsyncSession, customer_ids: list[str]
+    ) -> dict[str, tuple[str, Rfm | None]]:
+        """Each customer's engagement stage and RFM (one statement)."""
+        now = self.clock.now()
+        rfm = rfm_table(now)
+        rows = await session.execute(
+            select(
+                Customer.id,
+                engagement_stage(self.engagement, now),
+                rfm.c.recency,
+                rfm.c.frequency,
+                rfm.c.monetary,
+                rfm.c.segment,
+            )
+            .outerjoin(rfm, rfm.c.customer_id == Customer.id)
+            .where(Customer.id.in_(customer_ids))
+        )
+        return {
+            cid: (stage, Rfm(r, f, m, segment) if r is not None else None)
+            for cid, stage, r, f, m, segment in rows
+        }
+
+    async def rfm_segments(
+        self, session: AsyncSession, among: Select[Any] | None
+    ) -> dict[str, int]:
+        """How many customers (of ``among``, a query of ids) are in each RFM segment."""
+        rfm = rfm_table(self.clock.now())
+        stmt = select(rfm.c.segment, func.count()).group_by(rfm.c.segment)
+        if among is not None:
+            stmt = stmt.where(rfm.c.customer_id.in_(among))
+        found = {segment: 0 for segment in SEGMENTS}
+        found.update({segment: int(n) for segment, n in await session.execute(stmt)})
+        return found
 
     async def thresholds(self, session: AsyncSession) -> dict[str, Thresholds]:
         """Each indicator's thresholds now (tuned or default)."""

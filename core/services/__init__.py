@@ -9,6 +9,7 @@ from core.authz.store import PolicyStore
 from core.calendar import WorkingCalendar
 from core.clock import Clock, SystemClock
 from core.db import Database
+from core.insight.segments import EngagementRule
 from core.insight.service import InsightService
 from core.plugins import PluginRegistry
 from core.services.assignment import AssignmentService
@@ -48,6 +49,7 @@ class Services:
         *,
         plugins: PluginRegistry | None = None,
         event_subscribers: Sequence[Subscriber] = (),
+        engagement: EngagementRule | None = None,
     ) -> Services:
         """Wire the use cases with the loaded ``plugins``; they and ``event_subscribers`` get
         each workflow event after commit, and plugin holidays join the ``calendar``."""
@@ -68,7 +70,7 @@ class Services:
             reassignment=ReassignmentService(db, clock, calendar, outbox),
             handover=HandoverService(db, clock, calendar, outbox),
             tiering=TieringService(db, clock, plugins, assignment),
-            insight=InsightService(db, clock, plugins, assignment),
+            insight=InsightService(db, clock, plugins, assignment, engagement),
             plugins=plugins,
         )
 
