@@ -19,6 +19,7 @@ from core.api.handover import Handover, HandoverQuery
 from core.api.indicators import IndicatorQuery
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
 from core.api.insight import InsightQuery
+from core.api.portfolio import PortfolioQuery
 from core.api.segments import SegmentQuery, computed_order, narrowed
 from core.api.surveys import SurveyQuery
 from core.api.types import (
@@ -105,6 +106,7 @@ class Query(
     IndicatorQuery,
     SurveyQuery,
     SegmentQuery,
+    PortfolioQuery,
 ):
     @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:

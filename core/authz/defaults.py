@@ -113,6 +113,8 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
                 "Query.assignmentRules",
                 "Query.lintAssignmentRules",
                 "Query.npsReport",
+                "Query.retentionKpis",
+                "Query.portfolio",
                 "Mutation.overrideTier",
                 "Mutation.clearTierOverride",
             ),
