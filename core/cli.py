@@ -596,3 +596,9 @@ def schema_export(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(export_sdl())
     typer.echo(f"wrote {output}")
+
+
+# Last: the import commands use the helpers above.
+from core.cli_imports import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")

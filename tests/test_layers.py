@@ -40,6 +40,7 @@ RANKS = {
     "core.web": 5,
     "core.app": 5,
     "core.cli": 6,
+    "core.cli_imports": 6,
     "sdk.testing": 6,  # partners' pytest plugin: runs the whole app
 }
 # Libraries that belong to the API layer only.

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.db import Database
-from core.domain import Customer, Survey, SurveyKind, SurveyOccasion, TierOverride
+from core.domain import Customer, Survey, SurveyKind, SurveyOccasion, SurveyStatus, TierOverride
+from core.errors import BadUserInput, FieldError
+from core.ids import new_id
 from core.insight import overrides, surveys, thresholds
 from core.insight.indicators import Indicator, Thresholds, registry
 from core.insight.segments import SEGMENTS, EngagementRule, engagement_stage, rfm_table
@@ -227,6 +229,43 @@ class InsightService:
                 "recordSurveyAnswer", "Customer", customer.id, [surveys.audit_change(survey)]
             )
             return survey
+
+    async def import_answers(self, actor: Actor, answers: list[Answer]) -> int:
+        """Load survey history in bulk in one transaction, one audit entry per customer."""
+        now = self.clock.now()
+        for a in answers:
+            surveys.validate_answer(a.kind, a.score, a.reason)
+        async with self.db.transaction() as session:
+            wanted = {a.customer_id for a in answers}
+            found = set(await session.scalars(select(Customer.id).where(Customer.id.in_(wanted))))
+            if missing := sorted(wanted - found):
+                raise BadUserInput([FieldError("customerId", f"no customer {missing[0]!r}")])
+            session.add_all(
+                Survey(
+                    id=new_id("Survey"),
+                    customer_id=a.customer_id,
+                    kind=a.kind,
+                    occasion=a.occasion,
+                    status=SurveyStatus.ANSWERED,
+                    due_at=a.answered_at or now,
+                    answered_at=a.answered_at or now,
+                    score=a.score,
+                    reason=a.reason,
+                    recorded_by_id=actor.user_id,
+                    created_at=now,
+                )
+                for a in answers
+            )
+            audit = AuditWriter(session, actor, now)
+            for customer_id in sorted(wanted):
+                count = sum(1 for a in answers if a.customer_id == customer_id)
+                audit.record(
+                    "importSurveys",
+                    "Customer",
+                    customer_id,
+                    [{"field": "surveys", "before": None, "after": f"{count} imported"}],
+                )
+        return len(answers)
 
     async def schedule_surveys(self, now: datetime | None = None) -> int:
         """Create the surveys due now (see ``surveys.schedule``)."""

@@ -133,6 +133,11 @@ def _validate(
         raise BadUserInput(errors)
 
 
+def validate_activity(row: ActivityRow, now: datetime) -> None:
+    """BAD_USER_INPUT naming every bad field of ``row``."""
+    _validate(row.kind, row.amount, row.category, row.note, row.at, now, row.days_late)
+
+
 class TieringService:
     """Activities, health, risk warnings and tier reviews."""
 
@@ -203,7 +208,7 @@ class TieringService:
         per customer; tiers move at the next review, not row by row."""
         now = self.clock.now()
         for row in rows:
-            _validate(row.kind, row.amount, row.category, row.note, row.at, now, row.days_late)
+            validate_activity(row, now)
         async with self.db.transaction() as session:
             wanted = {r.customer_id for r in rows}
             found = set(await session.scalars(select(Customer.id).where(Customer.id.in_(wanted))))
