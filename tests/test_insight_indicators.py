@@ -251,3 +251,43 @@ async def test_a_plugin_indicator_reads_its_snapshots_trend_included(
     # Now: -2,000,000 in the last 90 days (YELLOW at ≥ -1,000,000? no: RED); before: 3,000,000.
     assert (flow["value"], flow["band"]) == (-2_000_000, "RED")
     assert flow["trend"] == [None, None, 3_000_000, -2_000_000]
+
+
+async def test_an_upgraded_database_gets_the_indicator_defaults_once_audited(
+    gql: GraphQLClient, admin: str, services: Services
+) -> None:
+    from sqlalchemy import delete
+
+    from core.authz.defaults import release_lines
+    from core.domain import CasbinRule, PluginInstall
+
+    added = release_lines("core-insight")
+    assert ("p", "finance", "HealthIndicator.paymentPunctuality", "read") in added
+    # A database from before the release: its defaults lack the new lines and the marker.
+    async with services.db.transaction() as session:
+        await session.execute(delete(PluginInstall).where(PluginInstall.name == "core-insight"))
+        for _, role, obj, act in added:
+            await session.execute(
+                delete(CasbinRule).where(
+                    CasbinRule.v0 == role, CasbinRule.v1 == obj, CasbinRule.v2 == act
+                )
+            )
+    assert await services.policies.ensure_defaults() is True
+    assert await services.policies.ensure_defaults() is False  # once
+    cid = await worked_example(gql)
+    health = (await gql.data("admin", INDICATORS, {"id": cid}))["customer"]["health"]
+    await services.users.create(Actor.system(), "fin.zhao", "Zhao", roles=["finance"])
+    body = await gql.execute("fin.zhao", INDICATORS, {"id": cid})
+    assert [i["name"] for i in body["data"]["customer"]["health"]["indicators"]] == [
+        "paymentPunctuality",
+        "bankingNetFlow",
+    ]
+    assert len(health["indicators"]) == 16
+    audit = await gql.data(
+        "admin",
+        """{ auditLog(first: 50, filter: {action: "installDefaultPolicies"}) {
+          edges { node { entityId reason } } } }""",
+    )
+    upgraded = [e["node"] for e in audit["auditLog"]["edges"] if e["node"]["reason"]]
+    assert {e["entityId"] for e in upgraded} == {r for _, r, _, _ in added}
+    assert {e["reason"] for e in upgraded} == {"core-insight"}

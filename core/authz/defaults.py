@@ -175,3 +175,34 @@ def default_policy_lines() -> list[tuple[str, str, str, str]]:
         if scope is not None:
             lines.append(("p", role, SCOPE_OBJECT, f"{SCOPE_ACTION_PREFIX}{scope.name}"))
     return lines
+
+
+# Default lines a release added after databases got their defaults: each set is installed once
+# on a database that already had defaults, when that release first starts (and marked as done
+# on a new one), so upgraded installations get them too.
+RELEASE_OBJECTS = {
+    "core-insight": (
+        "HealthIndicator.",
+        "Survey.",
+        "CustomerHealth.indicators",
+        "Customer.surveys",
+        "Query.healthIndicators",
+        "Query.rfmSegments",
+        "Query.npsReport",
+        "Query.retentionKpis",
+        "Query.portfolio",
+        "Mutation.recordSurveyAnswer",
+        "Mutation.overrideTier",
+        "Mutation.clearTierOverride",
+    ),
+}
+
+
+def release_lines(release: str) -> list[tuple[str, str, str, str]]:
+    """The default policy lines ``release`` added (objects named, or under a ``Type.`` prefix)."""
+    objects = RELEASE_OBJECTS[release]
+
+    def added(obj: str) -> bool:
+        return any(obj == o or (o.endswith(".") and obj.startswith(o)) for o in objects)
+
+    return [line for line in default_policy_lines() if line[0] == "p" and added(line[2])]
