@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 from sqlalchemy import text
 
-from benchmarks.postgres import embedded_database
+from benchmarks.pg import migrated_database
 from core.app import create_app
 from core.config import Settings
 from core.db import Database
@@ -198,7 +198,7 @@ def main() -> int:
         parser.error("--page x --size must not exceed --customers")
     if args.database:
         return benchmark(args.database, args)
-    with embedded_database("baton_keyset") as url:
+    with migrated_database("baton_keyset") as url:
         return benchmark(url, args)
 
 

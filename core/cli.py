@@ -701,3 +701,7 @@ def schema_export(
 from core.notify.webhooks_cli import webhooks_app  # noqa: E402
 
 app.add_typer(webhooks_app, name="webhooks")
+# Last: the import commands use the helpers above.
+from core.cli_imports import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")

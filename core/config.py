@@ -52,6 +52,9 @@ def _names(raw: str | None) -> tuple[str, ...] | None:
 
 # Settings read from BATON_<NAME> as the type of their default.
 _SCALARS = (
+    "engagement_new_days",
+    "engagement_active_days",
+    "engagement_churned_days",
     "jwt_secret",
     "jwt_audience",
     "jwt_issuer",
@@ -167,6 +170,10 @@ class Settings:
     default_locale: str = "zh"
     # Open GraphQL subscriptions (WebSocket connections) per user and process.
     max_subscriptions_per_user: int = 5
+    # Engagement stage windows in days (docs/guides/health-and-surveys.md).
+    engagement_new_days: int = 90
+    engagement_active_days: int = 90
+    engagement_churned_days: int = 365
     # Only for the benchmark's baseline: never read from the environment.
     authorization: bool = True
 

@@ -20,9 +20,12 @@ from core.domain import (
     NeedsTier,
     PaymentMethod,
     Strategy,
+    SurveyKind,
+    SurveyOccasion,
     User,
     ValueTier,
 )
+from core.insight.service import Answer
 from core.services import Actor, Services
 from core.services.tiering import ActivityRow
 
@@ -214,6 +217,7 @@ async def seed_demo(
         await services.assignment.create_rule(system, rule)
     rng = random.Random(20261124)
     history: list[ActivityRow] = []
+    answers: list[Answer] = []
     for index in range(customers):
         profile, contact = demo_customer(rng, index)
         # Most customers are assigned by the rules as they arrive; a few wait for a run.
@@ -225,9 +229,11 @@ async def seed_demo(
             auto_assign=rng.random() < 0.85,
         )
         history += demo_activities(rng, services.clock.now(), customer.id)
+        answers += demo_answers(rng, services.clock.now(), customer.id)
         if progress:
             progress(1)
     await services.tiering.import_activities(system, history)
+    await services.insight.import_answers(system, answers)
     await services.tiering.review(system)
     return True
 
@@ -254,21 +260,73 @@ def demo_needs(rng: random.Random, industry: str, services: Services) -> dict[st
 
 
 def demo_activities(rng: random.Random, now: datetime, customer_id: str) -> list[ActivityRow]:
-    """A few months of orders back from now; some customers go quiet or complain."""
-    quiet_since = rng.choice([0, 0, 0, 70, 100])  # days without orders, for the warnings
+    """A few months of orders, interactions and payments back from now; some customers go
+    quiet (dormant after 200 days), complain, pay late or refer someone."""
+    quiet_since = rng.choice([0, 0, 0, 70, 100, 200])  # days without orders, for the warnings
     rows = [
         ActivityRow(
             customer_id,
             ActivityKind.ORDER,
-            now - timedelta(days=rng.randint(quiet_since, 170), hours=rng.randint(0, 23)),
+            now
+            - timedelta(days=rng.randint(quiet_since, quiet_since + 170), hours=rng.randint(0, 23)),
             amount=Decimal(rng.randint(5, 500) * 1000),
             category=rng.choice(["spare parts", "service", "licences", "hardware"]),
         )
         for _ in range(rng.randint(0, 6))
     ]
+    rows += [
+        ActivityRow(
+            customer_id,
+            ActivityKind.INTERACTION,
+            now - timedelta(days=rng.randint(quiet_since, quiet_since + 170)),
+        )
+        for _ in range(rng.randint(0, 4))
+    ]
+    rows += [
+        ActivityRow(
+            customer_id,
+            ActivityKind.PAYMENT,
+            now - timedelta(days=rng.randint(quiet_since + 1, quiet_since + 170)),
+            days_late=rng.choice([0, 0, 0, 0, 5, 30]),
+        )
+        for _ in range(rng.randint(0, 3))
+    ]
+    if rng.random() < 0.15:
+        rows.append(
+            ActivityRow(
+                customer_id, ActivityKind.REFERRAL, now - timedelta(days=rng.randint(1, 300))
+            )
+        )
     if rng.random() < 0.1:
         rows += [
             ActivityRow(customer_id, ActivityKind.COMPLAINT, now - timedelta(days=d), note="late")
             for d in (3, 20)
         ]
     return rows
+
+
+def demo_answers(rng: random.Random, now: datetime, customer_id: str) -> list[Answer]:
+    """Quarterly NPS answers with a reason, and now and then a CES or satisfaction answer."""
+    reasons = ["fast delivery", "slow answers", "good value", "too many errors", None]
+    answers = [
+        Answer(
+            customer_id,
+            SurveyKind.NPS,
+            rng.choice([3, 6, 7, 8, 8, 9, 9, 10]),
+            rng.choice(reasons),
+            now - timedelta(days=days + rng.randint(0, 20)),
+            occasion=SurveyOccasion.QUARTERLY,
+        )
+        for days in (10, 100)
+        if rng.random() < 0.7
+    ]
+    for kind, chance, low, high, occasion in (
+        (SurveyKind.SATISFACTION, 0.4, 2, 5, SurveyOccasion.POST_DELIVERY),
+        (SurveyKind.CES, 0.3, 3, 7, SurveyOccasion.AD_HOC),
+    ):
+        if rng.random() < chance:
+            at = now - timedelta(days=rng.randint(1, 80))
+            answers.append(
+                Answer(customer_id, kind, rng.randint(low, high), None, at, occasion=occasion)
+            )
+    return answers

@@ -18,6 +18,7 @@ PREFIXES = {
     "WorkflowEvent": "evt",
     "WebhookEndpoint": "whe",
     "WebhookDelivery": "whd",
+    "Survey": "svy",
 }
 
 

@@ -29,6 +29,7 @@ from sdk.specs import (
     AssignmentDimension,
     EmailTemplate,
     FieldSpec,
+    HealthIndicator,
     HealthSignal,
     PolicyGrant,
     TierCriterion,
@@ -71,6 +72,17 @@ def pascal(snake: str) -> str:
     return "".join(part.capitalize() for part in snake.split("_"))
 
 
+def indicator_name(plugin: str, name: str) -> str:
+    """A plugin indicator's name on the dashboard: ``banking`` + ``aum_flow`` →
+    ``banking_aum_flow``."""
+    return f"{plugin}_{name}"
+
+
+def indicator_object(plugin: str, name: str) -> str:
+    """Its policy object: ``HealthIndicator.bankingAumFlow``."""
+    return f"HealthIndicator.{camel(indicator_name(plugin, name))}"
+
+
 def special_needs_type(plugin: str) -> str:
     """The GraphQL type of a plugin's fields and the first part of their policy objects."""
     return f"{pascal(plugin)}SpecialNeeds"
@@ -87,6 +99,7 @@ class Plugin:
     tier_criteria: tuple[TierCriterion, ...] = ()
     dimensions: tuple[AssignmentDimension, ...] = ()
     health_signals: tuple[HealthSignal, ...] = ()
+    health_indicators: tuple[HealthIndicator, ...] = ()
     policies: tuple[PolicyGrant, ...] = ()
     holidays: tuple[date, ...] = ()
     email_templates: tuple[EmailTemplate, ...] = ()
@@ -136,6 +149,10 @@ class PluginRegistry:
     @property
     def health_signals(self) -> list[tuple[str, HealthSignal]]:
         return [(p.name, s) for p in self.plugins for s in p.health_signals]
+
+    @property
+    def health_indicators(self) -> list[tuple[str, HealthIndicator]]:
+        return [(p.name, i) for p in self.plugins for i in p.health_indicators]
 
     @property
     def holidays(self) -> tuple[date, ...]:
@@ -288,6 +305,9 @@ def _collect(manager: pluggy.PluginManager, name: str, version: str | None) -> P
             _results(manager, name, "baton_assignment_dimensions", AssignmentDimension)
         ),
         health_signals=tuple(_results(manager, name, "baton_health_signals", HealthSignal)),
+        health_indicators=tuple(
+            _results(manager, name, "baton_health_indicators", HealthIndicator)
+        ),
         policies=tuple(_results(manager, name, "baton_default_policies", PolicyGrant)),
         holidays=tuple(_results(manager, name, "baton_holidays", date)),
         email_templates=tuple(_results(manager, name, "baton_email_templates", EmailTemplate)),
@@ -339,9 +359,26 @@ def _problems(p: Plugin) -> Iterable[str]:
     for s in p.health_signals:
         if not callable(s.evaluate):
             yield f"health signal {s.name!r}: evaluate is not callable"
+    names: set[str] = set()
+    for i in p.health_indicators:
+        where = f"health indicator {i.name!r}"
+        if not FIELD_NAME.match(i.name):
+            yield f"{where}: an indicator name is snake_case, starting with a letter"
+        if i.name in names:
+            yield f"{where}: declared twice"
+        names.add(i.name)
+        if not callable(i.evaluate):
+            yield f"{where}: evaluate is not callable"
+        if (i.green < i.yellow) if i.higher_is_better else (i.green > i.yellow):
+            yield f"{where}: green must be {'at least' if i.higher_is_better else 'at most'} yellow"
+        if not 0 <= i.weight <= 100:
+            yield f"{where}: weight must be 0-100"
     readable = {camel(f.name) for f in p.fields} | {"*"}
+    indicators = {indicator_object(p.name, i.name) for i in p.health_indicators}
     for g in p.policies:
         owner, _, field_name = g.object.partition(".")
+        if g.object in indicators and g.action == "read":
+            continue
         if owner != p.type_name or field_name not in readable:
             yield (
                 f"default policy on {g.object!r}: a plugin grants only its own fields "

@@ -14,6 +14,7 @@ from sdk.specs import (
     AssignmentDimension,
     EmailTemplate,
     FieldSpec,
+    HealthIndicator,
     HealthSignal,
     PolicyGrant,
     TierCriterion,
@@ -44,6 +45,12 @@ def baton_assignment_dimensions() -> list[AssignmentDimension]:
 @hookspec
 def baton_health_signals() -> list[HealthSignal]:
     """Signals that take points off the health score and raise risk warnings."""
+    raise NotImplementedError
+
+
+@hookspec
+def baton_health_indicators() -> list[HealthIndicator]:
+    """Indicators shown with a band and a trend on the health dashboard (``Customer.health``)."""
     raise NotImplementedError
 
 

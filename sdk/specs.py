@@ -149,6 +149,30 @@ class HealthSignal:
 
 
 @dataclass(frozen=True)
+class HealthIndicator:
+    """A named indicator on the health dashboard, next to the core ones.
+
+    ``evaluate`` reads a snapshot and returns the value (None: no data). Its band is GREEN
+    when the value reaches ``green``, YELLOW when it reaches ``yellow``, else RED ("reaches":
+    at least, or at most when ``higher_is_better`` is False); admins may tune both thresholds.
+    A RED indicator takes ``weight`` points off the health score (a YELLOW one half of them)
+    and raises ``warning`` if given. Baton shows it as ``<plugin>_<name>`` and authorises it
+    as the object ``HealthIndicator.<pluginName>`` (camelCase), like the core indicators.
+    """
+
+    name: str
+    label: str
+    description: str
+    unit: str
+    green: float
+    yellow: float
+    evaluate: Callable[[CustomerSnapshot], float | None]
+    higher_is_better: bool = True
+    weight: int = 0
+    warning: Warning | None = None
+
+
+@dataclass(frozen=True)
 class PolicyGrant:
     """A default permission for the plugin's own objects (``BankingSpecialNeeds.riskTolerance``)."""
 
@@ -198,6 +222,7 @@ __all__ = [
     "EmailTemplate",
     "FieldSpec",
     "FieldType",
+    "HealthIndicator",
     "HealthSignal",
     "PolicyGrant",
     "SignalReading",

@@ -28,15 +28,21 @@ PLAIN = {
     "RunAssignmentPayload.requests",
     "DeactivateUserPayload.requests",
     "TierReviewPayload.movements",
+    "DeactivateUserPayload.releases",
+    "WebhookDeliveriesPayload.deliveries",
     "RecordActivityPayload.movements",
     # A computed result of one request over the given customers and rules, not stored.
     "AssignmentPreview.moves",
     "AssignmentPreview.loadChanges",
     "AssignmentExplanation.steps",
     "Query.lintAssignmentRules",
+    "Query.portfolio",  # one row per owner of the viewer's team
     # Bounded child lists: an admin-chosen pool, a customer's few owners over its life.
     "AssignmentRule.pool",
     "Customer.ownershipHistory",
+    # A customer's surveys (a few a year) and its tier overrides (one per tier at most).
+    "Customer.surveys",
+    "Customer.tierOverrides",
 }
 
 

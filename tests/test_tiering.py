@@ -11,8 +11,11 @@ from hypothesis import strategies as st
 
 from core.clock import FixedClock
 from core.domain import ActivityKind
+from core.insight.facts import CustomerFacts, Period
+from core.insight.health import assess
+from core.insight.indicators import CORE_INDICATORS, Inputs, read
 from core.services import Actor, Services
-from core.services.insight import CORE_SIGNALS, Population, assess, decide
+from core.services.insight import Population, decide
 from sdk.specs import ActivityWindow, CustomerSnapshot
 from tests.conftest import GraphQLClient, error_codes
 
@@ -57,7 +60,7 @@ async def test_no_order_for_two_months_asks_for_contact_within_48_hours(
     assert (warning["level"], warning["code"], warning["signal"]) == (
         "FOLLOW_UP",
         "NO_RECENT_ORDER",
-        "no_recent_order",
+        "orderRecency",
     )
     assert "48 h" in warning["message"]
     assert health["score"] == 80
@@ -177,7 +180,19 @@ def test_scores_stay_in_range_and_plugin_votes_never_lower_a_tier(
         year=recent,
         last_order_at=now - timedelta(days=1) if recent.orders else None,
     )
-    health = assess(snapshot, [("core", s) for s in CORE_SIGNALS])
+    periods = [
+        Period(
+            orders=w.orders,
+            order_amount=w.order_amount,
+            order_amount_sq=float(w.order_amount) ** 2 / max(1, w.orders),
+            order_categories=set(w.categories),
+            interactions=w.interactions,
+            complaints=w.complaints,
+        )
+        for w in (recent, previous)
+    ]
+    facts = CustomerFacts("cus_x", now, periods + [Period() for _ in range(6)])
+    health = assess(read(CORE_INDICATORS, Inputs(facts), {}), snapshot, [], facts)
     assert 0 <= health.score <= 100
     population = Population(Decimal(10**6), Decimal(10**5), None)
     core_only = decide(snapshot, population, health, [])

@@ -13,10 +13,20 @@ from strawberry.dataloader import DataLoader
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
-from core.domain import AssignmentRule, Customer, Handover, HandoverMeeting, Ownership, User
+from core.domain import (
+    AssignmentRule,
+    Customer,
+    Handover,
+    HandoverMeeting,
+    Ownership,
+    Survey,
+    User,
+)
+from core.insight.health import Health
+from core.insight.overrides import Override
+from core.insight.service import Rfm
 from core.services import Actor, Services
 from core.services.customers import CustomerFilter, CustomerScope, customers_query
-from core.services.insight import Health
 from core.services.ownership import active_account_counts
 from core.services.users import reports_of
 
@@ -47,6 +57,9 @@ class RequestContext:
         self.health = DataLoader(self._load_health)
         self.customers = DataLoader(self._load_customers)
         self.handover_of_request = DataLoader(self._load_handover_of_request)
+        self.surveys = DataLoader(self._load_surveys)
+        self.overrides = DataLoader(self._load_overrides)
+        self.segments = DataLoader(self._load_segments)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -135,6 +148,18 @@ class RequestContext:
             return await self.services.tiering.health(session, customers)
 
         return await self.read(query)
+
+    async def _load_surveys(self, ids: Sequence[str]) -> list[list[Survey]]:
+        found = await self.read(lambda s: self.services.insight.surveys_of(s, list(ids)))
+        return [found[i] for i in ids]
+
+    async def _load_overrides(self, ids: Sequence[str]) -> list[dict[str, Override]]:
+        found = await self.read(lambda s: self.services.insight.overrides_of(s, list(ids)))
+        return [found.get(i, {}) for i in ids]
+
+    async def _load_segments(self, ids: Sequence[str]) -> list[tuple[str, Rfm | None]]:
+        found = await self.read(lambda s: self.services.insight.segments_of(s, list(ids)))
+        return [found[i] for i in ids]
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))

@@ -13,6 +13,7 @@ from core.domain.enums import (
     AssignedBy,
     CommunicationChannel,
     CustomerKind,
+    EngagementStage,
     LifecycleStage,
     LoyaltyTier,
     NeedsTier,
@@ -30,7 +31,15 @@ for _enum, _description in (
     (PaymentMethod, "How the customer pays."),
     (CommunicationChannel, "How the customer prefers to be contacted."),
     (AssignedBy, "How the current owner came to own the customer."),
-    (ActivityKind, "What a customer did: ordered, talked to us, complained, said it may leave."),
+    (
+        ActivityKind,
+        "What a customer did: ordered, talked to us, complained, said it may leave, referred "
+        "someone, paid.",
+    ),
+    (
+        EngagementStage,
+        "Where the customer stands by its own activity (not the sales lifecycleStage).",
+    ),
 ):
     strawberry.enum(_enum, description=_description)
 strawberry.enum(Scope, name="CustomerScope", description="Which customers a role reaches.")
@@ -40,6 +49,7 @@ __all__ = [
     "AssignedBy",
     "CommunicationChannel",
     "CustomerKind",
+    "EngagementStage",
     "LifecycleStage",
     "LoyaltyTier",
     "NeedsTier",

@@ -14,12 +14,14 @@ from strawberry import UNSET
 from core.api.enums import (
     CommunicationChannel,
     CustomerKind,
+    EngagementStage,
     LifecycleStage,
     LoyaltyTier,
     NeedsTier,
     PaymentMethod,
     ValueTier,
 )
+from core.api.segments import RfmSegment
 from core.api.special_needs import given_needs, needs_writes
 from core.services.customers import PROFILE_FIELDS, field_name
 
@@ -202,9 +204,13 @@ class CustomerFilter:
     lifecycle_stages: list[LifecycleStage] | None = None
     unassigned: bool | None = None
     search: str | None = strawberry.field(default=None, description="Part of the name.")
+    engagement_stages: list[EngagementStage] | None = None
+    rfm_segments: list[RfmSegment] | None = None
 
     authz_entity: ClassVar[str] = "Customer"
     _FIELDS: ClassVar[dict[str, str]] = {
+        "engagement_stages": "engagementStage",
+        "rfm_segments": "rfm",
         "owner_id": "owner",
         "territory": "territory",
         "industry": "industry",
@@ -224,6 +230,8 @@ class CustomerOrderField(Enum):
     NAME = "name"
     CREATED_AT = "created_at"
     UPDATED_AT = "updated_at"
+    ENGAGEMENT_STAGE = "engagement_stage"
+    RFM_SCORE = "rfm_score"
 
 
 @strawberry.enum
@@ -240,7 +248,9 @@ class CustomerOrder:
     authz_entity: ClassVar[str] = "Customer"
 
     def authz_read_fields(self) -> set[str]:
-        return {field_name(self.field.value)}
+        return {
+            "rfm" if self.field is CustomerOrderField.RFM_SCORE else field_name(self.field.value)
+        }
 
 
 @strawberry.input

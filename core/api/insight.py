@@ -14,9 +14,11 @@ from core.api.assignment import customers_with_ids
 from core.api.connection import Connection
 from core.api.context import context_of
 from core.api.enums import ActivityKind
+from core.api.indicators import HealthIndicatorReading, visible_readings
 from core.api.types import Customer
 from core.authz.view import PermissionView
-from core.services import insight
+from core.insight.health import Health, RaisedWarning
+from core.plugins import camel
 from core.services.pagination import DEFAULT_PAGE_SIZE
 from core.services.tiering import Movement
 
@@ -48,7 +50,7 @@ class RiskWarning:
     since: datetime | None = strawberry.field(description="When its cause began, if known.")
 
     @classmethod
-    def of(cls, w: insight.RaisedWarning) -> RiskWarning:
+    def of(cls, w: RaisedWarning) -> RiskWarning:
         return cls(
             level=WarningLevel(w.level),
             code=w.code,
@@ -58,18 +60,36 @@ class RiskWarning:
         )
 
 
-@strawberry.type(description="How the relationship is doing, from the activity history.")
+@strawberry.type(
+    description="How the relationship is doing: indicators with bands, and the score and "
+    "warnings derived from them (docs/guides/health-and-surveys.md)."
+)
 class CustomerHealth:
     score: int | None = strawberry.field(description="0-100; 100: nothing wrong.")
     level: HealthLevel | None
-    warnings: list[RiskWarning] | None = strawberry.field(description="Most urgent first.")
+    warnings: list[RiskWarning] | None = strawberry.field(
+        description="Most urgent first; only those raised by indicators you may read."
+    )
+    indicators: list[HealthIndicatorReading] | None = strawberry.field(
+        description="The indicators you may read (`HealthIndicator.<name>`), core ones first."
+    )
 
     @classmethod
-    def of(cls, h: insight.Health) -> CustomerHealth:
+    def of(cls, h: Health, view: PermissionView) -> CustomerHealth:
+        """``h`` as ``view`` may see it: indicators it may not read, and their warnings, left
+        out."""
+        hidden = {camel(r.indicator.name) for r in h.readings} - {
+            camel(r.indicator.name) for r in visible_readings(h.readings, view)
+        }
         return cls(
             score=h.score,
             level=HealthLevel(h.level),
-            warnings=[RiskWarning.of(w) for w in h.warnings],
+            warnings=[RiskWarning.of(w) for w in h.warnings if w.signal not in hidden],
+            indicators=[
+                HealthIndicatorReading.of(r)
+                for r in h.readings
+                if camel(r.indicator.name) not in hidden
+            ],
         )
 
 
@@ -121,6 +141,9 @@ class RecordActivityInput:
     amount: Decimal | None = strawberry.field(default=None, description="ORDER only.")
     category: str | None = None
     note: str | None = None
+    days_late: int | None = strawberry.field(
+        default=None, description="PAYMENT only: days after the due date (0: on time)."
+    )
 
 
 @strawberry.type
@@ -174,12 +197,14 @@ class InsightQuery:
         async def count() -> int:
             return total
 
-        return Connection.of(page, _at_risk, count)
+        def at_risk(pair: Any) -> AtRiskCustomer:
+            customer, health = pair
+            return AtRiskCustomer(
+                customer=Customer.from_model(customer),
+                health=CustomerHealth.of(health, ctx.permissions),
+            )
 
-
-def _at_risk(pair: Any) -> AtRiskCustomer:
-    customer, health = pair
-    return AtRiskCustomer(customer=Customer.from_model(customer), health=CustomerHealth.of(health))
+        return Connection.of(page, at_risk, count)
 
 
 @strawberry.type
@@ -200,6 +225,7 @@ class InsightMutation:
             amount=input.amount,
             category=input.category,
             note=input.note,
+            days_late=input.days_late,
             scope=await ctx.scope(),
         )
         return RecordActivityPayload(

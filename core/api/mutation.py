@@ -14,6 +14,7 @@ from core.api.assignment import AssignmentMutation, ReassignmentRequest
 from core.api.context import context_of
 from core.api.handover import HandoverMutation
 from core.api.handover_steps import HandoverStepMutation
+from core.api.indicators import IndicatorMutation
 from core.api.inputs import (
     AssignOwnerInput,
     CreateCustomerInput,
@@ -23,6 +24,7 @@ from core.api.inputs import (
     UpdateUserInput,
 )
 from core.api.insight import InsightMutation
+from core.api.surveys import SurveyMutation
 from core.api.types import Customer, User, customer_in_scope, user_or_none
 from core.notify.webhooks_api import WebhookMutation
 from core.services.users import load_user
@@ -133,6 +135,8 @@ class Mutation(
     HandoverStepMutation,
     InsightMutation,
     WebhookMutation,
+    IndicatorMutation,
+    SurveyMutation,
 ):
     @strawberry.mutation(description="Give a customer that has no owner its owner.")
     async def assign_owner(self, info: Info, input: AssignOwnerInput) -> CustomerPayload | None:

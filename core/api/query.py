@@ -16,8 +16,12 @@ from core.api.assignment import AssignmentQuery, AssignmentRule, ReassignmentReq
 from core.api.connection import Connection, connection
 from core.api.context import context_of
 from core.api.handover import Handover, HandoverQuery
+from core.api.indicators import IndicatorQuery
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
 from core.api.insight import InsightQuery
+from core.api.portfolio import PortfolioQuery
+from core.api.segments import SegmentQuery, computed_order, narrowed
+from core.api.surveys import SurveyQuery
 from core.api.types import (
     AuditEntry,
     Customer,
@@ -95,7 +99,17 @@ NODES: dict[str, tuple[str, Callable[[Info, str], Awaitable[Node | None]]]] = {
 
 
 @strawberry.type
-class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery, WebhookQuery):
+class Query(
+    AdminQuery,
+    AssignmentQuery,
+    HandoverQuery,
+    InsightQuery,
+    IndicatorQuery,
+    SurveyQuery,
+    SegmentQuery,
+    PortfolioQuery,
+    WebhookQuery,
+):
     @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:
         ctx = context_of(info)
@@ -164,9 +178,16 @@ class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery, WebhookQue
             ),
             scope,
         )
-        column = getattr(domain.Customer, order.field.value)
-        key = SortKey(column, domain.Customer.id, order.direction == OrderDirection.DESC)
-        value_type = str if order.field.value == "name" else datetime
+        stmt = narrowed(info, stmt, f.engagement_stages, f.rfm_segments)
+        descending = order.direction == OrderDirection.DESC
+        value_type: type = int
+        if computed := computed_order(info, order.field.value, descending):
+            key, load = computed
+            stmt = stmt.options(load)
+        else:
+            column = getattr(domain.Customer, order.field.value)
+            key = SortKey(column, domain.Customer.id, descending)
+            value_type = str if order.field.value == "name" else datetime
         return await connection(info, stmt, key, first, after, Customer.from_model, value_type)
 
     @strawberry.field(description="One user by id.")

@@ -16,6 +16,7 @@ from core.api.enums import (
     AssignedBy,
     CommunicationChannel,
     CustomerKind,
+    EngagementStage,
     LifecycleStage,
     LoyaltyTier,
     NeedsTier,
@@ -32,6 +33,8 @@ from core.services.special_needs import policy_object
 if TYPE_CHECKING:
     from core.api.assignment import AssignmentRule
     from core.api.insight import CustomerHealth
+    from core.api.segments import RfmScore
+    from core.api.surveys import Survey, TierOverride
 
 
 @strawberry.interface(description="An object with a stable, globally unique id.")
@@ -213,7 +216,44 @@ class Customer(Node):
     ) -> Annotated[CustomerHealth, strawberry.lazy("core.api.insight")] | None:
         from core.api.insight import CustomerHealth
 
-        return CustomerHealth.of(await context_of(info).health.load(str(self.id)))
+        ctx = context_of(info)
+        return CustomerHealth.of(await ctx.health.load(str(self.id)), ctx.permissions)
+
+    @strawberry.field(
+        description="Where the customer stands by its own activity: NEW, ACTIVE, DORMANT or "
+        "CHURNED (not the sales `lifecycleStage`)."
+    )
+    async def engagement_stage(self, info: Info) -> EngagementStage | None:
+        stage, _ = await context_of(info).segments.load(str(self.id))
+        return EngagementStage(stage)
+
+    @strawberry.field(description="RFM quintiles and segment; null without an order in a year.")
+    async def rfm(
+        self, info: Info
+    ) -> Annotated[RfmScore, strawberry.lazy("core.api.segments")] | None:
+        from core.api.segments import RfmScore
+
+        _, found = await context_of(info).segments.load(str(self.id))
+        return RfmScore.of(found) if found is not None else None
+
+    @strawberry.field(description="The customer's latest surveys (at most 20), newest first.")
+    async def surveys(
+        self, info: Info
+    ) -> list[Annotated[Survey, strawberry.lazy("core.api.surveys")]] | None:
+        from core.api.surveys import Survey
+
+        return [Survey.from_model(m) for m in await context_of(info).surveys.load(str(self.id))]
+
+    @strawberry.field(
+        description="Hand-set tiers the review keeps, those whose tier field you may read."
+    )
+    async def tier_overrides(
+        self, info: Info
+    ) -> list[Annotated[TierOverride, strawberry.lazy("core.api.surveys")]] | None:
+        from core.api.surveys import visible_overrides
+
+        ctx = context_of(info)
+        return visible_overrides(await ctx.overrides.load(str(self.id)), ctx.permissions)
 
     @strawberry.field(description="Every owner the customer has had, oldest first.")
     async def ownership_history(self, info: Info) -> list[Ownership] | None:

@@ -28,10 +28,21 @@ SERVICE_FIELDS = (
     "owner",
     "backupOwner",
     "firstContact",
+    "surveys",
 )
 USER_BASICS = ("name", "email", "team", "active", "manager")
 CUSTOMER_QUERIES = ("Query.customer", "Query.customers")
-HEALTH = [("CustomerHealth.*", "read"), ("RiskWarning.*", "read")]
+HEALTH = [
+    ("CustomerHealth.*", "read"),
+    ("RiskWarning.*", "read"),
+    ("HealthIndicator.*", "read"),
+    ("Survey.*", "read"),
+]
+# Finance sees the payment indicator and nothing else of a customer's health.
+FINANCE_HEALTH = [
+    ("CustomerHealth.indicators", "read"),
+    ("HealthIndicator.paymentPunctuality", "read"),
+]
 
 
 def _read(*objects: str) -> list[tuple[str, str]]:
@@ -67,6 +78,9 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
                 *CUSTOMER_QUERIES,
                 "Query.riskWarnings",
                 "Mutation.recordActivity",
+                "Query.healthIndicators",
+                "Query.rfmSegments",
+                "Mutation.recordSurveyAnswer",
                 "Query.ownerAt",
                 "Query.reassignmentRequests",
                 "Query.handovers",
@@ -98,6 +112,11 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
                 "Query.explainAssignment",
                 "Query.assignmentRules",
                 "Query.lintAssignmentRules",
+                "Query.npsReport",
+                "Query.retentionKpis",
+                "Query.portfolio",
+                "Mutation.overrideTier",
+                "Mutation.clearTierOverride",
             ),
         ],
         Scope.TEAM,
@@ -111,15 +130,22 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
         ("staff",),
         _read(*_customer(CUSTOMER_IDENTITY + PAYMENT_FIELDS))
         + [(f, "write") for f in _customer(PAYMENT_FIELDS)]
-        + _call(*CUSTOMER_QUERIES, "Mutation.updateCustomer"),
+        + FINANCE_HEALTH
+        + _call(*CUSTOMER_QUERIES, "Mutation.updateCustomer", "Query.healthIndicators"),
         Scope.ALL,
     ),
     "customer_service": (
         ("staff",),
         _read(*_customer(CUSTOMER_IDENTITY + SERVICE_FIELDS))
         + HEALTH
+        + [("Customer.surveys", "write")]
         + _call(
-            *CUSTOMER_QUERIES, "Query.ownerAt", "Query.riskWarnings", "Mutation.recordActivity"
+            *CUSTOMER_QUERIES,
+            "Query.ownerAt",
+            "Query.riskWarnings",
+            "Mutation.recordActivity",
+            "Query.healthIndicators",
+            "Mutation.recordSurveyAnswer",
         ),
         Scope.ALL,
     ),
@@ -149,3 +175,34 @@ def default_policy_lines() -> list[tuple[str, str, str, str]]:
         if scope is not None:
             lines.append(("p", role, SCOPE_OBJECT, f"{SCOPE_ACTION_PREFIX}{scope.name}"))
     return lines
+
+
+# Default lines a release added after databases got their defaults: each set is installed once
+# on a database that already had defaults, when that release first starts (and marked as done
+# on a new one), so upgraded installations get them too.
+RELEASE_OBJECTS = {
+    "core-insight": (
+        "HealthIndicator.",
+        "Survey.",
+        "CustomerHealth.indicators",
+        "Customer.surveys",
+        "Query.healthIndicators",
+        "Query.rfmSegments",
+        "Query.npsReport",
+        "Query.retentionKpis",
+        "Query.portfolio",
+        "Mutation.recordSurveyAnswer",
+        "Mutation.overrideTier",
+        "Mutation.clearTierOverride",
+    ),
+}
+
+
+def release_lines(release: str) -> list[tuple[str, str, str, str]]:
+    """The default policy lines ``release`` added (objects named, or under a ``Type.`` prefix)."""
+    objects = RELEASE_OBJECTS[release]
+
+    def added(obj: str) -> bool:
+        return any(obj == o or (o.endswith(".") and obj.startswith(o)) for o in objects)
+
+    return [line for line in default_policy_lines() if line[0] == "p" and added(line[2])]

@@ -42,6 +42,8 @@ class ActivityKind(StrEnum):
     INTERACTION = "INTERACTION"
     COMPLAINT = "COMPLAINT"
     LEAVE_INTENT = "LEAVE_INTENT"
+    REFERRAL = "REFERRAL"
+    PAYMENT = "PAYMENT"
 
 
 class PaymentMethod(StrEnum):
@@ -117,3 +119,30 @@ class IdempotencyState(StrEnum):
 
     IN_PROGRESS = "IN_PROGRESS"
     DONE = "DONE"
+
+
+class SurveyKind(StrEnum):
+    NPS = "NPS"  # 0-10: how likely to recommend us
+    CES = "CES"  # 1-7: how easy it was to get what they needed (7: very easy)
+    SATISFACTION = "SATISFACTION"  # 1-5
+
+
+class SurveyOccasion(StrEnum):
+    QUARTERLY = "QUARTERLY"
+    POST_HANDOVER = "POST_HANDOVER"
+    POST_DELIVERY = "POST_DELIVERY"
+    AD_HOC = "AD_HOC"
+
+
+class SurveyStatus(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    ANSWERED = "ANSWERED"
+
+
+class EngagementStage(StrEnum):
+    """Where a customer stands by its own activity (not the sales ``LifecycleStage``)."""
+
+    NEW = "NEW"
+    ACTIVE = "ACTIVE"
+    DORMANT = "DORMANT"
+    CHURNED = "CHURNED"

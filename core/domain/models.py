@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from core.domain.base import Base, UTCDateTime
 from core.domain.enums import (
@@ -38,6 +39,9 @@ from core.domain.enums import (
     ReassignmentTrigger,
     RequestStatus,
     Strategy,
+    SurveyKind,
+    SurveyOccasion,
+    SurveyStatus,
     ValueTier,
 )
 
@@ -110,6 +114,9 @@ class Customer(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # A computed sort value (engagement stage, RFM score), loaded only by lists ordered by it.
+    sort_value: Mapped[Any] = query_expression()
 
     # Loaded explicitly (joined) by the queries that need it; never lazily.
     active_ownership: Mapped[Ownership | None] = relationship(
@@ -382,8 +389,9 @@ class PluginInstall(Base):
 
 
 class Activity(Base):
-    """Something a customer did: an order (amount, category), an interaction, a complaint, or
-    a stated intent to leave. Health and loyalty are computed from these."""
+    """Something a customer did: an order (amount, category), an interaction, a complaint, a
+    stated intent to leave, a referral, or a payment (``days_late``: 0 when on time). Health,
+    loyalty and the insight indicators are computed from these."""
 
     __tablename__ = "activities"
     __table_args__ = (Index("ix_activities_customer_at", "customer_id", "at"),)
@@ -396,6 +404,7 @@ class Activity(Base):
     category: Mapped[str | None] = mapped_column(String(100))
     note: Mapped[str | None] = mapped_column(Text)
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    days_late: Mapped[int | None] = mapped_column(Integer)
 
 
 class IdempotencyKey(Base):
@@ -411,3 +420,69 @@ class IdempotencyKey(Base):
     status: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Survey(Base):
+    """An NPS, CES or satisfaction survey of one customer: scheduled, then answered.
+
+    ``dedupe_key`` makes scheduling idempotent (one quarterly NPS per customer and quarter,
+    one post-handover survey per handover); answers recorded directly have none.
+    """
+
+    __tablename__ = "surveys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[SurveyKind] = mapped_column(_enum(SurveyKind))
+    occasion: Mapped[SurveyOccasion] = mapped_column(_enum(SurveyOccasion))
+    status: Mapped[SurveyStatus] = mapped_column(_enum(SurveyStatus))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    score: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    handover_id: Mapped[str | None] = mapped_column(ForeignKey("handovers.id"))
+    dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    recorded_by_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_surveys_customer_answered", "customer_id", "answered_at"),
+        Index("ix_surveys_kind_answered", "kind", "answered_at"),
+        CheckConstraint(
+            "score IS NULL OR (kind = 'NPS' AND score BETWEEN 0 AND 10)"
+            " OR (kind = 'CES' AND score BETWEEN 1 AND 7)"
+            " OR (kind = 'SATISFACTION' AND score BETWEEN 1 AND 5)",
+            name="score",
+        ),
+        CheckConstraint(
+            "(status = 'ANSWERED') = (score IS NOT NULL AND answered_at IS NOT NULL)",
+            name="answered",
+        ),
+    )
+
+
+class IndicatorThreshold(Base):
+    """An admin's thresholds for one health indicator (defaults live in the code)."""
+
+    __tablename__ = "indicator_thresholds"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    green: Mapped[float] = mapped_column(Float)
+    yellow: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class TierOverride(Base):
+    """A hand-set tier or engagement stage the periodic review keeps until ``expires_at``."""
+
+    __tablename__ = "tier_overrides"
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    # value, needs, loyalty (the customer's tiers) or engagement (the computed stage).
+    tier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    set_by_id: Mapped[str | None] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)

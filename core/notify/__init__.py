@@ -14,6 +14,7 @@ from core.services import Actor, Services
 
 DEADLINE_SWEEP = "deadline_sweep"
 TIER_REVIEW = "tier_review"
+SURVEYS = "surveys"
 
 
 async def sweep_deadlines(services: Services, now: datetime) -> int:
@@ -28,6 +29,7 @@ async def review_tiers(services: Services, now: datetime) -> int:
 
 def default_jobs(settings: Settings) -> list[Job]:
     """Every job with its default interval, then the ``BATON_SCHEDULE_*`` intervals applied."""
+    from core.insight.service import run as schedule_surveys
     from core.notify.email import EmailNotifier  # they build on this package
     from core.notify.webhooks_delivery import webhook_job
 
@@ -37,6 +39,8 @@ def default_jobs(settings: Settings) -> list[Job]:
         webhook_job(settings),
         # Nothing to do (and no connection made) while BATON_SMTP_HOST is unset.
         Job(EmailNotifier.name, timedelta(minutes=1), EmailNotifier(settings).run),
+        # Quarterly NPS, the post-handover survey a month after completion, post-delivery.
+        Job(SURVEYS, timedelta(hours=1), schedule_surveys),
     ]
     return configure(jobs, dict(settings.schedules))
 

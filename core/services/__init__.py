@@ -9,6 +9,8 @@ from core.authz.store import PolicyStore
 from core.calendar import WorkingCalendar
 from core.clock import Clock, SystemClock
 from core.db import Database
+from core.insight.segments import EngagementRule
+from core.insight.service import InsightService
 from core.plugins import PluginRegistry
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor
@@ -37,6 +39,7 @@ class Services:
     see_as: SeeAsService
     handover: HandoverService
     tiering: TieringService
+    insight: InsightService
     plugins: PluginRegistry
 
     @classmethod
@@ -48,6 +51,7 @@ class Services:
         *,
         plugins: PluginRegistry | None = None,
         event_subscribers: Sequence[Subscriber] = (),
+        engagement: EngagementRule | None = None,
     ) -> Services:
         """Wire the use cases with the loaded ``plugins``; they and ``event_subscribers`` get
         each workflow event after commit, and plugin holidays join the ``calendar``."""
@@ -69,6 +73,7 @@ class Services:
             see_as=SeeAsService(db, clock, authz),
             handover=HandoverService(db, clock, calendar, outbox),
             tiering=TieringService(db, clock, plugins, assignment),
+            insight=InsightService(db, clock, plugins, assignment, engagement),
             plugins=plugins,
         )
 

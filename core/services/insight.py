@@ -1,14 +1,16 @@
-"""Customer snapshots, health and tiers: what the activity history and the profile say.
+"""Customer snapshots and tiers: what the activity history and the profile say.
 
 Everything is computed set-based: one query for the customers, one aggregate over their
-activities, whatever the number of customers. Core signals and criteria have the same shape as
-a plugin's (``HealthSignal``, ``TierCriterion``), so both are evaluated the same way.
+activities, whatever the number of customers. Core criteria have the same shape as a plugin's
+(``TierCriterion``), so both are evaluated the same way. Health comes from the indicators
+(``core.insight.health``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,24 +20,16 @@ from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.domain import Activity, ActivityKind, Customer, LoyaltyTier, NeedsTier, ValueTier
-from core.plugins import Plugin, PluginRegistry
+from core.insight.health import LEVELS, Health, RaisedWarning, colour
+from core.plugins import Plugin
 from core.services import special_needs
-from sdk.specs import (
-    ActivityWindow,
-    CustomerSnapshot,
-    HealthSignal,
-    SignalReading,
-    TierCriterion,
-    TierVote,
-    Warning,
-)
+from sdk.specs import ActivityWindow, CustomerSnapshot, TierCriterion, TierVote
 
 log = logging.getLogger("baton.insight")
+__all__ = ["LEVELS", "Health", "RaisedWarning", "colour"]  # where they used to live
 
 RECENT = timedelta(days=90)
 YEAR = timedelta(days=365)
-NO_ORDER_FOR = timedelta(days=60)  # the seed: no order for two months → contact within 48 h
-LEVELS = ("FOLLOW_UP", "DIAGNOSIS", "RETENTION")
 # Lowest first: a vote can only move a tier up this order.
 TIER_ORDER: dict[str, tuple[str, ...]] = {
     "value": ("LOW", "MEDIUM", "HIGH", "STRATEGIC"),
@@ -153,7 +147,6 @@ def _aware(moment: datetime) -> datetime:
 def _snapshot(
     c: Customer, as_of: datetime, plugins: Sequence[Plugin], w: _Windows | None
 ) -> CustomerSnapshot:
-    w = w or _Windows()
     return CustomerSnapshot(
         id=c.id,
         as_of=as_of,
@@ -171,139 +164,34 @@ def _snapshot(
         growth_potential=c.growth_potential,
         strategic_fit=c.strategic_fit,
         special_needs=special_needs.typed(plugins, c.special_needs),
-        recent=w.recent.frozen(),
-        previous=w.previous.frozen(),
-        year=w.year.frozen(),
-        last_order_at=w.last.get(ActivityKind.ORDER),
-        last_interaction_at=w.last.get(ActivityKind.INTERACTION),
-        leave_intent_at=w.last.get(ActivityKind.LEAVE_INTENT),
+        **_window_fields(w),
     )
 
 
-# --- health -------------------------------------------------------------------------------
+def _window_fields(w: _Windows | None) -> dict[str, Any]:
+    w = w or _Windows()
+    return {
+        "recent": w.recent.frozen(),
+        "previous": w.previous.frozen(),
+        "year": w.year.frozen(),
+        "last_order_at": w.last.get(ActivityKind.ORDER),
+        "last_interaction_at": w.last.get(ActivityKind.INTERACTION),
+        "leave_intent_at": w.last.get(ActivityKind.LEAVE_INTENT),
+    }
 
 
-def _no_recent_order(c: CustomerSnapshot) -> SignalReading | None:
-    if c.last_order_at is None or c.as_of - c.last_order_at < NO_ORDER_FOR:
-        return None
-    days = (c.as_of - c.last_order_at).days
-    return SignalReading(
-        20,
-        Warning("FOLLOW_UP", "NO_RECENT_ORDER", f"No order for {days} days: contact within 48 h"),
-    )
-
-
-def _categories_down(c: CustomerSnapshot) -> SignalReading | None:
-    before, now = len(c.previous.categories), len(c.recent.categories)
-    if before == 0 or now > before * 0.7:
-        return None
-    return SignalReading(
-        20,
-        Warning(
-            "DIAGNOSIS",
-            "CATEGORIES_DOWN",
-            f"Buys in {now} categories, down from {before}: diagnose in depth",
-        ),
-    )
-
-
-def _interactions_down(c: CustomerSnapshot) -> SignalReading | None:
-    if c.previous.interactions >= 2 and c.recent.interactions * 2 <= c.previous.interactions:
-        return SignalReading(10)
-    return None
-
-
-def _complaints_up(c: CustomerSnapshot) -> SignalReading | None:
-    before, now = c.previous.complaints, c.recent.complaints
-    if now >= 2 and now >= before * 1.5:
-        return SignalReading(
-            25,
-            Warning(
-                "DIAGNOSIS",
-                "COMPLAINTS_UP",
-                f"{now} complaints in 90 days, up from {before}: diagnose in depth",
-            ),
-        )
-    return None
-
-
-def _leave_intent(c: CustomerSnapshot) -> SignalReading | None:
-    if c.leave_intent_at is None or c.as_of - c.leave_intent_at > RECENT:
-        return None
-    return SignalReading(
-        40, Warning("RETENTION", "LEAVE_INTENT", "Said they may leave: hand to the retention team")
-    )
-
-
-CORE_SIGNALS = (
-    HealthSignal("no_recent_order", "No order for two months.", _no_recent_order),
-    HealthSignal("categories_down", "Categories bought down 30%.", _categories_down),
-    HealthSignal("interactions_down", "Interactions halved.", _interactions_down),
-    HealthSignal("complaints_up", "Complaints up 50%.", _complaints_up),
-    HealthSignal("leave_intent", "An explicit intent to leave.", _leave_intent),
-)
-
-
-@dataclass(frozen=True)
-class RaisedWarning:
-    """A warning with the signal that raised it and when its cause began (if known)."""
-
-    level: str
-    code: str
-    message: str
-    signal: str
-    since: datetime | None
-
-
-@dataclass(frozen=True)
-class Health:
-    """A 0-100 score (100: nothing wrong), its colour, and the warnings, most urgent first."""
-
-    score: int
-    level: str
-    warnings: tuple[RaisedWarning, ...]
-
-
-def colour(score: int) -> str:
-    return (
-        "GREEN" if score >= 80 else "YELLOW" if score >= 60 else "ORANGE" if score >= 40 else "RED"
-    )
-
-
-def _since(c: CustomerSnapshot, code: str) -> datetime | None:
-    if code == "NO_RECENT_ORDER" and c.last_order_at is not None:
-        return c.last_order_at + NO_ORDER_FOR
-    if code == "LEAVE_INTENT":
-        return c.leave_intent_at
-    return None
-
-
-def assess(c: CustomerSnapshot, signals: Iterable[tuple[str, HealthSignal]]) -> Health:
-    """Every signal's reading of ``c``; a signal that fails or misbehaves is skipped and logged."""
-    penalty = 0
-    warnings = []
-    for source, signal in signals:
-        try:
-            reading = signal.evaluate(c)
-            if reading is not None and not isinstance(reading, SignalReading):
-                raise TypeError(f"returned {type(reading).__name__}, not SignalReading")
-        except Exception:  # a plugin's bug must not break a customer's page
-            log.exception("health signal %s/%s failed for %s", source, signal.name, c.id)
-            continue
-        if reading is None:
-            continue
-        penalty += max(0, min(100, reading.penalty))
-        if (w := reading.warning) is not None and w.level in LEVELS:
-            warnings.append(
-                RaisedWarning(w.level, w.code, w.message, signal.name, _since(c, w.code))
-            )
-    score = max(0, 100 - penalty)
-    warnings.sort(key=lambda w: (-LEVELS.index(w.level), w.code))
-    return Health(score, colour(score), tuple(warnings))
-
-
-def health_signals(registry: PluginRegistry) -> list[tuple[str, HealthSignal]]:
-    return [("core", s) for s in CORE_SIGNALS] + registry.health_signals
+async def snapshots_as_of(
+    session: AsyncSession,
+    snapshots: Sequence[CustomerSnapshot],
+    as_of: datetime,
+    ids: Sequence[str] | Select[Any],
+) -> list[CustomerSnapshot]:
+    """The same customers with their activity windows as of an earlier ``as_of`` (one
+    aggregate query; ``ids`` as for ``load_snapshots``' ``among``)."""
+    windows = await _activity_windows(session, ids, as_of)
+    return [
+        dataclasses.replace(s, as_of=as_of, **_window_fields(windows.get(s.id))) for s in snapshots
+    ]
 
 
 # --- tiers --------------------------------------------------------------------------------

@@ -25,12 +25,13 @@ DEFAULT_PAGE_SIZE = 20
 class SortKey:
     """A column to order by, with the id as the tie-break that makes the order total."""
 
-    column: InstrumentedAttribute[Any]
+    column: Any  # a mapped column, or an expression loaded into ``attribute``
     tiebreak: InstrumentedAttribute[Any]
     descending: bool = False
+    attribute: str | None = None
 
     def value_of(self, row: Any) -> Any:
-        return getattr(row, self.column.key)
+        return getattr(row, self.attribute or self.column.key)
 
     def tie_of(self, row: Any) -> Any:
         return getattr(row, self.tiebreak.key)

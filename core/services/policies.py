@@ -14,10 +14,12 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.defaults import (
+    RELEASE_OBJECTS,
     SCOPE_ACTION_PREFIX,
     SCOPE_OBJECT,
     Scope,
     default_policy_lines,
+    release_lines,
 )
 from core.authz.model import ACTIONS
 from core.authz.roles import known_roles, roles_of
@@ -106,10 +108,23 @@ class PolicyService:
                 await session.execute(text("SELECT pg_advisory_xact_lock(804517)"))
             audit = AuditWriter(session, Actor.system(), self.clock.now())
             installed = False
-            if not await session.scalar(select(func.count()).where(CasbinRule.ptype == "p")):
+            fresh = not await session.scalar(select(func.count()).where(CasbinRule.ptype == "p"))
+            if fresh:
                 _install(session, audit, "installDefaultPolicies", default_policy_lines())
                 installed = True
             known = set(await session.scalars(select(PluginInstall.name)))
+            for release in RELEASE_OBJECTS:
+                if release in known:
+                    continue
+                # Recorded like a plugin install, so that it happens once.
+                session.add(
+                    PluginInstall(name=release, version="core", installed_at=self.clock.now())
+                )
+                if not fresh:
+                    _install(
+                        session, audit, "installDefaultPolicies", release_lines(release), release
+                    )
+                    installed = True
             for plugin in plugins:
                 if plugin.name in known:
                     continue

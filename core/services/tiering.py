@@ -20,6 +20,10 @@ from core.clock import Clock
 from core.db import Database
 from core.domain import Activity, ActivityKind, Customer
 from core.errors import BadUserInput, FieldError, NotFound
+from core.insight import health as health_model
+from core.insight import indicators as ind
+from core.insight import overrides, thresholds
+from core.insight.facts import PERIOD, CustomerFacts, load_facts
 from core.plugins import PluginRegistry
 from core.services import insight
 from core.services import validation as v
@@ -53,6 +57,20 @@ class Movement:
         return {"field": self.field, "before": self.before, "after": self.after}
 
 
+def _overridden(tiers: insight.Tiers, found: dict[str, overrides.Override]) -> insight.Tiers:
+    """``tiers`` with the active overrides in place of the computed values."""
+    if not found:
+        return tiers
+    values: dict[str, Any] = {"value": tiers.value, "needs": tiers.needs, "loyalty": tiers.loyalty}
+    reasons = dict(tiers.reasons)
+    for tier, o in found.items():
+        if tier in values:
+            values[tier] = overrides.TIERS[tier][1](o.value)
+            until = f" until {o.expires_at.isoformat()}" if o.expires_at else ""
+            reasons[tier] = f"overridden{until}: {o.reason}"
+    return insight.Tiers(values["value"], values["needs"], values["loyalty"], reasons)
+
+
 def _movements(customer: Customer, tiers: insight.Tiers) -> list[Movement]:
     moved = []
     for kind, after in (("value", tiers.value), ("needs", tiers.needs), ("loyalty", tiers.loyalty)):
@@ -82,6 +100,7 @@ class ActivityRow:
     amount: Decimal | None = None
     category: str | None = None
     note: str | None = None
+    days_late: int | None = None
 
 
 def _validate(
@@ -91,6 +110,7 @@ def _validate(
     note: str | None,
     at: datetime,
     now: datetime,
+    days_late: int | None = None,
 ) -> None:
     errors = []
     if kind is ActivityKind.ORDER:
@@ -100,6 +120,10 @@ def _validate(
             errors.append(FieldError("amount", reason))
     elif amount is not None:
         errors.append(FieldError("amount", "only an ORDER has an amount"))
+    if kind is not ActivityKind.PAYMENT and days_late is not None:
+        errors.append(FieldError("daysLate", "only a PAYMENT has days late"))
+    elif reason := v.int_range(days_late, 0, 3650):
+        errors.append(FieldError("daysLate", reason))
     if reason := v.text(category, max_length=100):
         errors.append(FieldError("category", reason))
     if reason := v.text(note, max_length=2000):
@@ -108,6 +132,11 @@ def _validate(
         errors.append(FieldError("at", "must not be in the future"))
     if errors:
         raise BadUserInput(errors)
+
+
+def validate_activity(row: ActivityRow, now: datetime) -> None:
+    """BAD_USER_INPUT naming every bad field of ``row``."""
+    _validate(row.kind, row.amount, row.category, row.note, row.at, now, row.days_late)
 
 
 class TieringService:
@@ -120,7 +149,8 @@ class TieringService:
         self.clock = clock
         self.plugins = plugins
         self.assignment = assignment
-        self.signals = insight.health_signals(plugins)
+        self.signals = plugins.health_signals
+        self.indicators = ind.registry(plugins)
 
     async def record_activity(
         self,
@@ -132,12 +162,13 @@ class TieringService:
         amount: Decimal | None = None,
         category: str | None = None,
         note: str | None = None,
+        days_late: int | None = None,
         scope: CustomerScope = EVERYTHING,
     ) -> tuple[Customer, list[Movement]]:
         """Record what the customer did and re-evaluate its tiers in the same transaction."""
         now = self.clock.now()
         at = at or now
-        _validate(kind, amount, category, note, at, now)
+        _validate(kind, amount, category, note, at, now, days_late)
         async with self.db.transaction() as session:
             customer = await load_customer(session, customer_id, scope, lock=True)
             session.add(
@@ -148,6 +179,7 @@ class TieringService:
                     amount=amount,
                     category=category,
                     note=note,
+                    days_late=days_late,
                     actor_id=actor.user_id,
                 )
             )
@@ -156,6 +188,8 @@ class TieringService:
                 session, [customer], now, self.plugins.plugins
             )
             activity = {"kind": kind, "at": at, "amount": amount, "category": category}
+            if days_late is not None:
+                activity["daysLate"] = days_late
             movements = await self._retier(
                 session,
                 actor,
@@ -175,7 +209,7 @@ class TieringService:
         per customer; tiers move at the next review, not row by row."""
         now = self.clock.now()
         for row in rows:
-            _validate(row.kind, row.amount, row.category, row.note, row.at, now)
+            validate_activity(row, now)
         async with self.db.transaction() as session:
             wanted = {r.customer_id for r in rows}
             found = set(await session.scalars(select(Customer.id).where(Customer.id.in_(wanted))))
@@ -189,6 +223,7 @@ class TieringService:
                     amount=r.amount,
                     category=r.category,
                     note=r.note,
+                    days_late=r.days_late,
                     actor_id=actor.user_id,
                 )
                 for r in rows
@@ -267,9 +302,12 @@ class TieringService:
         movements: list[Movement] = []
         updates: list[dict[str, Any]] = []
         value_moved: list[str] = []
-        for done, (customer, snapshot) in enumerate(pairs, 1):
-            health = insight.assess(snapshot, self.signals)
+        among = select(Customer.id) if len(pairs) > 1 else [c.id for c, _ in pairs]
+        healths = await self._assess(session, [s for _, s in pairs], among, now)
+        kept = await overrides.active(session, among, now)
+        for done, ((customer, snapshot), health) in enumerate(zip(pairs, healths, strict=True), 1):
             tiers = insight.decide(snapshot, population, health, self.plugins.tier_criteria)
+            tiers = _overridden(tiers, kept.get(customer.id, {}))
             moved = _movements(customer, tiers)
             audit.record(
                 action,
@@ -308,12 +346,52 @@ class TieringService:
         session: AsyncSession,
         customers: Sequence[Customer],
         among: Select[Any] | None = None,
-    ) -> list[insight.Health]:
-        """Each customer's health now (one aggregate query for all; see ``load_snapshots``)."""
+    ) -> list[health_model.Health]:
+        """Each customer's health now, with its indicator readings, in a constant number of
+        statements (see ``load_snapshots`` and ``core.insight.facts``)."""
+        now = self.clock.now()
         snapshots = await insight.load_snapshots(
-            session, customers, self.clock.now(), self.plugins.plugins, among=among
+            session, customers, now, self.plugins.plugins, among=among
         )
-        return [insight.assess(s, self.signals) for s in snapshots]
+        ids = among if among is not None else [c.id for c in customers]
+        return await self._assess(session, snapshots, ids, now)
+
+    async def _assess(
+        self,
+        session: AsyncSession,
+        snapshots: Sequence[CustomerSnapshot],
+        ids: Sequence[str] | Select[Any],
+        now: datetime,
+    ) -> list[health_model.Health]:
+        """Indicators, score and warnings of the customers of ``snapshots`` (taken at ``now``)."""
+        if not snapshots:
+            return []
+        facts = await load_facts(session, ids, now)
+        tuned = await thresholds.load(session)
+        past = await self._past_snapshots(session, snapshots, ids, now)
+        found = []
+        for i, snapshot in enumerate(snapshots):
+            own = facts.get(snapshot.id) or CustomerFacts(snapshot.id, now)
+            inputs = ind.Inputs(own, [snapshot, *(p[i] for p in past)])
+            readings = ind.read(self.indicators, inputs, tuned)
+            found.append(health_model.assess(readings, snapshot, self.signals, own))
+        return found
+
+    async def _past_snapshots(
+        self,
+        session: AsyncSession,
+        snapshots: Sequence[CustomerSnapshot],
+        ids: Sequence[str] | Select[Any],
+        now: datetime,
+    ) -> list[list[CustomerSnapshot]]:
+        """Snapshots as of the end of each earlier trend period, for plugin indicators only
+        (none when no plugin has one)."""
+        if all(i.source == "core" for i in self.indicators):
+            return []
+        return [
+            await insight.snapshots_as_of(session, snapshots, now - k * PERIOD, ids)
+            for k in range(1, ind.TREND_POINTS)
+        ]
 
     async def at_risk(
         self,
@@ -322,7 +400,7 @@ class TieringService:
         level: str | None,
         first: int,
         after: str | None = None,
-    ) -> tuple[Page[tuple[Customer, insight.Health]], int]:
+    ) -> tuple[Page[tuple[Customer, health_model.Health]], int]:
         """One page of the customers in scope with a warning (at ``level`` if given), most
         urgent first, and how many there are in all."""
         in_scope = customers_query(Filter(), scope)
@@ -336,9 +414,9 @@ class TieringService:
             if any(level is None or w.level == level for w in health.warnings)
         ]
 
-        def urgency(pair: tuple[Customer, insight.Health]) -> tuple[int, int, str]:
+        def urgency(pair: tuple[Customer, health_model.Health]) -> tuple[int, int, str]:
             customer, health = pair
-            return (-insight.LEVELS.index(health.warnings[0].level), health.score, customer.id)
+            return (-health_model.LEVELS.index(health.warnings[0].level), health.score, customer.id)
 
         found.sort(key=urgency)
         return page_of_sorted(found, urgency, first, after), len(found)

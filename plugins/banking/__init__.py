@@ -11,6 +11,7 @@ from sdk import (
     AssignmentDimension,
     CustomerSnapshot,
     FieldSpec,
+    HealthIndicator,
     HealthSignal,
     PolicyGrant,
     SignalReading,
@@ -103,6 +104,28 @@ def baton_health_signals() -> list[HealthSignal]:
 
 
 @hookimpl
+def baton_health_indicators() -> list[HealthIndicator]:
+    def net_flow(c: CustomerSnapshot) -> float | None:
+        # Deposits are orders in the "aum" category, withdrawals the same with a negative amount.
+        if "aum" not in c.recent.categories:
+            return None
+        return float(c.recent.order_amount)
+
+    return [
+        HealthIndicator(
+            "net_flow",
+            "Net asset flow",
+            "Deposits minus withdrawals (orders in the aum category) of the last 90 days.",
+            "CNY",
+            green=0,
+            yellow=-1_000_000,
+            evaluate=net_flow,
+            weight=10,
+        )
+    ]
+
+
+@hookimpl
 def baton_default_policies() -> list[PolicyGrant]:
     every = "BankingSpecialNeeds.*"
     return [
@@ -111,4 +134,5 @@ def baton_default_policies() -> list[PolicyGrant]:
         PolicyGrant("customer_service", "BankingSpecialNeeds.conciergeChannel", "read"),
         PolicyGrant("customer_service", "BankingSpecialNeeds.marketingOptOut", "read"),
         PolicyGrant("finance", "BankingSpecialNeeds.aumBand", "read"),
+        PolicyGrant("finance", "HealthIndicator.bankingNetFlow", "read"),
     ]

