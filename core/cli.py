@@ -24,10 +24,9 @@ from core.clock import SystemClock
 from core.config import Settings
 from core.db import Database, NotMigrated
 from core.errors import BatonError
-from core.logs import LogFormat, logging_config
+from core.logs import LogFormat, current_request_id, logging_config
 from core.plugins import PluginError, builtin_plugins, load_plugins
 from core.services import Actor, Services
-from core.services.audit import current_request_id
 from core.services.audit_chain import VerifyResult
 from sdk.specs import WorkflowEvent
 
@@ -329,13 +328,13 @@ def policy_list(
 @policy_app.command("matrix")
 def policy_matrix() -> None:
     """Print the default roles' permissions on every guarded field and operation (Markdown)."""
+    from core.api.guard import policy_objects
     from core.api.schema import build_schema
     from core.authz.matrix import default_views, matrix_markdown
 
     builtins = builtin_plugins()
-    typer.echo(
-        matrix_markdown(build_schema(builtins)._schema, default_views(builtins.plugins)), nl=False
-    )
+    fields, operations = policy_objects(build_schema(builtins)._schema)
+    typer.echo(matrix_markdown(fields, operations, default_views(builtins.plugins)), nl=False)
 
 
 @policy_app.command("grant")

@@ -6,13 +6,17 @@ loggers included; ``baton serve`` hands it to uvicorn, which applies it in every
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 
-from core.services.audit import current_request_id
+# Stamped by the HTTP layer (or the CLI): every log line and audit entry names its request.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "baton_request_id", default=None
+)
 
 LogFormat = Literal["json", "text"]
 # Attributes every LogRecord has; anything else on a record came from ``extra=``

@@ -10,9 +10,8 @@ import sys
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.logs import JsonFormatter, TextFormatter
+from core.logs import JsonFormatter, TextFormatter, current_request_id
 from core.metrics import MAX_OPERATION_NAMES, operation_label
-from core.services.audit import current_request_id
 from tests.conftest import GraphQLClient
 
 CREATE_USER = 'mutation { createUser(input: {id: "x.y", name: "X"}) { user { id } } }'

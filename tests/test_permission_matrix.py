@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.api.guard import guarded_fields, operations
+from core.api.guard import guarded_fields, operations, policy_objects
 from core.api.schema import build_schema
 from core.authz.defaults import ASSIGNABLE_ROLES
 from core.authz.matrix import default_views, matrix_markdown
@@ -36,7 +36,7 @@ def documented() -> tuple[str, dict[str, dict[str, str]]]:
 
 def test_the_guide_shows_the_table_the_code_generates() -> None:
     block, _ = documented()
-    assert block == matrix_markdown(SCHEMA, default_views(BUILTINS.plugins)), (
+    assert block == matrix_markdown(*policy_objects(SCHEMA), default_views(BUILTINS.plugins)), (
         "run `baton policy matrix`"
     )
 

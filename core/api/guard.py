@@ -54,6 +54,11 @@ def operations(schema: GraphQLSchema) -> list[str]:
     ]
 
 
+def policy_objects(schema: GraphQLSchema) -> tuple[list[str], list[str]]:
+    """The guarded fields (``Customer.name``) and the operations of ``schema``, by name."""
+    return [f"{t}.{f}" for t, f, _ in guarded_fields(schema)], operations(schema)
+
+
 def protect(schema: GraphQLSchema) -> None:
     """Wrap the field resolvers of ``schema`` in place (once, when the schema is built).
 

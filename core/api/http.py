@@ -35,8 +35,8 @@ from core.config import Settings
 from core.db import database_unavailable
 from core.domain import User
 from core.errors import Conflict
+from core.logs import current_request_id
 from core.services import Services
-from core.services.audit import current_request_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Outcomes that say nothing about the request itself: its retry should run, not replay them.

@@ -38,7 +38,9 @@ from graphql import (
     parse,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
+from core.api.documents import DocumentCache, Prepared
 from core.errors import QueryTooComplex
 from core.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -78,6 +80,16 @@ def measure(
 
     Tolerates invalid documents (unknown fields, fragment cycles): validation reports those.
     """
+    return measure_reading(schema, document, operation_name, variables)[0]
+
+
+def measure_reading(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None = None,
+    variables: dict[str, Any] | None = None,
+) -> tuple[Measure, tuple[str, ...]]:
+    """``measure``, and the names of the variables whose values it depended on."""
     walk = _Walk(schema, document, variables or {})
     measures = [
         walk.operation(op)
@@ -85,11 +97,12 @@ def measure(
         if isinstance(op, OperationDefinitionNode)
         and (operation_name is None or (op.name is not None and op.name.value == operation_name))
     ]
-    return Measure(
+    found = Measure(
         depth=max((m.depth for m in measures), default=0),
         aliases=max((m.aliases for m in measures), default=0),
         cost=max((m.cost for m in measures), default=0),
     )
+    return found, tuple(sorted(walk.read))
 
 
 def count_tokens(source: str) -> int:
@@ -127,6 +140,7 @@ class _Walk:
         self.defaults: dict[str, int] = {}
         self.measured: dict[str, Measure] = {}
         self.entered: set[str] = set()
+        self.read: set[str] = set()  # variables whose values the measure depends on
 
     def operation(self, node: OperationDefinitionNode) -> Measure:
         self.defaults = {
@@ -197,6 +211,7 @@ class _Walk:
             size = int(given.value)
         elif isinstance(given, VariableNode):
             name = given.name.value
+            self.read.add(name)
             value = self.variables.get(name, self.defaults.get(name, size))
             size = value if isinstance(value, int) else size
         return max(0, min(size, MAX_PAGE_SIZE))
@@ -209,40 +224,52 @@ class _NoIntrospection(ValidationRule):
 
 
 class LimitsExtension(SchemaExtension):
-    """Parses with the token limit and measures the document before validation runs.
+    """Parses with the token limit and measures the document before validation runs, each
+    once per distinct document (``DocumentCache``); validation is cached the same way.
 
     Measuring comes first because validation itself is what alias- and fragment-heavy
     documents make expensive.
     """
 
-    def __init__(self, limits: QueryLimits) -> None:
+    def __init__(self, limits: QueryLimits, documents: DocumentCache) -> None:
         self.limits = limits
+        self.documents = documents
+        self.prepared: Prepared | None = None
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.query is not None:
-            maximum = self.limits.max_tokens
-            try:
-                context.graphql_document = parse(context.query, max_tokens=maximum)
-            except GraphQLSyntaxError:
-                tokens = count_tokens(context.query)
-                if tokens > maximum:
-                    raise QueryTooComplex("tokens", "token count", tokens, maximum) from None
-                raise
+            self.prepared = self.documents.document(context.query, self._parse)
+            context.graphql_document = self.prepared.document
         yield
+
+    def _parse(self, query: str) -> DocumentNode:
+        maximum = self.limits.max_tokens
+        try:
+            return parse(query, max_tokens=maximum)
+        except GraphQLSyntaxError:
+            tokens = count_tokens(query)
+            if tokens > maximum:
+                raise QueryTooComplex("tokens", "token count", tokens, maximum) from None
+            raise
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         assert context.graphql_document is not None
-        check(
-            self.limits,
-            measure(
-                context.schema._schema,
-                context.graphql_document,
-                context.operation_name,
-                context.variables,
-            ),
+        schema = context.schema._schema
+        document = context.graphql_document
+        if self.prepared is None:  # a document given without its text: nothing to key by
+            self.prepared = Prepared(document)
+        found = self.documents.measure(
+            self.prepared,
+            context.operation_name,
+            context.variables,
+            lambda: measure_reading(schema, document, context.operation_name, context.variables),
         )
+        check(self.limits, found)
         if not self.limits.introspection:
             context.validation_rules = (*context.validation_rules, _NoIntrospection)
+        context.pre_execution_errors = self.documents.errors(
+            self.prepared, schema, tuple(context.validation_rules), validate_document
+        )
         yield

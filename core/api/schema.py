@@ -11,6 +11,7 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 from core.api.assignment import AssignmentRule, ReassignmentRequest
+from core.api.documents import DocumentCache
 from core.api.guard import guard_operations, protect
 from core.api.handover import Handover, WorkflowEvent
 from core.api.inputs import CreateCustomerInput, UpdateCustomerInput
@@ -28,6 +29,8 @@ class BatonSchema(strawberry.Schema):
 
     Errors are logged where they are formatted (``core.api.errors``), not here.
     """
+
+    documents: DocumentCache | None = None  # the prepared documents, when limits apply
 
     def __init__(self, special_needs: SpecialNeedsTypes | None, **kwargs: Any) -> None:
         self.special_needs = special_needs
@@ -76,6 +79,8 @@ def build_schema(
         )
         mutation = strawberry.type(type("Mutation", (writes, Mutation), {}))
     guard_operations(Query, mutation)
+    # One cache per schema: its entries hold this schema's validation results.
+    documents = DocumentCache()
     schema = BatonSchema(
         special_needs,
         query=Query,
@@ -90,10 +95,14 @@ def build_schema(
             WorkflowEvent,
         ],
         config=StrawberryConfig(auto_camel_case=True),
-        extensions=[OperationObserver, *([partial(LimitsExtension, limits)] if limits else [])],
+        extensions=[
+            OperationObserver,
+            *([partial(LimitsExtension, limits, documents)] if limits else []),
+        ],
     )
     if authorization:  # off only for the benchmark's baseline (Settings.authorization)
         protect(schema._schema)
+    schema.documents = documents
     return schema
 
 

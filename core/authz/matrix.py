@@ -1,14 +1,15 @@
 """The default role matrix: what each default role may do with every guarded field and
-operation of the schema. ``baton policy matrix`` prints it; the permissions guide embeds it."""
+operation of the schema. ``baton policy matrix`` prints it; the permissions guide embeds it.
+
+The schema's objects are given by name (``core.api.guard.policy_objects`` lists them), so
+authorisation does not depend on the API layer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import casbin
-from graphql import GraphQLSchema
 
-from core.api.guard import guarded_fields, operations
 from core.authz.defaults import ASSIGNABLE_ROLES, DEFAULT_ROLES, default_policy_lines
 from core.authz.model import casbin_model
 from core.authz.view import PermissionView
@@ -41,8 +42,11 @@ def cell(view: PermissionView, obj: str, *, operation: bool) -> str:
     return access or "-"
 
 
-def matrix_markdown(schema: GraphQLSchema, views: dict[str, PermissionView]) -> str:
-    """The role tables as Markdown: scopes and inheritance, operations, then fields."""
+def matrix_markdown(
+    fields: Sequence[str], operations: Sequence[str], views: dict[str, PermissionView]
+) -> str:
+    """The role tables as Markdown: scopes and inheritance, then the ``operations``
+    (``Query.customers``) and the guarded ``fields`` (``Customer.name``), each sorted."""
     roles = list(views)
     head = "| | " + " | ".join(f"`{r}`" for r in roles) + " |\n|---|" + "---|" * len(roles) + "\n"
     scopes = "| scope | " + " | ".join(views[r].scope.name for r in roles) + " |\n"
@@ -53,12 +57,11 @@ def matrix_markdown(schema: GraphQLSchema, views: dict[str, PermissionView]) -> 
     )
     ops = "".join(
         f"| `{op}` | " + " | ".join(cell(views[r], op, operation=True) for r in roles) + " |\n"
-        for op in sorted(operations(schema))
+        for op in sorted(operations)
     )
-    fields = sorted(f"{t}.{f}" for t, f, _ in guarded_fields(schema))
     rows = "".join(
         f"| `{obj}` | " + " | ".join(cell(views[r], obj, operation=False) for r in roles) + " |\n"
-        for obj in fields
+        for obj in sorted(fields)
     )
     return (
         f"### Roles\n\n{head}{scopes}{inherits}\n### Operations\n\n{head}{ops}\n"

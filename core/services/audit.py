@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,12 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import before_commit, in_transaction
 from core.domain import AuditEntry
+from core.logs import current_request_id
 from core.services import audit_chain
-
-# Stamped by the HTTP layer (or the CLI) so every entry names the request that made it.
-current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "baton_request_id", default=None
-)
 
 
 def to_camel(snake: str) -> str:

