@@ -61,6 +61,9 @@ COLUMNS = (
     "special_needs",
     "created_at",
     "updated_at",
+    "root_id",
+    "path",
+    "depth",
 )
 
 
@@ -104,6 +107,9 @@ async def seed(url: str, customers: int) -> None:
                         "{}",
                         created,
                         created + timedelta(days=rng.randrange(365)),
+                        cid,
+                        cid + "/",
+                        0,
                     )
                 )
                 if i % 3:

@@ -13,11 +13,20 @@ from strawberry.dataloader import DataLoader
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
-from core.domain import AssignmentRule, Customer, Handover, HandoverMeeting, Ownership, User
-from core.services import Actor, Services
-from core.services.customers import CustomerScope
+from core.domain import (
+    AssignmentRule,
+    Customer,
+    Handover,
+    HandoverMeeting,
+    Ownership,
+    TeamMember,
+    User,
+)
+from core.services import Actor, Services, hierarchy
+from core.services.customers import CustomerFilter, CustomerScope, customers_query
 from core.services.insight import Health
 from core.services.ownership import active_account_counts
+from core.services.teams import members_of
 from core.services.users import reports_of
 
 T = TypeVar("T")
@@ -46,6 +55,10 @@ class RequestContext:
         self.meetings = DataLoader(self._load_meetings)
         self.health = DataLoader(self._load_health)
         self.handover_of_request = DataLoader(self._load_handover_of_request)
+        self.visible_customers = DataLoader(self._load_visible_customers)
+        self.teams = DataLoader(self._load_teams)
+        self.rollups = DataLoader(self._load_rollups)
+        self.rollup_health = DataLoader(self._load_rollup_health)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -125,6 +138,40 @@ class RequestContext:
             by_id = {c.id: c for c in rows}
             customers = [by_id[i] for i in ids]
             return await self.services.tiering.health(session, customers)
+
+        return await self.read(query)
+
+    async def _load_visible_customers(self, ids: Sequence[str]) -> list[Customer | None]:
+        """Customers by id within the reading scope (None: absent or out of scope alike)."""
+        scope = await self.read_scope()
+        stmt = customers_query(CustomerFilter(), scope).where(Customer.id.in_(ids))
+        rows = await self.read(lambda s: s.scalars(stmt))
+        found = {c.id: c for c in rows.unique()}
+        return [found.get(i) for i in ids]
+
+    async def _load_teams(self, ids: Sequence[str]) -> list[list[TeamMember]]:
+        by_customer: dict[str, list[TeamMember]] = {i: [] for i in ids}
+        for member in await self.read(lambda s: members_of(s, ids)):
+            by_customer[member.customer_id].append(member)
+        return [by_customer[i] for i in ids]
+
+    async def _load_rollups(self, ids: Sequence[str]) -> list[hierarchy.Totals]:
+        """Roll-ups over the units the viewer sees (three statements for all ids)."""
+        visible = (await self.read_scope()).clause()
+        now = self.services.clock.now()
+        found = await self.read(lambda s: hierarchy.totals(s, ids, visible, now))
+        return [found[i] for i in ids]
+
+    async def _load_rollup_health(self, ids: Sequence[str]) -> list[list[Health]]:
+        """The health of each node's visible accounts (itself included)."""
+        visible = (await self.read_scope()).clause()
+
+        async def query(session: AsyncSession) -> list[list[Health]]:
+            members = await hierarchy.member_customers(session, ids, visible)
+            distinct = {c.id: c for group in members.values() for c in group}
+            assessed = await self.services.tiering.health(session, list(distinct.values()))
+            by_id = dict(zip(distinct, assessed, strict=True))
+            return [[by_id[c.id] for c in members[i]] for i in ids]
 
         return await self.read(query)
 

@@ -13,6 +13,7 @@ from core.api.assignment import AssignmentMutation, ReassignmentRequest
 from core.api.context import context_of
 from core.api.handover import HandoverMutation
 from core.api.handover_steps import HandoverStepMutation
+from core.api.hierarchy import HierarchyMutation
 from core.api.inputs import (
     AssignOwnerInput,
     CreateCustomerInput,
@@ -21,14 +22,7 @@ from core.api.inputs import (
     UpdateCustomerInput,
 )
 from core.api.insight import InsightMutation
-from core.api.types import Customer, User
-
-
-@strawberry.type
-class CustomerPayload:
-    authz_exempt: ClassVar[bool] = True
-
-    customer: Customer
+from core.api.types import Customer, CustomerPayload, User
 
 
 @strawberry.type
@@ -61,6 +55,8 @@ def customer_writes(create_input: type, update_input: type) -> type:
             owner_id=input.owner_id,
             reason=input.reason,
             auto_assign=input.auto_assign,
+            parent_id=input.parent_id,
+            scope=await ctx.scope(),
         )
         return CustomerPayload(customer=Customer.from_model(model))
 
@@ -104,6 +100,7 @@ class Mutation(
     AssignmentMutation,
     HandoverMutation,
     HandoverStepMutation,
+    HierarchyMutation,
     InsightMutation,
 ):
     @strawberry.mutation(description="Give a customer that has no owner its owner.")

@@ -157,6 +157,9 @@ class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery):
                 lifecycle_stages=tuple(f.lifecycle_stages or ()),
                 unassigned=f.unassigned,
                 search=f.search,
+                parent_id=f.parent_id,
+                root_id=f.root_id,
+                has_children=f.has_children,
             ),
             scope,
         )

@@ -16,6 +16,7 @@ from core.domain.enums import (
     ReassignmentTrigger,
     RequestStatus,
     Strategy,
+    TeamRole,
     ValueTier,
 )
 from core.domain.models import (
@@ -31,6 +32,7 @@ from core.domain.models import (
     PluginInstall,
     PolicyVersion,
     ReassignmentRequest,
+    TeamMember,
     User,
     WorkflowEventRecord,
 )
@@ -63,6 +65,8 @@ __all__ = [
     "ReassignmentTrigger",
     "RequestStatus",
     "Strategy",
+    "TeamMember",
+    "TeamRole",
     "User",
     "ValueTier",
     "WorkflowEventRecord",

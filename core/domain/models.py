@@ -38,6 +38,7 @@ from core.domain.enums import (
     ReassignmentTrigger,
     RequestStatus,
     Strategy,
+    TeamRole,
     ValueTier,
 )
 
@@ -52,6 +53,15 @@ def _enum(enum_cls: type) -> SAEnum:
         create_constraint=True,
         name=enum_cls.__name__.lower(),
     )
+
+
+def _own_id(context: Any) -> str:
+    # A new customer is a top-level account unless placed under a parent (bulk inserts too).
+    return str(context.get_current_parameters()["id"])
+
+
+def _own_path(context: Any) -> str:
+    return _own_id(context) + "/"
 
 
 class User(Base):
@@ -106,6 +116,15 @@ class Customer(Base):
     special_needs: Mapped[dict[str, dict[str, Any]]] = mapped_column(
         JSON, default=dict, server_default="{}"
     )
+    # The account hierarchy (``core.services.hierarchy``): the parent, the top-level account of
+    # the group (itself for a top-level account), the materialised path of ids from the root
+    # (``root/…/self/``, for subtree queries in one statement) and the depth (root: 0).
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    root_id: Mapped[str] = mapped_column(String(40), index=True, default=_own_id)
+    path: Mapped[str] = mapped_column(String(512), index=True, default=_own_path)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    # A top-level account's group account director: sees every unit of the group.
+    group_director_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -127,6 +146,18 @@ class Customer(Base):
             "payment_terms_days IS NULL OR payment_terms_days >= 0", name="payment_terms_days"
         ),
     )
+
+
+class TeamMember(Base):
+    """A person in a key account's team with a team role; one role per person and account."""
+
+    __tablename__ = "team_members"
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role: Mapped[TeamRole] = mapped_column(_enum(TeamRole))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    added_by_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Ownership(Base):

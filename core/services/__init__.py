@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from core.authz.store import PolicyStore
 from core.calendar import WorkingCalendar
 from core.clock import Clock, SystemClock
 from core.db import Database
+from core.domain import ReassignmentTrigger
 from core.plugins import PluginRegistry
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor
 from core.services.customers import CustomerService
 from core.services.events import Outbox, Subscriber
+from core.services.groups import GroupService
 from core.services.handover import HandoverService
 from core.services.policies import PolicyService
 from core.services.reassignment import ReassignmentService
+from core.services.teams import TeamService
 from core.services.tiering import TieringService
 from core.services.users import UserService
 
@@ -30,6 +34,8 @@ class Services:
     authz: PolicyStore
     assignment: AssignmentService
     customers: CustomerService
+    groups: GroupService
+    teams: TeamService
     users: UserService
     policies: PolicyService
     reassignment: ReassignmentService
@@ -61,6 +67,16 @@ class Services:
             authz=authz,
             assignment=assignment,
             customers=CustomerService(db, clock, assignment.reevaluate, plugins.plugins),
+            groups=GroupService(
+                db,
+                clock,
+                partial(
+                    assignment.apply,
+                    reason="reorganization",
+                    trigger=ReassignmentTrigger.REORGANIZATION,
+                ),
+            ),
+            teams=TeamService(db, clock),
             users=UserService(db, clock, authz),
             policies=PolicyService(db, clock, authz),
             reassignment=ReassignmentService(db, clock, calendar, outbox),

@@ -14,6 +14,7 @@ from core.errors import BadUserInput, FieldError, InvalidState, NotFound
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff
 from core.services.reassignment import release_book
+from core.services.teams import leave_every_team
 
 
 def snapshot(user: User, roles: list[str]) -> dict[str, object]:
@@ -142,4 +143,5 @@ class UserService:
             AuditWriter(session, actor, now).record(
                 "deactivateUser", "User", user_id, diff(before, snapshot(user, roles)), reason
             )
+            await leave_every_team(session, actor, user_id, now, reason)
             return user, await release_book(session, actor, user_id, now, reason)
