@@ -159,16 +159,17 @@ class PolicyGrant:
 
 @dataclass(frozen=True)
 class WorkflowEvent:
-    """A handover workflow event from the outbox, delivered after its transaction committed.
+    """A workflow event from the outbox, delivered after its transaction committed.
 
     ``kind`` is one of ``HANDOVER_OPENED``, ``STEP_DONE``, ``DUE_SOON``, ``OVERDUE``,
-    ``COMPLETED`` (more may come: ignore kinds you do not know).
+    ``COMPLETED``, ``CANCELLED``, ``TEAM_MEMBER_REMOVED`` (more may come: ignore kinds you do
+    not know). ``handover_id`` is None for an event about the customer only (a team change).
     """
 
     id: int
     kind: str
     at: datetime
-    handover_id: str
+    handover_id: str | None
     customer_id: str
     payload: Mapping[str, Any] = field(default_factory=dict)
 

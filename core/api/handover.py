@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
 
 import strawberry
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, or_, select
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -24,6 +24,9 @@ from core.services import customers as customer_service
 from core.services.handover import FINAL, deadlines
 from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
 
+if TYPE_CHECKING:
+    from core.api.hierarchy import TeamMember
+
 strawberry.enum(HandoverStatus, description="Where a handover stands; CLOSED and CANCELLED end it.")
 strawberry.enum(MeetingKind, description="Kinds of handover meeting.")
 
@@ -36,6 +39,20 @@ class Handbook:
     open_items: str = strawberry.field(description="Pending contracts, complaints in progress.")
     strategy_advice: str
     risk_warnings: str
+    customer_id: strawberry.Private[str]
+
+    @strawberry.field(
+        description="The account team the new owner works with (it stays through the "
+        "handover); as readable as `Customer.team`.",
+        metadata={"authz": "Customer.team"},
+    )
+    async def team(
+        self, info: Info
+    ) -> list[Annotated[TeamMember, strawberry.lazy("core.api.hierarchy")]] | None:
+        from core.api.hierarchy import TeamMember
+
+        found = await context_of(info).teams.load(self.customer_id)
+        return [TeamMember.from_model(m) for m in found]
 
 
 @strawberry.type(description="The new owner's view after taking over.")
@@ -114,6 +131,7 @@ class Handover(Node):
                 open_items=book["openItems"],
                 strategy_advice=book["strategyAdvice"],
                 risk_warnings=book["riskWarnings"],
+                customer_id=m.customer_id,
             )
             if book
             else None,
@@ -228,7 +246,8 @@ async def _visible(info: Info, stmt: Select[Any], handover_column: Any) -> Selec
 @strawberry.type(description="A handover workflow event from the outbox, oldest first.")
 class WorkflowEvent(Node):
     kind: str | None = strawberry.field(
-        description="HANDOVER_OPENED, STEP_DONE, DUE_SOON, OVERDUE, COMPLETED or CANCELLED."
+        description="HANDOVER_OPENED, STEP_DONE, DUE_SOON, OVERDUE, COMPLETED, CANCELLED, or "
+        "TEAM_MEMBER_REMOVED (no handover: a deactivated user left the customer's team)."
     )
     at: datetime | None
     handover_id: strawberry.ID | None
@@ -243,7 +262,7 @@ class WorkflowEvent(Node):
             id=strawberry.ID(f"{PREFIXES['WorkflowEvent']}_{m.id}"),
             kind=m.kind,
             at=m.at,
-            handover_id=strawberry.ID(m.handover_id),
+            handover_id=strawberry.ID(m.handover_id) if m.handover_id else None,
             customer_id=strawberry.ID(m.customer_id),
             payload=cast(JSON, m.payload),
         )
@@ -336,7 +355,18 @@ class HandoverQuery:
             (model.handover_id, f.handover_id),
             (model.customer_id, f.customer_id),
         )
-        stmt = await _visible(info, stmt, model.handover_id)
+        visible = (await context_of(info).scope()).handovers()
+        if visible is not None:
+            # An event of no handover (a team change) is visible with its customer.
+            readable = customer_service.customers_query(
+                customer_service.CustomerFilter(), await context_of(info).read_scope()
+            ).with_only_columns(domain.Customer.id)
+            stmt = stmt.where(
+                or_(
+                    model.handover_id.in_(select(domain.Handover.id).where(visible)),
+                    and_(model.handover_id.is_(None), model.customer_id.in_(readable)),
+                )
+            )
         key = SortKey(model.id, model.id)
         return await connection(info, stmt, key, first, after, WorkflowEvent.from_model, int)
 

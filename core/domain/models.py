@@ -381,7 +381,7 @@ class HandoverMeeting(Base):
 
 
 class WorkflowEventRecord(Base):
-    """The outbox: handover workflow events in delivery order, for integrations to read.
+    """The outbox: workflow events in delivery order, for integrations to read.
 
     A step's event is written in the step's transaction; deadline events (DUE_SOON,
     OVERDUE) by the sweep, at most once per deadline thanks to ``dedupe_key``.
@@ -392,7 +392,8 @@ class WorkflowEventRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    handover_id: Mapped[str] = mapped_column(ForeignKey("handovers.id"), index=True)
+    # None for an event about the customer only (TEAM_MEMBER_REMOVED).
+    handover_id: Mapped[str | None] = mapped_column(ForeignKey("handovers.id"), index=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)

@@ -77,7 +77,7 @@ class Services:
                 ),
             ),
             teams=TeamService(db, clock),
-            users=UserService(db, clock, authz),
+            users=UserService(db, clock, authz, outbox),
             policies=PolicyService(db, clock, authz),
             reassignment=ReassignmentService(db, clock, calendar, outbox),
             handover=HandoverService(db, clock, calendar, outbox),

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.db import Database
-from core.domain import Customer, TeamMember, TeamRole, User
+from core.domain import Customer, Ownership, TeamMember, TeamRole, User, WorkflowEventRecord
 from core.errors import BadUserInput, FieldError, Forbidden
 from core.services.audit import Actor, AuditWriter
 from core.services.customers import EVERYTHING, CustomerScope, check_users_active, load_customer
+from core.services.events import TEAM_MEMBER_REMOVED, Outbox
 
 
 async def members_of(session: AsyncSession, customer_ids: Sequence[str]) -> list[TeamMember]:
@@ -125,16 +126,30 @@ class TeamService:
 
 
 async def leave_every_team(
-    session: AsyncSession, actor: Actor, user_id: str, now: datetime, reason: str | None
+    session: AsyncSession,
+    actor: Actor,
+    user_id: str,
+    now: datetime,
+    reason: str | None,
+    outbox: Outbox,
 ) -> list[TeamMember]:
-    """Inside a deactivation: take ``user_id`` off every team (audited on each customer);
-    returns the memberships removed."""
-    removed = list(await session.scalars(select(TeamMember).where(TeamMember.user_id == user_id)))
+    """Inside a deactivation: take ``user_id`` off every team (audited on each customer) and
+    tell each customer's owner through the outbox (``TEAM_MEMBER_REMOVED``, payload ``userId
+    role ownerId``); returns the memberships removed. Three statements for any number."""
+    found = await session.execute(
+        select(TeamMember, Ownership.owner_id)
+        .outerjoin(
+            Ownership,
+            and_(Ownership.customer_id == TeamMember.customer_id, Ownership.valid_to.is_(None)),
+        )
+        .where(TeamMember.user_id == user_id)
+    )
+    removed = found.all()
     if not removed:
         return []
     await session.execute(delete(TeamMember).where(TeamMember.user_id == user_id))
     audit = AuditWriter(session, actor, now)
-    for member in removed:
+    for member, owner_id in removed:
         audit.record(
             "deactivateUser",
             "Customer",
@@ -142,4 +157,14 @@ async def leave_every_team(
             [{"field": "team", "before": _entry(member), "after": None}],
             reason,
         )
-    return removed
+        outbox.add_record(
+            session,
+            WorkflowEventRecord(
+                kind=TEAM_MEMBER_REMOVED,
+                at=now,
+                handover_id=None,
+                customer_id=member.customer_id,
+                payload={"userId": user_id, "role": member.role.value, "ownerId": owner_id},
+            ),
+        )
+    return [member for member, _ in removed]

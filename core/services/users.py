@@ -13,6 +13,7 @@ from core.domain import ReassignmentRequest, User
 from core.errors import BadUserInput, FieldError, InvalidState, NotFound
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff
+from core.services.events import Outbox
 from core.services.reassignment import release_book
 from core.services.teams import leave_every_team
 
@@ -47,10 +48,13 @@ async def load_user(session: AsyncSession, user_id: str) -> User:
 class UserService:
     """Writes to users; role grants are stored in the policy store in the same transaction."""
 
-    def __init__(self, db: Database, clock: Clock, store: PolicyStore) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, store: PolicyStore, outbox: Outbox | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.store = store
+        self.outbox = outbox or Outbox()
 
     async def create(
         self,
@@ -143,5 +147,5 @@ class UserService:
             AuditWriter(session, actor, now).record(
                 "deactivateUser", "User", user_id, diff(before, snapshot(user, roles)), reason
             )
-            await leave_every_team(session, actor, user_id, now, reason)
+            await leave_every_team(session, actor, user_id, now, reason, self.outbox)
             return user, await release_book(session, actor, user_id, now, reason)

@@ -79,9 +79,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_team_members_user_id", "team_members", ["user_id"])
     _set_strategies(NEW_STRATEGIES)
+    # Team changes reach the outbox without a handover.
+    with op.batch_alter_table("workflow_events", schema=None) as batch_op:
+        batch_op.alter_column("handover_id", existing_type=sa.String(length=40), nullable=True)
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM workflow_events WHERE handover_id IS NULL")
+    with op.batch_alter_table("workflow_events", schema=None) as batch_op:
+        batch_op.alter_column("handover_id", existing_type=sa.String(length=40), nullable=False)
     op.execute("DELETE FROM assignment_rules WHERE strategy = 'INHERIT_PARENT_OWNER'")
     _set_strategies(OLD_STRATEGIES)
     op.drop_index("ix_team_members_user_id", table_name="team_members")
