@@ -8,14 +8,18 @@ from decimal import Decimal
 from typing import ClassVar
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from core import domain
+from core.api.assignment import ReassignmentRequest
 from core.api.context import context_of
 from core.api.insight import HealthLevel
 from core.api.types import Customer, CustomerPayload, User, user_or_none
-from core.domain.enums import TeamRole
+from core.domain.enums import ReassignmentTrigger, TeamRole
 from core.services import insight
+from core.services.customers import load_customer
+from core.services.groups import cascading_units
 
 strawberry.enum(TeamRole, description="The part a person plays in a key account's team.")
 
@@ -158,6 +162,61 @@ class RemoveTeamMemberInput:
     reason: str | None = None
 
 
+@strawberry.type(description="What reassigning a group would move: the account and its units.")
+class GroupReassignmentPreview:
+    authz_exempt: ClassVar[bool] = True
+
+    customer: Customer
+    units: list[Customer] = strawberry.field(
+        description="The units that share the account's owner and move with it; pass their "
+        "ids as `unitIds` to `requestGroupReassignment`."
+    )
+
+
+@strawberry.input
+class RequestGroupReassignmentInput:
+    customer_id: strawberry.ID
+    to_owner_id: strawberry.ID
+    trigger: ReassignmentTrigger
+    unit_ids: list[strawberry.ID] = strawberry.field(
+        description="Exactly the units `groupReassignmentPreview` showed (else CONFLICT)."
+    )
+    reason: str | None = None
+
+
+@strawberry.type
+class GroupRequestsPayload:
+    authz_exempt: ClassVar[bool] = True
+
+    requests: list[ReassignmentRequest] = strawberry.field(
+        description="The account's request first, then one per unit, by position in the tree."
+    )
+
+
+@strawberry.type
+class HierarchyQuery:
+    @strawberry.field(
+        description="Which units would move with the account if its owner were reassigned: "
+        "those below it that share its owner, that you can change and that have no open "
+        "request."
+    )
+    async def group_reassignment_preview(
+        self, info: Info, customer_id: strawberry.ID
+    ) -> GroupReassignmentPreview | None:
+        ctx = context_of(info)
+        scope = await ctx.scope()
+
+        async def query(session: AsyncSession) -> GroupReassignmentPreview:
+            customer = await load_customer(session, customer_id, scope)
+            units = await cascading_units(session, customer, scope)
+            return GroupReassignmentPreview(
+                customer=Customer.from_model(customer),
+                units=[Customer.from_model(u) for u in units],
+            )
+
+        return await ctx.read(query)
+
+
 @strawberry.type
 class HierarchyMutation:
     @strawberry.mutation(
@@ -192,6 +251,25 @@ class HierarchyMutation:
             scope=await ctx.scope(),
         )
         return CustomerPayload(customer=Customer.from_model(model))
+
+    @strawberry.mutation(
+        description="Ask for an account and the units that share its owner to move to another "
+        "owner: one request each, reviewed and handed over under the rules of its own tier."
+    )
+    async def request_group_reassignment(
+        self, info: Info, input: RequestGroupReassignmentInput
+    ) -> GroupRequestsPayload | None:
+        ctx = context_of(info)
+        requests = await ctx.services.groups.reassign_group(
+            ctx.actor,
+            input.customer_id,
+            input.to_owner_id,
+            input.trigger,
+            input.reason,
+            [str(i) for i in input.unit_ids],
+            scope=await ctx.scope(),
+        )
+        return GroupRequestsPayload(requests=[ReassignmentRequest.from_model(r) for r in requests])
 
     @strawberry.mutation(
         description="Put a person on a customer's team (the owner or the owner's manager)."

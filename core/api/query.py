@@ -16,6 +16,7 @@ from core.api.assignment import AssignmentQuery, AssignmentRule, ReassignmentReq
 from core.api.connection import Connection, connection
 from core.api.context import context_of
 from core.api.handover import Handover, HandoverQuery
+from core.api.hierarchy import HierarchyQuery
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
 from core.api.insight import InsightQuery
 from core.api.types import (
@@ -94,7 +95,7 @@ NODES: dict[str, tuple[str, Callable[[Info, str], Awaitable[Node | None]]]] = {
 
 
 @strawberry.type
-class Query(AdminQuery, AssignmentQuery, HandoverQuery, InsightQuery):
+class Query(AdminQuery, AssignmentQuery, HandoverQuery, HierarchyQuery, InsightQuery):
     @strawberry.field(description="The signed-in user, their roles and effective permissions.")
     async def viewer(self, info: Info) -> Viewer:
         ctx = context_of(info)

@@ -78,6 +78,8 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
                 "Mutation.notifyCustomer",
                 "Mutation.submitHandoverFeedback",
                 "Mutation.moveCustomer",
+                "Query.groupReassignmentPreview",
+                "Mutation.requestGroupReassignment",
                 "Mutation.addTeamMember",
                 "Mutation.removeTeamMember",
             ),
