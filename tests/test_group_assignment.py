@@ -190,3 +190,23 @@ async def test_a_group_handover_moves_exactly_the_previewed_units(
         answer = await gql.execute(reviewer, review, {"id": by_name[name]})
         got = error_codes(answer) or [answer["data"]["reviewReassignment"]["request"]["status"]]
         assert got == [outcome], (name, reviewer, answer)
+
+
+async def test_a_plugin_reads_the_group_banking_group_exposure(
+    services: Services, admin: str
+) -> None:
+    """The banking plugin's tier criterion reads the hierarchy through the SDK: a subsidiary
+    of a group holding private-banking assets elsewhere is at least HIGH; a stand-alone
+    account with the same profile is not lifted."""
+    hold = await services.customers.create(
+        ADMIN, {"name": "Bank Hold"}, needs={"banking": {"aum_band": "ABOVE_100M"}}
+    )
+    unit = await services.customers.create(ADMIN, {"name": "Leasing"}, parent_id=hold.id)
+    alone = await services.customers.create(ADMIN, {"name": "Alone"})
+    result = await services.tiering.review(ADMIN)
+    moved = {(m.customer_id, m.tier, m.after): m.reason for m in result.movements}
+    assert moved[(hold.id, "value", "STRATEGIC")] == "banking/private_banking: AUM ABOVE_100M"
+    assert moved[(unit.id, "value", "HIGH")] == (
+        f"banking/group_exposure: its group holds AUM ABOVE_100M at {hold.id}"
+    )
+    assert not any(cid == alone.id and after == "HIGH" for cid, _, after in moved)
