@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from core.demo import seed_demo
 from core.domain import ActivityKind, Customer, ReassignmentRequest, Strategy
 from core.services import Actor, Services
 from core.services.hierarchy import MAX_DEPTH
@@ -316,3 +317,43 @@ async def test_a_tree_costs_the_same_statements_for_more_units(
             ADMIN, {"name": f"Branch {i}"}, owner_id="am.wu", parent_id=group["Plant B"]
         )
     assert await statements() == before
+
+
+GROUP_PAGE = """query($root: ID!) {
+  customer(id: $root) { name groupDirector { id } team { role user { id } }
+    rollup { unitCount annualRevenue worstHealthLevel owners { owner { id } count } } }
+  customers(filter: {rootId: $root}, first: 100) { edges { node {
+    name parent { name } owner { id } team { role user { id } } health { level } } } } }"""
+
+
+async def test_a_sales_director_reads_a_demo_group_in_one_request(
+    gql: GraphQLClient, services: Services
+) -> None:
+    """The "done when" of issue 20, on the demo data: the group's tree with each unit's owner,
+    team and health band, and the group's roll-ups, in one request, as each role allows."""
+    await seed_demo(services, 50)
+    async with services.db.reader() as session:
+        root = await session.scalar(
+            select(Customer.id).where(Customer.name == "Jade Automotive Group")
+        )
+    data = await gql.data("sd.wang", GROUP_PAGE, {"root": root})
+    group = data["customer"]
+    assert group["groupDirector"] == {"id": "tm.li"}
+    assert {m["user"]["id"] for m in group["team"]} == {"cs.liu", "fin.he"}
+    assert group["rollup"]["unitCount"] == 4
+    assert group["rollup"]["worstHealthLevel"] in {"GREEN", "YELLOW", "ORANGE", "RED"}
+    assert sum(o["count"] for o in group["rollup"]["owners"]) == 5
+    units = {e["node"]["name"]: e["node"] for e in data["customers"]["edges"]}
+    assert units["Jade Hangzhou Body Shop"]["parent"] == {"name": "Jade Motors Hangzhou Plant"}
+    assert units["Jade Electronics Tianjin"]["owner"] == {"id": "am.sun"}
+    assert all(u["health"]["level"] for u in units.values())
+    # Finance reads the same page within its field rules: the name, not revenue, owners or the
+    # team; and it may not list by group, since it may not read `root` (no oracle).
+    body = await gql.execute("fin.he", GROUP_PAGE, {"root": root})
+    assert body["data"]["customer"]["name"] == "Jade Automotive Group"
+    assert body["data"]["customer"]["rollup"]["annualRevenue"] is None
+    assert body["data"]["customers"] is None
+    denied = {e["extensions"].get("object") for e in body["errors"]}
+    assert {"Customer.annualRevenue", "Customer.owner", "Customer.team"} <= denied
+    forbidden = [e["extensions"] for e in body["errors"] if e["path"] == ["customers"]]
+    assert forbidden == [{"code": "FORBIDDEN", "objects": ["Customer.root"]}]
