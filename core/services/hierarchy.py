@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -186,7 +186,14 @@ def _members(node_ids: Sequence[str], visible: ColumnElement[bool] | None) -> tu
     node = aliased(Customer)
     stmt = (
         select(node.id.label("node_id"))
-        .join(Customer, and_(Customer.root_id == node.root_id, within(Customer.path, node.path)))
+        .join(
+            Customer,
+            and_(
+                Customer.root_id == node.root_id,
+                # a top-level node's subtree is its whole group: no path test per row
+                or_(node.parent_id.is_(None), within(Customer.path, node.path)),
+            ),
+        )
         .outerjoin(
             Ownership, and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
         )
