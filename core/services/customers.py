@@ -273,6 +273,16 @@ async def load_customer(
     return customer
 
 
+def check_version(customer: Customer, expected_version: int) -> None:
+    """A stale ``expected_version`` is a CONFLICT naming the current one."""
+    if customer.version != expected_version:
+        raise Conflict(
+            f"Customer {customer.id!r} is at version {customer.version}, "
+            f"not {expected_version}; reload and retry",
+            currentVersion=customer.version,
+        )
+
+
 # Applies the live assignment rules inside a customer's transaction:
 # (session, audit changes to extend, customer, now, actor).
 Reevaluate = Callable[
@@ -403,12 +413,7 @@ class CustomerService:
         validate_profile(data)
         async with self.db.transaction() as session:
             customer = await load_customer(session, customer_id, scope, lock=True)
-            if customer.version != expected_version:
-                raise Conflict(
-                    f"Customer {customer_id!r} is at version {customer.version}, "
-                    f"not {expected_version}; reload and retry",
-                    currentVersion=customer.version,
-                )
+            check_version(customer, expected_version)
             await check_users_active(session, {k: data[k] for k in USER_REFERENCES if k in data})
             before = self._snapshot(customer)
             for attr, value in data.items():

@@ -27,6 +27,7 @@ from core.services.customers import (
     CustomerFilter,
     CustomerScope,
     check_users_active,
+    check_version,
     customers_query,
     load_customer,
 )
@@ -35,15 +36,6 @@ from core.services.reassignment import open_request
 # Applies the live rules to customers after a reorganisation, opening REORGANIZATION
 # requests where the outcome differs: (session, actor, customer ids, now).
 Reorganize = Callable[[AsyncSession, Actor, Sequence[str], datetime], Awaitable[Any]]
-
-
-def _check_version(customer: Customer, expected_version: int) -> None:
-    if customer.version != expected_version:
-        raise Conflict(
-            f"Customer {customer.id!r} is at version {customer.version}, "
-            f"not {expected_version}; reload and retry",
-            currentVersion=customer.version,
-        )
 
 
 async def cascading_units(
@@ -102,7 +94,7 @@ class GroupService:
         now = self.clock.now()
         async with self.db.transaction() as session:
             customer = await load_customer(session, customer_id, scope, lock=True)
-            _check_version(customer, expected_version)
+            check_version(customer, expected_version)
             before = customer.parent_id
             if before == parent_id:
                 return customer

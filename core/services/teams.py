@@ -39,6 +39,15 @@ class TeamService:
         self.db = db
         self.clock = clock
 
+    async def _steward_load(
+        self, session: AsyncSession, actor: Actor, customer_id: str, scope: CustomerScope
+    ) -> Customer:
+        """The customer (NOT_FOUND unless the actor reads it), locked, if the actor may change
+        its team."""
+        customer = await load_customer(session, customer_id, scope.for_reading(), lock=True)
+        await self._require_steward(session, actor, customer)
+        return customer
+
     @staticmethod
     async def _require_steward(session: AsyncSession, actor: Actor, customer: Customer) -> None:
         """The actor is the customer's owner or the owner's manager (else FORBIDDEN)."""
@@ -68,8 +77,7 @@ class TeamService:
         """Put ``user_id`` on the customer's team with ``role`` (a new role replaces theirs)."""
         now = self.clock.now()
         async with self.db.transaction() as session:
-            customer = await load_customer(session, customer_id, scope.for_reading(), lock=True)
-            await self._require_steward(session, actor, customer)
+            customer = await self._steward_load(session, actor, customer_id, scope)
             await check_users_active(session, {"user_id": user_id})
             member = await session.get(TeamMember, (customer_id, user_id))
             before = _entry(member)
@@ -107,8 +115,7 @@ class TeamService:
         """Take ``user_id`` off the customer's team."""
         now = self.clock.now()
         async with self.db.transaction() as session:
-            customer = await load_customer(session, customer_id, scope.for_reading(), lock=True)
-            await self._require_steward(session, actor, customer)
+            customer = await self._steward_load(session, actor, customer_id, scope)
             member = await session.get(TeamMember, (customer_id, user_id))
             if member is None:
                 raise BadUserInput([FieldError("userId", "is not on this customer's team")])
