@@ -205,7 +205,10 @@ CORE_DIMENSIONS = (
         lambda v, w: v in w,
         lambda v, w: f"lifecycle stage {v} is not one of {', '.join(w)}",
     ),
-    # The group's top-level account; reasons speak about ``Customer.root`` (for redaction).
+)
+# The group's top-level account; reasons speak about ``Customer.root`` (for redaction). Only
+# checked when some rule has such a condition, so that rule sets without cost nothing more.
+GROUP_DIMENSIONS = (
     Dimension(
         "root",
         lambda c: c.group.territory,
@@ -252,9 +255,19 @@ def _extra_dimension(name: str) -> Dimension:
 
 
 def dimensions_of(rules: Sequence[Rule]) -> tuple[Dimension, ...]:
-    """The core dimensions plus every plugin dimension the rules use."""
+    """The core dimensions plus every group and plugin dimension the rules use."""
     extra = sorted({name for r in rules for name in r.conditions.extra})
-    return CORE_DIMENSIONS + tuple(_extra_dimension(name) for name in extra)
+    grouped = any(
+        r.conditions.root_territories
+        or r.conditions.root_industries
+        or r.conditions.root_value_tiers
+        for r in rules
+    )
+    return (
+        CORE_DIMENSIONS
+        + (GROUP_DIMENSIONS if grouped else ())
+        + tuple(_extra_dimension(name) for name in extra)
+    )
 
 
 def mismatches(rule: Rule, c: CustomerFacts) -> list[Reason]:
