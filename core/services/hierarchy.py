@@ -59,23 +59,17 @@ def has_children() -> ColumnElement[bool]:
     return exists().where(child.parent_id == Customer.id).correlate(Customer)
 
 
+# Both are uncorrelated IN subqueries: evaluated once per statement, not once per row, so a
+# roll-up over a large group under a narrow scope stays a scan.
 def directed_by(members: frozenset[str]) -> ColumnElement[bool]:
     """For ``Customer`` rows: accounts of groups whose group director is one of ``members``."""
     root = aliased(Customer)
-    return (
-        exists()
-        .where(root.id == Customer.root_id, root.group_director_id.in_(members))
-        .correlate(Customer)
-    )
+    return Customer.root_id.in_(select(root.id).where(root.group_director_id.in_(members)))
 
 
 def on_team(members: frozenset[str]) -> ColumnElement[bool]:
     """For ``Customer`` rows: accounts on whose team one of ``members`` is."""
-    return (
-        exists()
-        .where(TeamMember.customer_id == Customer.id, TeamMember.user_id.in_(members))
-        .correlate(Customer)
-    )
+    return Customer.id.in_(select(TeamMember.customer_id).where(TeamMember.user_id.in_(members)))
 
 
 async def place(
