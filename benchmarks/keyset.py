@@ -60,6 +60,9 @@ COLUMNS = (
     "special_needs",
     "created_at",
     "updated_at",
+    "root_id",
+    "path",
+    "depth",
 )
 
 
@@ -103,6 +106,9 @@ async def seed(url: str, customers: int) -> None:
                         "{}",
                         created,
                         created + timedelta(days=rng.randrange(365)),
+                        cid,
+                        cid + "/",
+                        0,
                     )
                 )
                 if i % 3:

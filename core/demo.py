@@ -1,4 +1,5 @@
-"""A realistic demo data set: two sales teams, the supporting roles, ~200 customers."""
+"""A realistic demo data set: two sales teams, the supporting roles, ~200 customers, two
+account groups with units in several territories and industries."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from core.domain import (
     Strategy,
     SurveyKind,
     SurveyOccasion,
+    TeamRole,
     User,
     ValueTier,
 )
@@ -113,6 +115,84 @@ NAME_PARTS = (
         "Materials",
     ],
 )
+
+
+# Two groups with units in several territories and industries (name, industry, territory,
+# owner, parent's index or None), each group's director, and its team (user, role).
+GROUPS: list[
+    tuple[list[tuple[str, str, str, str, int | None]], str, list[tuple[str, TeamRole]]]
+] = [
+    (
+        [
+            (
+                "Jade Automotive Group",
+                "manufacturing.automotive",
+                "CN/East/Shanghai",
+                "am.chen",
+                None,
+            ),
+            (
+                "Jade Motors Hangzhou Plant",
+                "manufacturing.automotive",
+                "CN/East/Hangzhou",
+                "am.chen",
+                0,
+            ),
+            (
+                "Jade Hangzhou Body Shop",
+                "manufacturing.automotive",
+                "CN/East/Hangzhou",
+                "am.huang",
+                1,
+            ),
+            (
+                "Jade Electronics Tianjin",
+                "manufacturing.electronics",
+                "CN/North/Tianjin",
+                "am.sun",
+                0,
+            ),
+            ("Jade Auto Finance", "banking.retail", "CN/East/Suzhou", "am.zhou", 0),
+        ],
+        "tm.li",
+        [("cs.liu", TeamRole.SERVICE), ("fin.he", TeamRole.FINANCE_CONTACT)],
+    ),
+    (
+        [
+            ("Orient Financial Holdings", "banking.private", "CN/North/Beijing", "am.ma", None),
+            ("Orient Bank Shanghai Branch", "banking.retail", "CN/East/Shanghai", "am.wu", 0),
+            ("Orient Logistics Tianjin", "logistics", "CN/North/Tianjin", "am.guo", 0),
+        ],
+        "tm.zhao",
+        [("cs.liu", TeamRole.SERVICE), ("am.lin", TeamRole.PRE_SALES)],
+    ),
+]
+GROUP_ACCOUNTS = sum(len(accounts) for accounts, _, _ in GROUPS)
+
+
+async def seed_groups(services: Services) -> None:
+    """The demo groups: accounts placed under their parents, a group director on each top-level
+    account, and a team around it added by its owner."""
+    for accounts, director, team in GROUPS:
+        ids: list[str] = []
+        for name, industry, territory, owner, parent in accounts:
+            customer = await services.customers.create(
+                Actor(ADMIN_ID),
+                {
+                    "name": name,
+                    "industry": industry,
+                    "territory": territory,
+                    "lifecycle_stage": LifecycleStage.ACTIVE,
+                    "annual_revenue": Decimal(5_000_000 // (len(ids) + 1)),
+                },
+                owner_id=owner,
+                parent_id=ids[parent] if parent is not None else None,
+                reason="demo data",
+            )
+            ids.append(customer.id)
+        await services.groups.set_group_director(Actor(ADMIN_ID), ids[0], director)
+        for user, role in team:
+            await services.teams.add(Actor(accounts[0][3]), ids[0], user, role)
 
 
 def _team(team: str) -> list[str]:
@@ -218,7 +298,12 @@ async def seed_demo(
     rng = random.Random(20261124)
     history: list[ActivityRow] = []
     answers: list[Answer] = []
-    for index in range(customers):
+    grouped = customers >= 50  # small data sets (tests) stay flat
+    if grouped:
+        await seed_groups(services)
+        if progress:
+            progress(GROUP_ACCOUNTS)
+    for index in range(customers - (GROUP_ACCOUNTS if grouped else 0)):
         profile, contact = demo_customer(rng, index)
         # Most customers are assigned by the rules as they arrive; a few wait for a run.
         customer = await services.customers.create(

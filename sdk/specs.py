@@ -56,11 +56,27 @@ class ActivityWindow:
 
 
 @dataclass(frozen=True)
+class GroupMember:
+    """One account of a customer's group, as plugins read it (the group's top-level account
+    has no ``parent_id``)."""
+
+    id: str
+    parent_id: str | None
+    depth: int
+    value_tier: str | None
+    annual_revenue: Decimal | None
+    special_needs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CustomerSnapshot:
     """A customer as tier criteria, health signals and dimensions read it; never written back.
 
     ``recent`` is the last 90 days, ``previous`` the 90 days before, ``year`` the last 365 days,
     all counted back from ``as_of``. ``special_needs`` maps plugin name → field name → value.
+    ``parent_id`` and ``root_id`` place the customer in its group (a top-level account is its
+    own root); ``group`` lists every account of the group, the customer included, when the
+    group has units (empty for a stand-alone account).
     """
 
     id: str
@@ -85,6 +101,9 @@ class CustomerSnapshot:
     last_order_at: datetime | None = None
     last_interaction_at: datetime | None = None
     leave_intent_at: datetime | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    group: tuple[GroupMember, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,16 +202,17 @@ class PolicyGrant:
 
 @dataclass(frozen=True)
 class WorkflowEvent:
-    """A handover workflow event from the outbox, delivered after its transaction committed.
+    """A workflow event from the outbox, delivered after its transaction committed.
 
     ``kind`` is one of ``HANDOVER_OPENED``, ``STEP_DONE``, ``DUE_SOON``, ``OVERDUE``,
-    ``COMPLETED`` (more may come: ignore kinds you do not know).
+    ``COMPLETED``, ``CANCELLED``, ``TEAM_MEMBER_REMOVED`` (more may come: ignore kinds you do
+    not know). ``handover_id`` is None for an event about the customer only (a team change).
     """
 
     id: int
     kind: str
     at: datetime
-    handover_id: str
+    handover_id: str | None
     customer_id: str
     payload: Mapping[str, Any] = field(default_factory=dict)
 
@@ -222,6 +242,7 @@ __all__ = [
     "EmailTemplate",
     "FieldSpec",
     "FieldType",
+    "GroupMember",
     "HealthIndicator",
     "HealthSignal",
     "PolicyGrant",

@@ -30,6 +30,7 @@ PLAIN = {
     "TierReviewPayload.movements",
     "DeactivateUserPayload.releases",
     "WebhookDeliveriesPayload.deliveries",
+    "GroupRequestsPayload.requests",
     "RecordActivityPayload.movements",
     # A computed result of one request over the given customers and rules, not stored.
     "AssignmentPreview.moves",
@@ -37,12 +38,18 @@ PLAIN = {
     "AssignmentExplanation.steps",
     "Query.lintAssignmentRules",
     "Query.portfolio",  # one row per owner of the viewer's team
+    "GroupReassignmentPreview.units",
+    "AccountRollup.owners",  # one row per owner of the group's units
     # Bounded child lists: an admin-chosen pool, a customer's few owners over its life.
     "AssignmentRule.pool",
     "Customer.ownershipHistory",
     # A customer's surveys (a few a year) and its tier overrides (one per tier at most).
     "Customer.surveys",
     "Customer.tierOverrides",
+    # A group is at most 8 levels deep; an account's team is the few people around it.
+    "Customer.ancestors",
+    "Customer.team",
+    "Handbook.team",
 }
 
 

@@ -281,7 +281,7 @@ async def test_the_reviewer_includes_whoever_approved(
         {"name": "Left", "value_tier": "LOW", "first_contact_id": "am.chen"},
         owner_id="am.chen",
     )
-    _, [request] = await services.users.deactivate(ADMIN, "am.chen", "left the company")
+    _, [request], _ = await services.users.deactivate(ADMIN, "am.chen", "left the company")
     approved = await gql.data(
         "tm.li",
         """mutation($id: ID!) { reviewReassignment(input: {requestId: $id, decision: APPROVE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import strawberry
 from sqlalchemy import select
@@ -21,9 +21,9 @@ from core.api.types import Customer, Node, User, customer_in_scope, user_or_none
 from core.authz.view import PermissionView
 from core.domain.enums import ReassignmentTrigger, RequestStatus, Strategy
 from core.services import customers as customer_service
-from core.services.assignment import Move
+from core.services.assignment import Move, conditions_of
 from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
-from core.services.rules import Conditions, Decision, Reason, Rule
+from core.services.rules import Decision, Reason, Rule
 
 if TYPE_CHECKING:
     from core.api.handover import Handover
@@ -43,6 +43,15 @@ class AssignmentConditions:
     product_lines: list[str]
     lifecycle_stages: list[LifecycleStage]
     extra: JSON = strawberry.field(description="Plugin dimensions: name → accepted values.")
+    root_territories: list[str] = strawberry.field(
+        description="The group's top-level account is in one of these territories."
+    )
+    root_industries: list[str] = strawberry.field(
+        description="The group's top-level account is in one of these industries."
+    )
+    root_value_tiers: list[ValueTier] = strawberry.field(
+        description="The group's top-level account has one of these value tiers."
+    )
 
 
 @strawberry.type(description="A prioritised rule that decides customers' owners.")
@@ -84,6 +93,9 @@ class AssignmentRule(Node):
                 product_lines=c.get("productLines", []),
                 lifecycle_stages=[domain.LifecycleStage(s) for s in c.get("lifecycleStages", [])],
                 extra=c.get("extra", {}),
+                root_territories=c.get("rootTerritories", []),
+                root_industries=c.get("rootIndustries", []),
+                root_value_tiers=[domain.ValueTier(t) for t in c.get("rootValueTiers", [])],
             ),
         )
 
@@ -99,6 +111,9 @@ class AssignmentConditionsInput:
     extra: JSON | None = strawberry.field(
         default=None, description="Plugin dimensions: name → accepted values; null: none."
     )
+    root_territories: list[str] = strawberry.field(default_factory=list)
+    root_industries: list[str] = strawberry.field(default_factory=list)
+    root_value_tiers: list[ValueTier] = strawberry.field(default_factory=list)
 
     def stored(self) -> dict[str, Any]:
         """The JSON kept on the rule (GraphQL names, enum names)."""
@@ -109,6 +124,9 @@ class AssignmentConditionsInput:
             "productLines": self.product_lines,
             "lifecycleStages": [s.value for s in self.lifecycle_stages],
             "extra": self.extra or {},
+            "rootTerritories": self.root_territories,
+            "rootIndustries": self.root_industries,
+            "rootValueTiers": [t.value for t in self.root_value_tiers],
         }
 
 
@@ -145,20 +163,12 @@ class CreateAssignmentRuleInput:
 
     def to_rule(self, index: int) -> Rule:
         """This input as a proposed rule that is never stored (``previewAssignment``)."""
-        c = self.conditions
         return Rule(
             id=f"proposed-{index}",
             version=0,
             name=self.name,
             priority=self.priority,
-            conditions=Conditions(
-                territories=tuple(c.territories),
-                industries=tuple(c.industries),
-                value_tiers=tuple(t.value for t in c.value_tiers),
-                product_lines=tuple(c.product_lines),
-                lifecycle_stages=tuple(s.value for s in c.lifecycle_stages),
-                extra={k: tuple(v) for k, v in cast(dict[str, list[str]], c.extra or {}).items()},
-            ),
+            conditions=conditions_of(self.conditions.stored()),
             strategy=self.strategy,
             owner_id=self.owner_id,
             pool=tuple(self.pool_ids),

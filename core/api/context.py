@@ -20,14 +20,16 @@ from core.domain import (
     HandoverMeeting,
     Ownership,
     Survey,
+    TeamMember,
     User,
 )
 from core.insight.health import Health
 from core.insight.overrides import Override
 from core.insight.service import Rfm
-from core.services import Actor, Services
+from core.services import Actor, Services, hierarchy
 from core.services.customers import CustomerFilter, CustomerScope, customers_query
 from core.services.ownership import active_account_counts
+from core.services.teams import members_of
 from core.services.users import reports_of
 
 T = TypeVar("T")
@@ -60,6 +62,9 @@ class RequestContext:
         self.surveys = DataLoader(self._load_surveys)
         self.overrides = DataLoader(self._load_overrides)
         self.segments = DataLoader(self._load_segments)
+        self.teams = DataLoader(self._load_teams)
+        self.rollups = DataLoader(self._load_rollups)
+        self.rollup_health = DataLoader(self._load_rollup_health)
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``query`` on the request's read session."""
@@ -160,6 +165,32 @@ class RequestContext:
     async def _load_segments(self, ids: Sequence[str]) -> list[tuple[str, Rfm | None]]:
         found = await self.read(lambda s: self.services.insight.segments_of(s, list(ids)))
         return [found[i] for i in ids]
+
+    async def _load_teams(self, ids: Sequence[str]) -> list[list[TeamMember]]:
+        by_customer: dict[str, list[TeamMember]] = {i: [] for i in ids}
+        for member in await self.read(lambda s: members_of(s, ids)):
+            by_customer[member.customer_id].append(member)
+        return [by_customer[i] for i in ids]
+
+    async def _load_rollups(self, ids: Sequence[str]) -> list[hierarchy.Totals]:
+        """Roll-ups over the units the viewer sees (three statements for all ids)."""
+        visible = (await self.read_scope()).clause()
+        now = self.services.clock.now()
+        found = await self.read(lambda s: hierarchy.totals(s, ids, visible, now))
+        return [found[i] for i in ids]
+
+    async def _load_rollup_health(self, ids: Sequence[str]) -> list[list[Health]]:
+        """The health of each node's visible accounts (itself included)."""
+        visible = (await self.read_scope()).clause()
+
+        async def query(session: AsyncSession) -> list[list[Health]]:
+            members = await hierarchy.member_customers(session, ids, visible)
+            distinct = {c.id: c for group in members.values() for c in group}
+            assessed = await self.services.tiering.health(session, list(distinct.values()))
+            by_id = dict(zip(distinct, assessed, strict=True))
+            return [[by_id[c.id] for c in members[i]] for i in ids]
+
+        return await self.read(query)
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))

@@ -6,6 +6,9 @@ resolution against the request's PermissionView, so a new field is protected the
   mutation inputs (``authz_write_fields``) need write on every field they set.
 - Every other field needs ``(Type.field, read)``, except ``id``, ``version``, containers
   (``metadata={"authz": "container"}``) and types that only carry others (``authz_exempt``).
+- A field derived from another type's field names it (``metadata={"authz":
+  "Customer.annualRevenue"}``) and needs read on that one instead: a roll-up of revenue is as
+  readable as revenue itself, whatever the policies say later.
 """
 
 from __future__ import annotations
@@ -43,8 +46,18 @@ def guarded_fields(schema: GraphQLSchema) -> Iterator[tuple[str, str, GraphQLFie
         if getattr(getattr(definition, "origin", None), "authz_exempt", False):
             continue
         for field_name, field in type_.fields.items():
-            if field_name not in STRUCTURAL and not _is_container(field):
+            if field_name not in STRUCTURAL and _authz(field) is None:
                 yield type_name, field_name, field
+
+
+def delegated_fields(schema: GraphQLSchema) -> Iterator[tuple[str, str, GraphQLField]]:
+    """Every field authorised by another object: ``(type, field, field)`` for each, the
+    object being ``_authz(field)``."""
+    for type_ in schema.type_map.values():
+        if isinstance(type_, GraphQLObjectType) and not type_.name.startswith("__"):
+            for field_name, field in type_.fields.items():
+                if "." in (_authz(field) or ""):
+                    yield type_.name, field_name, field
 
 
 def operations(schema: GraphQLSchema) -> list[str]:
@@ -69,6 +82,9 @@ def protect(schema: GraphQLSchema) -> None:
     """
     for type_name, field_name, field in guarded_fields(schema):
         field.resolve = _readable(type_name, field_name, field.resolve or default_field_resolver)
+    for _, _, field in delegated_fields(schema):
+        type_name, _, field_name = str(_authz(field)).partition(".")
+        field.resolve = _readable(type_name, field_name, field.resolve or default_field_resolver)
 
 
 def guard_operations(*roots: type) -> None:
@@ -79,9 +95,10 @@ def guard_operations(*roots: type) -> None:
                 field.extensions.append(OperationGuard())
 
 
-def _is_container(field: GraphQLField) -> bool:
+def _authz(field: GraphQLField) -> str | None:
+    """The field's ``authz`` metadata: ``"container"``, another object, or None."""
     definition = field.extensions.get(DEFINITION) if field.extensions else None
-    return bool(definition and definition.metadata.get("authz") == "container")
+    return definition.metadata.get("authz") if definition else None
 
 
 def _readable(type_name: str, field_name: str, inner: Resolver) -> Resolver:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
 
 import strawberry
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, or_, select
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -24,6 +24,9 @@ from core.services import customers as customer_service
 from core.services.handover import FINAL, deadlines
 from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
 
+if TYPE_CHECKING:
+    from core.api.hierarchy import TeamMember
+
 strawberry.enum(HandoverStatus, description="Where a handover stands; CLOSED and CANCELLED end it.")
 strawberry.enum(MeetingKind, description="Kinds of handover meeting.")
 
@@ -36,6 +39,20 @@ class Handbook:
     open_items: str = strawberry.field(description="Pending contracts, complaints in progress.")
     strategy_advice: str
     risk_warnings: str
+    customer_id: strawberry.Private[str]
+
+    @strawberry.field(
+        description="The account team the new owner works with (it stays through the "
+        "handover); as readable as `Customer.team`.",
+        metadata={"authz": "Customer.team"},
+    )
+    async def team(
+        self, info: Info
+    ) -> list[Annotated[TeamMember, strawberry.lazy("core.api.hierarchy")]] | None:
+        from core.api.hierarchy import TeamMember
+
+        found = await context_of(info).teams.load(self.customer_id)
+        return [TeamMember.from_model(m) for m in found]
 
 
 @strawberry.type(description="The new owner's view after taking over.")
@@ -114,6 +131,7 @@ class Handover(Node):
                 open_items=book["openItems"],
                 strategy_advice=book["strategyAdvice"],
                 risk_warnings=book["riskWarnings"],
+                customer_id=m.customer_id,
             )
             if book
             else None,
@@ -217,18 +235,11 @@ async def _in_scope(info: Info, stmt: Select[Any], customer_column: Any) -> Sele
     return stmt.where(customer_column.in_(visible.with_only_columns(domain.Customer.id)))
 
 
-async def _visible(info: Info, stmt: Select[Any], handover_column: Any) -> Select[Any]:
-    """``stmt`` narrowed to rows whose handover the viewer sees (``CustomerScope.handovers``)."""
-    visible = (await context_of(info).scope()).handovers()
-    if visible is None:
-        return stmt
-    return stmt.where(handover_column.in_(select(domain.Handover.id).where(visible)))
-
-
 @strawberry.type(description="A handover workflow event from the outbox, oldest first.")
 class WorkflowEvent(Node):
     kind: str | None = strawberry.field(
-        description="HANDOVER_OPENED, STEP_DONE, DUE_SOON, OVERDUE, COMPLETED or CANCELLED."
+        description="HANDOVER_OPENED, STEP_DONE, DUE_SOON, OVERDUE, COMPLETED, CANCELLED, or "
+        "TEAM_MEMBER_REMOVED (no handover: a deactivated user left the customer's team)."
     )
     at: datetime | None
     handover_id: strawberry.ID | None
@@ -247,7 +258,7 @@ class WorkflowEvent(Node):
             id=strawberry.ID(f"{PREFIXES['WorkflowEvent']}_{m.id}"),
             kind=m.kind,
             at=m.at,
-            handover_id=strawberry.ID(m.handover_id),
+            handover_id=strawberry.ID(m.handover_id) if m.handover_id else None,
             customer_id=strawberry.ID(m.customer_id),
             payload=cast(JSON, m.payload),
         )
@@ -267,8 +278,9 @@ class WorkflowEventFilter:
 
 
 async def events_in_scope(info: Info, f: WorkflowEventFilter) -> Select[Any]:
-    """Outbox events matching ``f`` of handovers the viewer sees (the query and the
-    subscription read events through this one statement)."""
+    """Outbox events matching ``f`` the viewer sees: those of handovers they see, and an event
+    of no handover (a team change) with its customer (the query and the subscription read
+    events through this one statement)."""
     model = domain.WorkflowEventRecord
     stmt = _equal(
         select(model),
@@ -276,7 +288,19 @@ async def events_in_scope(info: Info, f: WorkflowEventFilter) -> Select[Any]:
         (model.handover_id, f.handover_id),
         (model.customer_id, f.customer_id),
     )
-    return await _visible(info, stmt, model.handover_id)
+    ctx = context_of(info)
+    visible = (await ctx.scope()).handovers()
+    if visible is None:
+        return stmt
+    readable = customer_service.customers_query(
+        customer_service.CustomerFilter(), await ctx.read_scope()
+    ).with_only_columns(domain.Customer.id)
+    return stmt.where(
+        or_(
+            model.handover_id.in_(select(domain.Handover.id).where(visible)),
+            and_(model.handover_id.is_(None), model.customer_id.in_(readable)),
+        )
+    )
 
 
 @strawberry.type

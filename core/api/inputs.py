@@ -98,9 +98,15 @@ class CreateCustomerInput(CustomerProfileInput):
     auto_assign: bool = strawberry.field(
         default=True, description="Without `ownerId`, let the live assignment rules decide."
     )
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Create the customer as a unit of this account."
+    )
 
     def profile(self) -> dict[str, Any]:
         return {"name": self.name, **super().profile()}
+
+    def authz_write_fields(self) -> list[str]:
+        return super().authz_write_fields() + (["parent"] if self.parent_id is not None else [])
 
     def authz_operations(self) -> list[str]:
         # Naming the owner at creation is a manual assignment.
@@ -207,10 +213,23 @@ class CustomerFilter:
     engagement_stages: list[EngagementStage] | None = None
     rfm_segments: list[RfmSegment] | None = None
 
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The direct units of this account."
+    )
+    root_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Every account of this group (the top-level one included)."
+    )
+    has_children: bool | None = strawberry.field(
+        default=None, description="Accounts with (true) or without (false) units."
+    )
+
     authz_entity: ClassVar[str] = "Customer"
     _FIELDS: ClassVar[dict[str, str]] = {
         "engagement_stages": "engagementStage",
         "rfm_segments": "rfm",
+        "parent_id": "parent",
+        "root_id": "root",
+        "has_children": "children",
         "owner_id": "owner",
         "territory": "territory",
         "industry": "industry",

@@ -14,6 +14,7 @@ from core.api.assignment import AssignmentMutation, ReassignmentRequest
 from core.api.context import context_of
 from core.api.handover import HandoverMutation
 from core.api.handover_steps import HandoverStepMutation
+from core.api.hierarchy import HierarchyMutation
 from core.api.indicators import IndicatorMutation
 from core.api.inputs import (
     AssignOwnerInput,
@@ -25,16 +26,9 @@ from core.api.inputs import (
 )
 from core.api.insight import InsightMutation
 from core.api.surveys import SurveyMutation
-from core.api.types import Customer, User, customer_in_scope, user_or_none
+from core.api.types import Customer, CustomerPayload, User, customer_in_scope, user_or_none
 from core.notify.webhooks_api import WebhookMutation
 from core.services.users import load_user
-
-
-@strawberry.type
-class CustomerPayload:
-    authz_exempt: ClassVar[bool] = True
-
-    customer: Customer
 
 
 @strawberry.type
@@ -90,6 +84,8 @@ def customer_writes(create_input: type, update_input: type) -> type:
             owner_id=input.owner_id,
             reason=input.reason,
             auto_assign=input.auto_assign,
+            parent_id=input.parent_id,
+            scope=await ctx.scope(),
         )
         return CustomerPayload(customer=Customer.from_model(model))
 
@@ -133,6 +129,7 @@ class Mutation(
     AssignmentMutation,
     HandoverMutation,
     HandoverStepMutation,
+    HierarchyMutation,
     InsightMutation,
     WebhookMutation,
     IndicatorMutation,

@@ -16,6 +16,7 @@ from core.api.assignment import AssignmentQuery, AssignmentRule, ReassignmentReq
 from core.api.connection import Connection, connection
 from core.api.context import context_of
 from core.api.handover import Handover, HandoverQuery
+from core.api.hierarchy import HierarchyQuery
 from core.api.indicators import IndicatorQuery
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
 from core.api.insight import InsightQuery
@@ -103,6 +104,7 @@ class Query(
     AdminQuery,
     AssignmentQuery,
     HandoverQuery,
+    HierarchyQuery,
     InsightQuery,
     IndicatorQuery,
     SurveyQuery,
@@ -175,6 +177,9 @@ class Query(
                 lifecycle_stages=tuple(f.lifecycle_stages or ()),
                 unassigned=f.unassigned,
                 search=f.search,
+                parent_id=f.parent_id,
+                root_id=f.root_id,
+                has_children=f.has_children,
             ),
             scope,
         )

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from core import domain
+from core.api.connection import Connection, connection
 from core.api.context import context_of
 from core.api.enums import (
     AssignedBy,
@@ -28,10 +29,14 @@ from core.authz.view import PermissionView
 from core.errors import NotFound
 from core.ids import PREFIXES
 from core.plugins import Plugin
+from core.services import customers as customer_service
+from core.services import hierarchy
+from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
 from core.services.special_needs import policy_object
 
 if TYPE_CHECKING:
     from core.api.assignment import AssignmentRule
+    from core.api.hierarchy import AccountRollup, TeamMember
     from core.api.insight import CustomerHealth
     from core.api.segments import RfmScore
     from core.api.surveys import Survey, TierOverride
@@ -57,6 +62,15 @@ async def customer_in_scope(info: Info, customer_id: str) -> Customer:
     if model is None:
         raise NotFound("Customer", customer_id)
     return Customer.from_model(model)
+
+
+async def visible_customer(info: Info, customer_id: str | None) -> Customer | None:
+    """The customer through the request's dataloader, if the viewer's reading scope reaches
+    it (None otherwise, as for None)."""
+    if customer_id is None:
+        return None
+    model = await context_of(info).customers.load(customer_id)
+    return Customer.from_model(model) if model is not None else None
 
 
 @strawberry.type(description="A person who can own customers and use Baton.")
@@ -186,6 +200,10 @@ class Customer(Node):
     owner_id: strawberry.Private[str | None]
     backup_owner_id: strawberry.Private[str | None]
     first_contact_id: strawberry.Private[str | None]
+    parent_id: strawberry.Private[str | None]
+    root_id: strawberry.Private[str]
+    path: strawberry.Private[str]
+    group_director_id: strawberry.Private[str | None]
     # Shown as the typed ``specialNeeds`` when the schema has plugins (``core.api.schema``).
     special_needs_data: strawberry.Private[dict[str, dict[str, Any]]]
     # Fields that are the user an attribute names (``core.api.completed`` loads them at once).
@@ -260,6 +278,58 @@ class Customer(Node):
         rows = await context_of(info).ownership_history.load(str(self.id))
         return [Ownership.from_model(r) for r in rows]
 
+    @strawberry.field(description="The account this one is a unit of; null at the top.")
+    async def parent(self, info: Info) -> Customer | None:
+        return await visible_customer(info, self.parent_id)
+
+    @strawberry.field(
+        description="The top-level account of the group (the account itself at the top)."
+    )
+    async def root(self, info: Info) -> Customer | None:
+        return await visible_customer(info, self.root_id)
+
+    @strawberry.field(
+        description="The accounts above this one that you can see, from the top down."
+    )
+    async def ancestors(self, info: Info) -> list[Customer] | None:
+        found = await context_of(info).customers.load_many(hierarchy.ancestor_ids(self.path))
+        return [Customer.from_model(m) for m in found if m is not None]
+
+    @strawberry.field(description="The direct units of this account, by name.")
+    async def children(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Customer] | None:
+        ctx = context_of(info)
+        stmt = customer_service.customers_query(
+            customer_service.CustomerFilter(parent_id=str(self.id)), await ctx.read_scope()
+        )
+        key = SortKey(domain.Customer.name, domain.Customer.id)
+        return await connection(info, stmt, key, first, after, Customer.from_model)
+
+    @strawberry.field(
+        description="The group account director (top-level accounts): sees every unit."
+    )
+    async def group_director(self, info: Info) -> User | None:
+        return await user_or_none(info, self.group_director_id)
+
+    @strawberry.field(description="The people around the account and their team roles.")
+    async def team(
+        self, info: Info
+    ) -> list[Annotated[TeamMember, strawberry.lazy("core.api.hierarchy")]] | None:
+        from core.api.hierarchy import TeamMember
+
+        found = await context_of(info).teams.load(str(self.id))
+        return [TeamMember.from_model(m) for m in found]
+
+    @strawberry.field(
+        description="Figures over this account and its units that you can see.",
+        metadata={"authz": "container"},
+    )
+    def rollup(self) -> Annotated[AccountRollup, strawberry.lazy("core.api.hierarchy")] | None:
+        from core.api.hierarchy import AccountRollup
+
+        return AccountRollup(customer_id=str(self.id))
+
     @classmethod
     def from_model(cls, m: domain.Customer) -> Customer:
         active = m.active_ownership
@@ -294,8 +364,19 @@ class Customer(Node):
             owner_id=active.owner_id if active else None,
             backup_owner_id=m.backup_owner_id,
             first_contact_id=m.first_contact_id,
+            parent_id=m.parent_id,
+            root_id=m.root_id,
+            path=m.path,
+            group_director_id=m.group_director_id,
             special_needs_data=m.special_needs,
         )
+
+
+@strawberry.type
+class CustomerPayload:
+    authz_exempt: ClassVar[bool] = True
+
+    customer: Customer
 
 
 @strawberry.type(description="One field's value before and after a change.")

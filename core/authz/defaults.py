@@ -91,6 +91,11 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
                 "Mutation.recordHandoverMeeting",
                 "Mutation.notifyCustomer",
                 "Mutation.submitHandoverFeedback",
+                "Mutation.moveCustomer",
+                "Query.groupReassignmentPreview",
+                "Mutation.requestGroupReassignment",
+                "Mutation.addTeamMember",
+                "Mutation.removeTeamMember",
             ),
         ],
         Scope.OWN,
@@ -123,7 +128,12 @@ DEFAULT_ROLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]], Scope | N
     ),
     "sales_director": (
         ("team_manager",),
-        _call("Query.previewAssignment", "Mutation.runAssignment", "Mutation.runTierReview"),
+        _call(
+            "Query.previewAssignment",
+            "Mutation.runAssignment",
+            "Mutation.runTierReview",
+            "Mutation.setGroupDirector",
+        ),
         Scope.ALL,
     ),
     "finance": (

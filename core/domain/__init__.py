@@ -20,6 +20,7 @@ from core.domain.enums import (
     SurveyKind,
     SurveyOccasion,
     SurveyStatus,
+    TeamRole,
     ValueTier,
 )
 from core.domain.models import (
@@ -37,6 +38,7 @@ from core.domain.models import (
     PolicyVersion,
     ReassignmentRequest,
     Survey,
+    TeamMember,
     TierOverride,
     User,
     WorkflowEventRecord,
@@ -84,6 +86,8 @@ __all__ = [
     "SurveyKind",
     "SurveyOccasion",
     "SurveyStatus",
+    "TeamMember",
+    "TeamRole",
     "TierOverride",
     "User",
     "ValueTier",

@@ -76,6 +76,8 @@ class Strategy(StrEnum):
     FIRST_CONTACT = "FIRST_CONTACT"
     ROUND_ROBIN = "ROUND_ROBIN"
     LEAST_LOADED = "LEAST_LOADED"
+    # The parent account's current owner (a unit follows its group unless a rule says else).
+    INHERIT_PARENT_OWNER = "INHERIT_PARENT_OWNER"
 
 
 class ReassignmentTrigger(StrEnum):
@@ -112,6 +114,16 @@ class MeetingKind(StrEnum):
     BRIEFING = "BRIEFING"
     SIMULATION = "SIMULATION"
     THREE_PARTY = "THREE_PARTY"
+
+
+class TeamRole(StrEnum):
+    """The part a person plays in a key account's team (beside its one accountable owner)."""
+
+    SERVICE = "SERVICE"
+    PRE_SALES = "PRE_SALES"
+    TECHNICAL = "TECHNICAL"
+    FINANCE_CONTACT = "FINANCE_CONTACT"
+    EXECUTIVE_SPONSOR = "EXECUTIVE_SPONSOR"
 
 
 class IdempotencyState(StrEnum):

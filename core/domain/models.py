@@ -42,6 +42,7 @@ from core.domain.enums import (
     SurveyKind,
     SurveyOccasion,
     SurveyStatus,
+    TeamRole,
     ValueTier,
 )
 
@@ -56,6 +57,15 @@ def _enum(enum_cls: type) -> SAEnum:
         create_constraint=True,
         name=enum_cls.__name__.lower(),
     )
+
+
+def _own_id(context: Any) -> str:
+    # A new customer is a top-level account unless placed under a parent (bulk inserts too).
+    return str(context.get_current_parameters()["id"])
+
+
+def _own_path(context: Any) -> str:
+    return _own_id(context) + "/"
 
 
 class User(Base):
@@ -112,6 +122,15 @@ class Customer(Base):
     special_needs: Mapped[dict[str, dict[str, Any]]] = mapped_column(
         JSON, default=dict, server_default="{}"
     )
+    # The account hierarchy (``core.services.hierarchy``): the parent, the top-level account of
+    # the group (itself for a top-level account), the materialised path of ids from the root
+    # (``root/…/self/``, for subtree queries in one statement) and the depth (root: 0).
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    root_id: Mapped[str] = mapped_column(String(40), index=True, default=_own_id)
+    path: Mapped[str] = mapped_column(String(512), index=True, default=_own_path)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    # A top-level account's group account director: sees every unit of the group.
+    group_director_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -136,6 +155,18 @@ class Customer(Base):
             "payment_terms_days IS NULL OR payment_terms_days >= 0", name="payment_terms_days"
         ),
     )
+
+
+class TeamMember(Base):
+    """A person in a key account's team with a team role; one role per person and account."""
+
+    __tablename__ = "team_members"
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role: Mapped[TeamRole] = mapped_column(_enum(TeamRole))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    added_by_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Ownership(Base):
@@ -361,7 +392,7 @@ class HandoverMeeting(Base):
 
 
 class WorkflowEventRecord(Base):
-    """The outbox: handover workflow events in delivery order, for integrations to read.
+    """The outbox: workflow events in delivery order, for integrations to read.
 
     A step's event is written in the step's transaction; deadline events (DUE_SOON,
     OVERDUE) by the sweep, at most once per deadline thanks to ``dedupe_key``.
@@ -372,7 +403,8 @@ class WorkflowEventRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    handover_id: Mapped[str] = mapped_column(ForeignKey("handovers.id"), index=True)
+    # None for an event about the customer only (TEAM_MEMBER_REMOVED).
+    handover_id: Mapped[str | None] = mapped_column(ForeignKey("handovers.id"), index=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)

@@ -97,7 +97,8 @@ class Planner:
         if not events:
             return 0
         cursor.last_event_id = events[-1].id
-        fresh = [e for e in events if e.at >= now - MAX_EVENT_AGE]
+        # Handover events only: team changes (no handover) have no e-mail notice yet.
+        fresh = [e for e in events if e.at >= now - MAX_EVENT_AGE and e.handover_id is not None]
         handovers = {
             h.id: h
             for h in await session.scalars(
@@ -108,7 +109,7 @@ class Planner:
         users = _Users(session)
         planned: list[Planned] = []
         for event in fresh:
-            handover = handovers[event.handover_id]
+            handover = handovers[str(event.handover_id)]
             customer = customers[event.customer_id]
             for template, recipient_id, values in await self._for_event(event, handover, users):
                 recipient = await users.get(recipient_id)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from core.authz.store import PolicyStore
 from core.calendar import WorkingCalendar
 from core.clock import Clock, SystemClock
 from core.db import Database
+from core.domain import ReassignmentTrigger
 from core.insight.segments import EngagementRule
 from core.insight.service import InsightService
 from core.plugins import PluginRegistry
@@ -16,10 +18,12 @@ from core.services.assignment import AssignmentService
 from core.services.audit import Actor
 from core.services.customers import CustomerService
 from core.services.events import Outbox, Subscriber
+from core.services.groups import GroupService
 from core.services.handover import HandoverService
 from core.services.policies import PolicyService
 from core.services.reassignment import ReassignmentService
 from core.services.see_as import SeeAsService
+from core.services.teams import TeamService
 from core.services.tiering import TieringService
 from core.services.users import UserService
 
@@ -33,6 +37,8 @@ class Services:
     authz: PolicyStore
     assignment: AssignmentService
     customers: CustomerService
+    groups: GroupService
+    teams: TeamService
     users: UserService
     policies: PolicyService
     reassignment: ReassignmentService
@@ -67,7 +73,17 @@ class Services:
             authz=authz,
             assignment=assignment,
             customers=CustomerService(db, clock, assignment.reevaluate, plugins.plugins),
-            users=UserService(db, clock, authz),
+            groups=GroupService(
+                db,
+                clock,
+                partial(
+                    assignment.apply,
+                    reason="reorganization",
+                    trigger=ReassignmentTrigger.REORGANIZATION,
+                ),
+            ),
+            teams=TeamService(db, clock),
+            users=UserService(db, clock, authz, outbox),
             policies=PolicyService(db, clock, authz),
             reassignment=ReassignmentService(db, clock, calendar, outbox),
             see_as=SeeAsService(db, clock, authz),

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import String, and_, func, insert, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.clock import Clock
 from core.db import Database
@@ -44,15 +45,18 @@ from core.services.audit import (
 from core.services.customers import EVERYTHING, CustomerScope
 from core.services.rules import (
     NO_EXTRA,
+    NO_GROUP,
     Conditions,
     CustomerFacts,
     Decision,
     Evaluator,
+    Group,
     Rule,
     RuleWarning,
     Workforce,
     evaluate,
     lint,
+    uses_group,
 )
 
 CONDITION_LISTS = ("territories", "industries", "valueTiers", "productLines", "lifecycleStages")
@@ -60,22 +64,29 @@ CONDITION_LISTS = ("territories", "industries", "valueTiers", "productLines", "l
 NO_DIMENSIONS: Mapping[str, Dimension] = MappingProxyType({})
 
 
+def conditions_of(c: Mapping[str, Any]) -> Conditions:
+    """The engine's view of conditions as a rule stores them (GraphQL names)."""
+    return Conditions(
+        territories=tuple(c.get("territories", ())),
+        industries=tuple(c.get("industries", ())),
+        value_tiers=tuple(c.get("valueTiers", ())),
+        product_lines=tuple(c.get("productLines", ())),
+        lifecycle_stages=tuple(c.get("lifecycleStages", ())),
+        extra={k: tuple(vs) for k, vs in (c.get("extra") or {}).items()},
+        root_territories=tuple(c.get("rootTerritories", ())),
+        root_industries=tuple(c.get("rootIndustries", ())),
+        root_value_tiers=tuple(c.get("rootValueTiers", ())),
+    )
+
+
 def to_rule(m: AssignmentRule) -> Rule:
     """The engine's view of a stored rule."""
-    c = m.conditions
     return Rule(
         id=m.id,
         version=m.version,
         name=m.name,
         priority=m.priority,
-        conditions=Conditions(
-            territories=tuple(c.get("territories", ())),
-            industries=tuple(c.get("industries", ())),
-            value_tiers=tuple(c.get("valueTiers", ())),
-            product_lines=tuple(c.get("productLines", ())),
-            lifecycle_stages=tuple(c.get("lifecycleStages", ())),
-            extra={k: tuple(vs) for k, vs in c.get("extra", {}).items()},
-        ),
+        conditions=conditions_of(m.conditions),
         strategy=m.strategy,
         owner_id=m.owner_id,
         pool=tuple(m.pool),
@@ -107,16 +118,28 @@ async def load_workforce(session: AsyncSession, rules: Sequence[AssignmentRule])
 
 
 def _facts_and_owner(
-    row: Sequence[Any], dimensions: Mapping[str, Dimension]
+    row: Sequence[Any], dimensions: Mapping[str, Dimension], grouped: bool
 ) -> tuple[CustomerFacts, str | None]:
     # Positional unpacking: by-name access on each of 100k rows costs more than the scan.
-    cid, territory, industry, value_tier, product_lines, stage, contact, owner, *needs = row
+    cid, territory, industry, value_tier, product_lines, stage, contact, owner, *rest = row
+    group = NO_GROUP
+    if grouped:
+        group = Group(*rest[:4])
+        rest = rest[4:]
     extra = NO_EXTRA
-    if dimensions and needs and needs[0]:
-        read = {name: d.read(needs[0]) for name, d in dimensions.items()}
+    if dimensions and rest and rest[0]:
+        read = {name: d.read(rest[0]) for name, d in dimensions.items()}
         extra = {name: value for name, value in read.items() if value is not None}
     facts = CustomerFacts(
-        cid, territory, industry, value_tier, tuple(product_lines or ()), stage, contact, extra
+        cid,
+        territory,
+        industry,
+        value_tier,
+        tuple(product_lines or ()),
+        stage,
+        contact,
+        extra,
+        group,
     )
     return facts, owner
 
@@ -135,15 +158,31 @@ FACT_COLUMNS = (
 )
 
 
+_ROOT = aliased(Customer, name="root_account")
+_PARENT_OWNERSHIP = aliased(Ownership, name="parent_ownership")
+# The group facts (``rules.Group``), joined only when some rule looks at groups.
+GROUP_COLUMNS = (
+    _PARENT_OWNERSHIP.owner_id,
+    _ROOT.territory,
+    _ROOT.industry,
+    type_coerce(_ROOT.value_tier, String).label("root_value_tier"),
+)
+
+
 async def load_facts(
     session: AsyncSession,
     customer_ids: Sequence[str] | None,
     scope: CustomerScope,
     dimensions: Mapping[str, Dimension] = NO_DIMENSIONS,
+    *,
+    grouped: bool = True,
 ) -> list[tuple[CustomerFacts, str | None]]:
     """Each customer's facts and current owner, by id (one query); plugin ``dimensions`` are
-    read from the special needs, which are only loaded when some plugin provides one."""
-    columns = (*FACT_COLUMNS, Customer.special_needs) if dimensions else FACT_COLUMNS
+    read from the special needs, which are only loaded when some plugin provides one, and
+    the group facts only when ``grouped`` (some rule looks at groups)."""
+    columns = (*FACT_COLUMNS, *GROUP_COLUMNS) if grouped else FACT_COLUMNS
+    if dimensions:
+        columns = (*columns, Customer.special_needs)
     stmt = (
         select(*columns)
         .outerjoin(
@@ -151,11 +190,19 @@ async def load_facts(
         )
         .order_by(Customer.id)
     )
+    if grouped:
+        stmt = stmt.outerjoin(
+            _PARENT_OWNERSHIP,
+            and_(
+                _PARENT_OWNERSHIP.customer_id == Customer.parent_id,
+                _PARENT_OWNERSHIP.valid_to.is_(None),
+            ),
+        ).join(_ROOT, _ROOT.id == Customer.root_id)
     if (in_scope := scope.clause()) is not None:
         stmt = stmt.where(in_scope)
     if customer_ids is not None:
         stmt = stmt.where(Customer.id.in_(customer_ids))
-    return [_facts_and_owner(row, dimensions) for row in await session.execute(stmt)]
+    return [_facts_and_owner(row, dimensions, grouped) for row in await session.execute(stmt)]
 
 
 @dataclass(slots=True)
@@ -245,7 +292,10 @@ def _condition_errors(
     checks = {
         "territories": v.territory,
         "industries": v.industry,
+        "rootTerritories": v.territory,
+        "rootIndustries": v.industry,
         "valueTiers": lambda x: None if x in ValueTier.__members__ else "is not a value tier",
+        "rootValueTiers": lambda x: None if x in ValueTier.__members__ else "is not a value tier",
         "lifecycleStages": lambda x: None if x in LifecycleStage.__members__ else "is not a stage",
         "productLines": lambda x: v.text(x, max_length=100, required=True),
     }
@@ -422,8 +472,11 @@ class AssignmentService:
         """What the live rules (or ``rules`` instead) would change; writes nothing."""
         live = await load_rules(session)
         staff = await load_workforce(session, live)
-        facts = await load_facts(session, customer_ids, scope, self.dimensions)
-        return plan(facts, rules if rules is not None else [to_rule(r) for r in live], staff)
+        rules = rules if rules is not None else [to_rule(r) for r in live]
+        facts = await load_facts(
+            session, customer_ids, scope, self.dimensions, grouped=uses_group(rules)
+        )
+        return plan(facts, rules, staff)
 
     async def run(
         self,
@@ -453,13 +506,18 @@ class AssignmentService:
         reason: str,
         scope: CustomerScope = EVERYTHING,
         dry_run: bool = False,
+        trigger: ReassignmentTrigger = ReassignmentTrigger.RULE_REALIGNMENT,
     ) -> RunResult:
         """``run`` inside the caller's transaction (a tier review applies the rules to the
-        customers whose tiers it changed, in its own transaction)."""
+        customers whose tiers it changed, a move to the units it moved, in its own
+        transaction); requests carry ``trigger``."""
         live = await load_rules(session, lock=True)
         staff = await load_workforce(session, live)
-        facts = await load_facts(session, customer_ids, scope, self.dimensions)
-        result = plan(facts, [to_rule(r) for r in live], staff)
+        rules = [to_rule(r) for r in live]
+        facts = await load_facts(
+            session, customer_ids, scope, self.dimensions, grouped=uses_group(rules)
+        )
+        result = plan(facts, rules, staff)
         assigned = [m for m in result.moves if m.from_owner_id is None]
         realign = [m for m in result.moves if m.from_owner_id is not None]
         pending = set(
@@ -476,7 +534,7 @@ class AssignmentService:
             return outcome
         await self._write_assignments(session, actor, assigned, now, reason)
         await self._write_requests(
-            session, actor, realign, [rid for rid, _ in outcome.requests], now, reason
+            session, actor, realign, [rid for rid, _ in outcome.requests], now, reason, trigger
         )
         await self._store_cursors(session, live, staff)
         return outcome
@@ -535,6 +593,7 @@ class AssignmentService:
         ids: list[str],
         now: datetime,
         reason: str,
+        trigger: ReassignmentTrigger = ReassignmentTrigger.RULE_REALIGNMENT,
     ) -> None:
         if not moves:
             return
@@ -544,7 +603,7 @@ class AssignmentService:
                 "customer_id": m.customer_id,
                 "from_owner_id": m.from_owner_id,
                 "to_owner_id": m.to_owner_id,
-                "trigger": ReassignmentTrigger.RULE_REALIGNMENT,
+                "trigger": trigger,
                 "reason": m.reason(reason),
                 "status": RequestStatus.PENDING,
                 "rule_id": m.rule.id,

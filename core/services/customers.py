@@ -26,7 +26,7 @@ from core.domain import (
 from core.errors import BadUserInput, Conflict, FieldError, Forbidden, NotFound
 from core.ids import new_id
 from core.plugins import Plugin
-from core.services import parties, special_needs
+from core.services import hierarchy, parties, special_needs
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff, to_camel
 from core.services.ownership import open_ownership
@@ -135,6 +135,9 @@ class CustomerFilter:
     lifecycle_stages: tuple[LifecycleStage, ...] = ()
     unassigned: bool | None = None
     search: str | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    has_children: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,9 @@ class CustomerScope:
 
     ``viewer`` widens what the viewer sees through the handovers they take part in
     (``core.services.parties``): every such handover, and, for a ``reading`` scope only, the
-    customers they are receiving. Writes use the scope without ``reading``.
+    customers they are receiving. A ``reading`` scope also reaches every account of a group
+    whose group director is a member, and the accounts on whose team a member is
+    (``core.services.hierarchy``). Writes use the scope without ``reading``.
     """
 
     level: Scope
@@ -172,9 +177,12 @@ class CustomerScope:
                 Customer.backup_owner_id.in_(self.members),
                 and_(Ownership.id.is_(None), Customer.first_contact_id.in_(self.members)),
             )
-        if self.reading and self.viewer is not None:
-            return or_(owned, parties.receiving(self.viewer))
-        return owned
+        if not self.reading:
+            return owned
+        extra = [hierarchy.directed_by(self.members), hierarchy.on_team(self.members)]
+        if self.viewer is not None:
+            extra.append(parties.receiving(self.viewer))
+        return or_(owned, *extra)
 
     def handovers(self) -> ColumnElement[bool] | None:
         """The SQL condition for visible handovers (None: no restriction): those of customers
@@ -223,6 +231,13 @@ def customers_query(f: CustomerFilter, scope: CustomerScope = EVERYTHING) -> Sel
         stmt = stmt.where(Customer.value_tier.in_(f.value_tiers))
     if f.lifecycle_stages:
         stmt = stmt.where(Customer.lifecycle_stage.in_(f.lifecycle_stages))
+    if f.parent_id is not None:
+        stmt = stmt.where(hierarchy.children_of(f.parent_id))
+    if f.root_id is not None:
+        stmt = stmt.where(Customer.root_id == f.root_id)
+    if f.has_children is not None:
+        units = hierarchy.has_children()
+        stmt = stmt.where(units if f.has_children else ~units)
     if f.search:
         pattern = "%" + _escape_like(f.search.lower()) + "%"
         stmt = stmt.where(func.lower(Customer.name).like(pattern, escape="\\"))
@@ -252,11 +267,21 @@ async def load_customer(
             readable = readable.where(Customer.id == customer_id)
             if await session.scalar(readable.with_only_columns(Customer.id)) is not None:
                 raise Forbidden(
-                    f"Customer {customer_id!r} is yours to read while you receive it, "
-                    "not to change: it becomes yours when the handover completes"
+                    f"Customer {customer_id!r} is yours to read (you receive it, direct its "
+                    "group or are on its team), not to change"
                 )
         raise NotFound("Customer", customer_id)
     return customer
+
+
+def check_version(customer: Customer, expected_version: int) -> None:
+    """A stale ``expected_version`` is a CONFLICT naming the current one."""
+    if customer.version != expected_version:
+        raise Conflict(
+            f"Customer {customer.id!r} is at version {customer.version}, "
+            f"not {expected_version}; reload and retry",
+            currentVersion=customer.version,
+        )
 
 
 # Applies the live assignment rules inside a customer's transaction:
@@ -297,10 +322,13 @@ class CustomerService:
         owner_id: str | None = None,
         reason: str | None = None,
         auto_assign: bool = True,
+        parent_id: str | None = None,
+        scope: CustomerScope = EVERYTHING,
     ) -> Customer:
         """Create a customer and, in the same transaction, give it its owner: ``owner_id`` (a
         manual assignment) or else, unless ``auto_assign`` is off, the live rules' choice.
-        ``needs`` are plugin special needs (plugin → field → value)."""
+        ``needs`` are plugin special needs (plugin → field → value); ``parent_id`` makes it a
+        unit of that account, which must be in the (reading) ``scope``."""
         data = {"kind": CustomerKind.ENTERPRISE, "lifecycle_stage": LifecycleStage.LEAD, **data}
         data.setdefault("first_contact_id", actor.user_id)
         validate_profile(data)
@@ -320,9 +348,13 @@ class CustomerService:
             )
             for attr, value in data.items():
                 setattr(customer, attr, _stored(attr, value))
+            hierarchy.top_level(customer)
             session.add(customer)
             await session.flush()
             changes = diff({}, self._snapshot(customer))
+            if parent_id is not None:
+                await hierarchy.place(session, customer, parent_id, scope.for_reading().clause())
+                changes.append({"field": "parent", "before": None, "after": parent_id})
             if owner_id is not None:
                 changes.append(
                     await open_ownership(
@@ -382,12 +414,7 @@ class CustomerService:
         validate_profile(data)
         async with self.db.transaction() as session:
             customer = await load_customer(session, customer_id, scope, lock=True)
-            if customer.version != expected_version:
-                raise Conflict(
-                    f"Customer {customer_id!r} is at version {customer.version}, "
-                    f"not {expected_version}; reload and retry",
-                    currentVersion=customer.version,
-                )
+            check_version(customer, expected_version)
             await check_users_active(session, {k: data[k] for k in USER_REFERENCES if k in data})
             before = self._snapshot(customer)
             for attr, value in data.items():

@@ -28,6 +28,7 @@ DUE_SOON = "DUE_SOON"
 OVERDUE = "OVERDUE"
 COMPLETED = "COMPLETED"
 CANCELLED = "CANCELLED"
+TEAM_MEMBER_REMOVED = "TEAM_MEMBER_REMOVED"
 
 Subscriber = Callable[[WorkflowEvent], object]
 
@@ -59,13 +60,20 @@ class Outbox:
         payload: dict[str, Any] | None = None,
     ) -> None:
         """Record ``kind`` for ``handover`` in the session's transaction."""
-        record = WorkflowEventRecord(
-            kind=kind,
-            at=at,
-            handover_id=handover.id,
-            customer_id=handover.customer_id,
-            payload={"status": handover.status.value, **(payload or {})},
+        self.add_record(
+            session,
+            WorkflowEventRecord(
+                kind=kind,
+                at=at,
+                handover_id=handover.id,
+                customer_id=handover.customer_id,
+                payload={"status": handover.status.value, **(payload or {})},
+            ),
         )
+
+    def add_record(self, session: AsyncSession, record: WorkflowEventRecord) -> None:
+        """Record an event (of a handover, or of a customer only) in the session's
+        transaction; it is delivered after commit."""
         session.add(record)
         after_commit(session, lambda: self.deliver([record]))
 

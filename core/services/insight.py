@@ -23,7 +23,7 @@ from core.domain import Activity, ActivityKind, Customer, LoyaltyTier, NeedsTier
 from core.insight.health import LEVELS, Health, RaisedWarning, colour
 from core.plugins import Plugin
 from core.services import special_needs
-from sdk.specs import ActivityWindow, CustomerSnapshot, TierCriterion, TierVote
+from sdk.specs import ActivityWindow, CustomerSnapshot, GroupMember, TierCriterion, TierVote
 
 log = logging.getLogger("baton.insight")
 __all__ = ["LEVELS", "Health", "RaisedWarning", "colour"]  # where they used to live
@@ -54,7 +54,46 @@ async def load_snapshots(
         return []
     ids = among if among is not None else [c.id for c in customers]
     windows = await _activity_windows(session, ids, as_of)
-    return [_snapshot(c, as_of, plugins, windows.get(c.id)) for c in customers]
+    groups = await _groups(session, ids, plugins)
+    return [
+        _snapshot(c, as_of, plugins, windows.get(c.id), groups.get(c.root_id, ()))
+        for c in customers
+    ]
+
+
+async def _groups(
+    session: AsyncSession, ids: Any, plugins: Sequence[Plugin]
+) -> dict[str, tuple[GroupMember, ...]]:
+    """Every account of the groups (with units) of the customers ``ids``, by root id (one
+    statement); each group's tuple is shared by its members' snapshots."""
+    roots = select(Customer.root_id).where(Customer.id.in_(ids))
+    grouped = select(Customer.root_id).where(Customer.parent_id.is_not(None))
+    stmt = (
+        select(
+            Customer.root_id,
+            Customer.id,
+            Customer.parent_id,
+            Customer.depth,
+            Customer.value_tier,
+            Customer.annual_revenue,
+            Customer.special_needs,
+        )
+        .where(Customer.root_id.in_(roots), Customer.root_id.in_(grouped))
+        .order_by(Customer.root_id, Customer.path)
+    )
+    found: dict[str, list[GroupMember]] = {}
+    for root_id, cid, parent_id, depth, tier, revenue, needs in await session.execute(stmt):
+        found.setdefault(root_id, []).append(
+            GroupMember(
+                cid,
+                parent_id,
+                depth,
+                tier.value if tier else None,
+                revenue,
+                special_needs.typed(plugins, needs or {}),
+            )
+        )
+    return {root: tuple(members) for root, members in found.items()}
 
 
 @dataclass
@@ -145,7 +184,11 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _snapshot(
-    c: Customer, as_of: datetime, plugins: Sequence[Plugin], w: _Windows | None
+    c: Customer,
+    as_of: datetime,
+    plugins: Sequence[Plugin],
+    w: _Windows | None,
+    group: tuple[GroupMember, ...] = (),
 ) -> CustomerSnapshot:
     return CustomerSnapshot(
         id=c.id,
@@ -165,6 +208,9 @@ def _snapshot(
         strategic_fit=c.strategic_fit,
         special_needs=special_needs.typed(plugins, c.special_needs),
         **_window_fields(w),
+        parent_id=c.parent_id,
+        root_id=c.root_id,
+        group=group,
     )
 
 

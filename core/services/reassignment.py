@@ -81,6 +81,62 @@ async def load_handover(session: AsyncSession, handover_id: str, scope: Customer
     return handover
 
 
+async def open_request(
+    session: AsyncSession,
+    actor: Actor,
+    customer: Customer,
+    to_owner_id: str,
+    trigger: ReassignmentTrigger,
+    reason: str | None,
+    now: datetime,
+    *,
+    check_owner: bool = True,
+) -> ReassignmentRequest:
+    """Inside the caller's transaction: a pending request for an owned ``customer`` (loaded
+    with its ownership and locked) to move to ``to_owner_id`` (checked eligible unless the
+    caller did already); one open request per customer, audited."""
+    current = customer.active_ownership
+    if current is None:
+        raise InvalidState(
+            f"Customer {customer.id!r} has no owner; use assignOwner", state="UNOWNED"
+        )
+    if current.owner_id == to_owner_id:
+        raise BadUserInput.one("toOwnerId", "is already the owner")
+    if check_owner:
+        await check_eligible_owner(session, to_owner_id, "toOwnerId")
+    pending = await session.scalar(
+        select(ReassignmentRequest.id).where(
+            ReassignmentRequest.customer_id == customer.id,
+            ReassignmentRequest.status == RequestStatus.PENDING,
+        )
+    )
+    if pending is not None:
+        raise InvalidState(
+            f"Customer {customer.id!r} has an open request {pending!r}", state="REQUEST_PENDING"
+        )
+    request = ReassignmentRequest(
+        id=new_id("ReassignmentRequest"),
+        customer_id=customer.id,
+        from_owner_id=current.owner_id,
+        to_owner_id=to_owner_id,
+        trigger=trigger,
+        reason=reason,
+        status=RequestStatus.PENDING,
+        requested_by_id=actor.user_id,
+        created_at=now,
+    )
+    session.add(request)
+    await session.flush()
+    AuditWriter(session, actor, now).record(
+        "requestReassignment",
+        "ReassignmentRequest",
+        request.id,
+        diff({}, snapshot(request, REQUEST_FIELDS)),
+        reason,
+    )
+    return request
+
+
 class ReassignmentService:
     """Who should own a customer next, and who may decide it."""
 
@@ -105,46 +161,7 @@ class ReassignmentService:
         now = self.clock.now()
         async with self.db.transaction() as session:
             customer = await load_customer(session, customer_id, scope, lock=True)
-            current = customer.active_ownership
-            if current is None:
-                raise InvalidState(
-                    f"Customer {customer_id!r} has no owner; use assignOwner", state="UNOWNED"
-                )
-            if current.owner_id == to_owner_id:
-                raise BadUserInput.one("toOwnerId", "is already the owner")
-            await check_eligible_owner(session, to_owner_id, "toOwnerId")
-            pending = await session.scalar(
-                select(ReassignmentRequest.id).where(
-                    ReassignmentRequest.customer_id == customer_id,
-                    ReassignmentRequest.status == RequestStatus.PENDING,
-                )
-            )
-            if pending is not None:
-                raise InvalidState(
-                    f"Customer {customer_id!r} has an open request {pending!r}",
-                    state="REQUEST_PENDING",
-                )
-            request = ReassignmentRequest(
-                id=new_id("ReassignmentRequest"),
-                customer_id=customer_id,
-                from_owner_id=current.owner_id,
-                to_owner_id=to_owner_id,
-                trigger=trigger,
-                reason=reason,
-                status=RequestStatus.PENDING,
-                requested_by_id=actor.user_id,
-                created_at=now,
-            )
-            session.add(request)
-            await session.flush()
-            AuditWriter(session, actor, now).record(
-                "requestReassignment",
-                "ReassignmentRequest",
-                request.id,
-                diff({}, snapshot(request, REQUEST_FIELDS)),
-                reason,
-            )
-            return request
+            return await open_request(session, actor, customer, to_owner_id, trigger, reason, now)
 
     async def review(
         self,

@@ -27,6 +27,10 @@ class Conditions:
     product_lines: tuple[str, ...] = ()
     lifecycle_stages: tuple[str, ...] = ()
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Conditions on the customer's group: its top-level account's territory, industry, tier.
+    root_territories: tuple[str, ...] = ()
+    root_industries: tuple[str, ...] = ()
+    root_value_tiers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,20 @@ class Rule:
     pool: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Group:
+    """What rules can look at of a customer's group: its parent's owner and its top-level
+    account's territory, industry and value tier (a top-level account is its own root)."""
+
+    parent_owner_id: str | None = None
+    territory: str | None = None
+    industry: str | None = None
+    value_tier: str | None = None
+
+
+NO_GROUP = Group()
+
+
 @dataclass(slots=True)
 class CustomerFacts:
     """The customer attributes rules can look at."""
@@ -55,6 +73,7 @@ class CustomerFacts:
     lifecycle_stage: str
     first_contact_id: str | None
     extra: Mapping[str, str] = field(default_factory=dict)
+    group: Group = NO_GROUP
 
 
 @dataclass
@@ -187,6 +206,42 @@ CORE_DIMENSIONS = (
         lambda v, w: f"lifecycle stage {v} is not one of {', '.join(w)}",
     ),
 )
+# The group's top-level account; reasons speak about ``Customer.root`` (for redaction). Only
+# checked when some rule has such a condition, so that rule sets without cost nothing more.
+GROUP_DIMENSIONS = (
+    Dimension(
+        "root",
+        lambda c: c.group.territory,
+        lambda k: k.root_territories,
+        lambda v, w: _under(v, w, "/"),
+        lambda v, w: f"group territory {v!r} is not under {', '.join(w)}",
+    ),
+    Dimension(
+        "root",
+        lambda c: c.group.industry,
+        lambda k: k.root_industries,
+        lambda v, w: _under(v, w, "."),
+        lambda v, w: f"group industry {v!r} is not under {', '.join(w)}",
+    ),
+    Dimension(
+        "root",
+        lambda c: c.group.value_tier,
+        lambda k: k.root_value_tiers,
+        lambda v, w: v in w,
+        lambda v, w: f"group value tier {v} is not one of {', '.join(w)}",
+    ),
+)
+
+
+def uses_group(rules: Sequence[Rule]) -> bool:
+    """Whether any rule looks at customers' groups (so facts must carry them)."""
+    return any(
+        r.strategy is Strategy.INHERIT_PARENT_OWNER
+        or r.conditions.root_territories
+        or r.conditions.root_industries
+        or r.conditions.root_value_tiers
+        for r in rules
+    )
 
 
 def _extra_dimension(name: str) -> Dimension:
@@ -200,9 +255,19 @@ def _extra_dimension(name: str) -> Dimension:
 
 
 def dimensions_of(rules: Sequence[Rule]) -> tuple[Dimension, ...]:
-    """The core dimensions plus every plugin dimension the rules use."""
+    """The core dimensions plus every group and plugin dimension the rules use."""
     extra = sorted({name for r in rules for name in r.conditions.extra})
-    return CORE_DIMENSIONS + tuple(_extra_dimension(name) for name in extra)
+    grouped = any(
+        r.conditions.root_territories
+        or r.conditions.root_industries
+        or r.conditions.root_value_tiers
+        for r in rules
+    )
+    return (
+        CORE_DIMENSIONS
+        + (GROUP_DIMENSIONS if grouped else ())
+        + tuple(_extra_dimension(name) for name in extra)
+    )
 
 
 def mismatches(rule: Rule, c: CustomerFacts) -> list[Reason]:
@@ -225,6 +290,13 @@ def _candidate(rule: Rule, c: CustomerFacts, staff: Workforce) -> tuple[str | No
             return c.first_contact_id, Reason("firstContact", f"first contact {c.first_contact_id}")
         return None, Reason(
             "firstContact", "no first contact, or the first contact is inactive or at capacity"
+        )
+    if rule.strategy is Strategy.INHERIT_PARENT_OWNER:
+        parent_owner = c.group.parent_owner_id
+        if staff.eligible(parent_owner):
+            return parent_owner, Reason("parent", f"the parent account's owner {parent_owner}")
+        return None, Reason(
+            "parent", "no parent account, or its owner is missing, inactive or at capacity"
         )
     if rule.strategy is Strategy.LEAST_LOADED:
         eligible = [u for u in rule.pool if staff.eligible(u)]
@@ -351,6 +423,9 @@ def covers(a: Conditions, b: Conditions) -> bool:
         and _set_covers(a.value_tiers, b.value_tiers)
         and _set_covers(a.product_lines, b.product_lines)
         and _set_covers(a.lifecycle_stages, b.lifecycle_stages)
+        and _paths_cover(a.root_territories, b.root_territories, "/")
+        and _paths_cover(a.root_industries, b.root_industries, ".")
+        and _set_covers(a.root_value_tiers, b.root_value_tiers)
         and all(_set_covers(values, b.extra.get(dim, ())) for dim, values in a.extra.items())
     )
 
@@ -365,11 +440,14 @@ def overlaps(a: Conditions, b: Conditions) -> bool:
     sets = (
         (a.value_tiers, b.value_tiers),
         (a.lifecycle_stages, b.lifecycle_stages),
+        (a.root_value_tiers, b.root_value_tiers),
         *((a.extra.get(d, ()), b.extra.get(d, ())) for d in {*a.extra, *b.extra}),
     )
     return (
         _paths_meet(a.territories, b.territories, "/")
         and _paths_meet(a.industries, b.industries, ".")
+        and _paths_meet(a.root_territories, b.root_territories, "/")
+        and _paths_meet(a.root_industries, b.root_industries, ".")
         and all(not x or not y or bool(set(x) & set(y)) for x, y in sets)
     )
 

@@ -13,7 +13,9 @@ from core.domain import ReassignmentRequest, User
 from core.errors import BadUserInput, FieldError, InvalidState, NotFound
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, diff
+from core.services.events import Outbox
 from core.services.reassignment import Release, plan_release, release_book
+from core.services.teams import leave_every_team
 
 
 def snapshot(user: User, roles: list[str]) -> dict[str, object]:
@@ -47,10 +49,13 @@ async def load_user(session: AsyncSession, user_id: str) -> User:
 class UserService:
     """Writes to users; role grants are stored in the policy store in the same transaction."""
 
-    def __init__(self, db: Database, clock: Clock, store: PolicyStore) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, store: PolicyStore, outbox: Outbox | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.store = store
+        self.outbox = outbox or Outbox()
 
     async def create(
         self,
@@ -164,6 +169,7 @@ class UserService:
             AuditWriter(session, actor, now).record(
                 "deactivateUser", "User", user_id, diff(before, snapshot(user, roles)), reason
             )
+            await leave_every_team(session, actor, user_id, now, reason, self.outbox)
             plan = await plan_release(session, user_id)
             requests = await release_book(session, actor, user_id, plan, now, reason)
             return user, requests, plan

@@ -67,6 +67,15 @@ def baton_tier_criteria() -> list[TierCriterion]:
             return TierVote("STRATEGIC" if band == "ABOVE_100M" else "HIGH", f"AUM {band}")
         return None
 
+    def group_exposure(c: CustomerSnapshot) -> TierVote | None:
+        # The bank's exposure is to the whole group: a subsidiary of a group that holds
+        # private-banking assets anywhere is served as a high-value account itself.
+        for member in c.group:
+            band = member.special_needs.get("banking", {}).get("aum_band")
+            if member.id != c.id and band in PRIVATE_BANKING_BANDS:
+                return TierVote("HIGH", f"its group holds AUM {band} at {member.id}")
+        return None
+
     def concierge(c: CustomerSnapshot) -> TierVote | None:
         if c.special_needs.get("banking", {}).get("concierge_channel"):
             return TierVote("PERSONALIZED", "has a 24-hour concierge channel")
@@ -74,6 +83,12 @@ def baton_tier_criteria() -> list[TierCriterion]:
 
     return [
         TierCriterion("private_banking", "value", "Private banking by AUM.", private_banking),
+        TierCriterion(
+            "group_exposure",
+            "value",
+            "A unit of a group with private-banking AUM elsewhere in the group.",
+            group_exposure,
+        ),
         TierCriterion(
             "concierge", "needs", "Concierge customers need a personal touch.", concierge
         ),
