@@ -45,7 +45,7 @@ def every_field(type_: Any, levels: int) -> str:
 def page(first: str, alias: str = "customers") -> str:
     return (
         f"{alias}: customers(first: {first}) {{ totalCount "
-        f"edges {{ cursor node {{ {every_field(CUSTOMER_TYPE, 2)} }} }} }}"
+        f"edges {{ cursor node {{ {every_field(CUSTOMER_TYPE, 1)} }} }} }}"
     )
 
 

@@ -22,7 +22,8 @@ from strawberry.extensions import FieldExtension
 from strawberry.types import Info
 
 from core.api.context import context_of
-from core.errors import ForbiddenField
+from core.errors import BadUserInput, ForbiddenField
+from core.services.audit import to_camel
 
 STRUCTURAL = frozenset({"id", "version"})
 ROOTS = ("Query", "Mutation")
@@ -117,6 +118,10 @@ def authorize_operation(info: Info, arguments: dict[str, Any]) -> None:
     view = context_of(info).permissions
     root = info.operation.operation.value.capitalize()  # "Query" or "Mutation"
     view.require_call(f"{root}.{info.field_name}")
+    for name, value in arguments.items():
+        if (path := _nul_at(value, name)) is not None:
+            # PostgreSQL cannot store it, and no name, id or note needs it.
+            raise BadUserInput.one(path, "must not contain the NUL character", root="")
     for value in arguments.values():
         entity = getattr(value, "authz_entity", None)
         if entity is None:
@@ -129,6 +134,21 @@ def authorize_operation(info: Info, arguments: dict[str, Any]) -> None:
                 view.require_write(type_name, fields)
         if hasattr(value, "authz_read_fields"):
             view.require_read(entity, value.authz_read_fields(), "filter or order")
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path of the first string in ``value`` (an argument) with a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, list | tuple):
+        items: Iterator[tuple[str, Any]] = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    elif isinstance(value, dict):
+        items = ((f"{path}.{k}", v) for k, v in value.items())
+    elif hasattr(value, "__strawberry_definition__"):
+        items = ((f"{path}.{to_camel(k)}", v) for k, v in vars(value).items())
+    else:
+        return None
+    return next((found for key, v in items if (found := _nul_at(v, key)) is not None), None)
 
 
 class OperationGuard(FieldExtension):
