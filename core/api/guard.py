@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
+from enum import Enum
 from typing import Any
 
 from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, default_field_resolver
@@ -140,6 +141,8 @@ def _nul_at(value: Any, path: str) -> str | None:
     """The path of the first string in ``value`` (an argument) with a NUL character."""
     if isinstance(value, str):
         return path if "\x00" in value else None
+    if isinstance(value, Enum | type):
+        return None
     if isinstance(value, list | tuple):
         items: Iterator[tuple[str, Any]] = ((f"{path}[{i}]", v) for i, v in enumerate(value))
     elif isinstance(value, dict):
