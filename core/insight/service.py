@@ -256,15 +256,9 @@ class InsightService:
                 )
                 for a in answers
             )
-            audit = AuditWriter(session, actor, now)
-            for customer_id in sorted(wanted):
-                count = sum(1 for a in answers if a.customer_id == customer_id)
-                audit.record(
-                    "importSurveys",
-                    "Customer",
-                    customer_id,
-                    [{"field": "surveys", "before": None, "after": f"{count} imported"}],
-                )
+            AuditWriter(session, actor, now).record_import(
+                "importSurveys", "surveys", (a.customer_id for a in answers)
+            )
         return len(answers)
 
     async def schedule_surveys(self, now: datetime | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -97,6 +99,16 @@ class AuditWriter:
             }
         )
         before_commit(self._session, _PENDING, _append_pending)
+
+    def record_import(self, action: str, field: str, customer_ids: Iterable[str]) -> None:
+        """One entry per customer of a bulk import, saying how many rows it received."""
+        for customer_id, count in sorted(Counter(customer_ids).items()):
+            self.record(
+                action,
+                "Customer",
+                customer_id,
+                [{"field": field, "before": None, "after": f"{count} imported"}],
+            )
 
 
 _PENDING = "baton_audit_pending"

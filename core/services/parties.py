@@ -21,12 +21,13 @@ RECEIVING = (S.HANDBOOK_PENDING, S.HANDBOOK_SUBMITTED, S.HANDBOOK_APPROVED, S.CU
 
 
 def receiving(user_id: str) -> ColumnElement[bool]:
-    """For ``Customer`` rows: customers with an open handover to ``user_id``."""
-    open_ = select(Handover.customer_id).where(
-        Handover.to_owner_id == user_id, Handover.status.in_(RECEIVING)
+    """For ``Customer`` rows: customers with an open handover to ``user_id`` (an uncorrelated
+    subquery, evaluated once per statement rather than once per row)."""
+    return Customer.id.in_(
+        select(Handover.customer_id).where(
+            Handover.to_owner_id == user_id, Handover.status.in_(RECEIVING)
+        )
     )
-    # Never correlated, whatever the enclosing query selects from.
-    return Customer.id.in_(open_.correlate(None))
 
 
 def party(user_id: str) -> ColumnElement[bool]:

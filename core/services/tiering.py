@@ -228,15 +228,9 @@ class TieringService:
                 )
                 for r in rows
             )
-            audit = AuditWriter(session, actor, now)
-            for customer_id in sorted(wanted):
-                count = sum(1 for r in rows if r.customer_id == customer_id)
-                audit.record(
-                    "importActivities",
-                    "Customer",
-                    customer_id,
-                    [{"field": "activity", "before": None, "after": f"{count} imported"}],
-                )
+            AuditWriter(session, actor, now).record_import(
+                "importActivities", "activity", (r.customer_id for r in rows)
+            )
         return len(rows)
 
     async def review(
