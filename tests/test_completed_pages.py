@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event as event_api
 from starlette.applications import Starlette
 
 from core.services import Actor, Services
@@ -143,10 +144,11 @@ async def test_a_completed_page_equals_normal_execution(
         viewer = user
         await services.users.create(Actor.system(), user, user, roles=[role])
     query = document(parts, aliased, fragment, extras)
-    before = schema_of(app).completed_pages
+    before, rows_before = schema_of(app).completed_pages, schema_of(app).row_pages
     completed = await gql.execute(viewer, query.replace("EDGES", ""), {"first": first})
     took_fast_path = schema_of(app).completed_pages > before
     event(f"completed at once: {took_fast_path}")
+    event(f"loaded as rows: {schema_of(app).row_pages > rows_before}")
     # A directive is one of the things the fast path leaves to normal execution.
     executed = await gql.execute(
         viewer, query.replace("EDGES", "@include(if: true)"), {"first": first}
@@ -170,6 +172,33 @@ async def test_the_list_of_the_benchmark_is_completed_at_once(
     edges = body["data"]["customers"]["edges"]
     assert {e["node"]["owner"]["id"] for e in edges} == {"am.chen"}
     assert len(edges) == 2  # the customers am.chen owns (i % 3 == 1 among 0..6)
+
+
+async def test_the_benchmark_list_loads_only_the_columns_it_shows(
+    app: Starlette, gql: GraphQLClient, services: Services, customers: None
+) -> None:
+    """The page is loaded as rows of the selected columns: a profile column nobody asked for
+    (and which a role may not read) is never fetched from the database."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    query = """{ customers(first: 5) { edges { node { id name valueTier owner { name } } }
+        pageInfo { endCursor } } }"""
+    before = schema_of(app).row_pages
+    engine = services.db.engine.sync_engine
+    event_api.listen(engine, "before_cursor_execute", record)
+    try:
+        body = await gql.execute("am.chen", query)
+    finally:
+        event_api.remove(engine, "before_cursor_execute", record)
+    assert schema_of(app).row_pages == before + 1
+    assert {e["node"]["owner"]["name"] for e in body["data"]["customers"]["edges"]} == {"Am.Chen"}
+    listing = [s for s in statements if "FROM customers" in s and "LIMIT" in s]
+    assert len(listing) == 1, statements
+    for column in ("annual_revenue", "payment_terms_days", "contacts", "special_needs"):
+        assert column not in listing[0]
 
 
 async def test_a_denied_field_is_left_to_normal_execution(

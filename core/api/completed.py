@@ -16,7 +16,7 @@ normal execution, so both paths give the same response for the same request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,13 +89,73 @@ class Field:
     selection: tuple[Field, ...] = ()
 
 
-async def complete_page(
-    info: Info,
-    page: Page[Any],
-    convert: Callable[[Any], Any],
-    count: Callable[[], Awaitable[int]],
-) -> Completed | None:
-    """The whole connection value for ``page``, or None when normal execution must answer."""
+@dataclass(frozen=True)
+class PagePlan:
+    """A connection selection that can be completed at once, and the viewer may read."""
+
+    connection: GraphQLObjectType
+    selection: tuple[Field, ...]
+
+    def columns(self, available: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Attribute name → SQL expression for everything the selected nodes need, when
+        ``available`` (the node type's ``sql_columns``) holds all of it; else None (the page
+        is then loaded as entities)."""
+        needed: dict[str, Any] = {}
+        for node in self._nodes():
+            type_ = _named(node.type)
+            references = _user_references(type_)
+            for f in node.selection:
+                if f.name == "__typename":
+                    continue
+                name = (
+                    references.get(f.name)
+                    or type_.fields[f.name].extensions[DEFINITION].python_name
+                )
+                if name not in available or (f.selection and f.name not in references):
+                    return None
+                needed[name] = available[name]
+        return needed
+
+    def _nodes(self) -> Iterator[Field]:
+        for f in self.selection:
+            for edge_field in f.selection if f.name == "edges" else ():
+                if edge_field.name == "node":
+                    yield edge_field
+
+    async def complete(
+        self,
+        context: RequestContext,
+        page: Page[Any],
+        nodes: list[Any],
+        count: Callable[[], Awaitable[int]],
+    ) -> Completed | None:
+        """The whole connection value, or None when normal execution must answer (a null
+        where the schema promises a value: execution reports that error where it stands)."""
+        try:
+            users = await _users(context, self.selection, nodes)
+            value: dict[str, Any] = {}
+            for f in self.selection:
+                if f.name == "__typename":
+                    value[f.key] = self.connection.name
+                elif f.name == "totalCount":
+                    value[f.key] = await count()
+                elif f.name == "pageInfo":
+                    value[f.key] = _page_info(f, page)
+                else:  # edges
+                    value[f.key] = [
+                        _edge(f, cursor, node, users)
+                        for cursor, node in zip(page.cursors, nodes, strict=True)
+                    ]
+        except Unsupported:
+            return None
+        return Completed(value)
+
+
+def plan_page(info: Info) -> PagePlan | None:
+    """The plan for completing this connection field at once, or None for normal execution.
+
+    Decided before anything is loaded, once per (type, field) the selection touches.
+    """
     raw = info._raw_info
     context = raw.context
     guarded = getattr(info.schema, "guarded", None)
@@ -110,25 +170,9 @@ async def complete_page(
         selection = _fields(raw.fragments, raw.field_nodes[0].selection_set, connection)
         _check_shape(selection)
         _check_readable(context.permissions, guarded, selection)
-        nodes = [convert(item) for item in page.items]
-        users = await _users(context, selection, nodes)
-        value: dict[str, Any] = {}
-        for f in selection:
-            if f.name == "__typename":
-                value[f.key] = connection.name
-            elif f.name == "totalCount":
-                value[f.key] = await count()
-            elif f.name == "pageInfo":
-                value[f.key] = _page_info(f, page)
-            else:  # edges
-                value[f.key] = [
-                    _edge(f, cursor, node, users)
-                    for cursor, node in zip(page.cursors, nodes, strict=True)
-                ]
     except Unsupported:
         return None
-    info.schema.completed_pages += 1  # type: ignore[attr-defined]
-    return Completed(value)
+    return PagePlan(connection, selection)
 
 
 def _fields(

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import strawberry
 from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
-from core.api.completed import complete_page
+from core.api.completed import plan_page
 from core.api.context import context_of
-from core.services.pagination import Page, SortKey, check_page_size, count_rows, fetch_page
+from core.services.pagination import (
+    Page,
+    SortKey,
+    check_page_size,
+    count_rows,
+    fetch_page,
+    fetch_page_rows,
+)
 
 NodeT = TypeVar("NodeT")
 
@@ -73,23 +79,40 @@ async def connection(
     after: str | None,
     convert: Callable[[Any], NodeT],
     value_type: type = str,
+    columns: Mapping[str, Any] | None = None,
 ) -> Connection[NodeT]:
     """One page of ``stmt`` as a connection; ``totalCount`` is counted only when asked for.
 
-    When the selection allows, the page is completed at once (``core.api.completed``).
+    When the selection allows, the page is completed at once (``core.api.completed``); when,
+    besides, everything its nodes need is among ``columns`` (attribute → SQL expression of
+    ``stmt``'s rows), only those columns are loaded, as rows rather than entities.
     """
     check_page_size(first)
     ctx = context_of(info)
 
-    async def page(session: AsyncSession) -> Page[object]:
-        return await fetch_page(session, stmt, key, first, after, value_type=value_type)
-
     async def count() -> int:
         return await ctx.read(lambda s: count_rows(s, stmt))
 
-    found = await ctx.read(page)
-    completed = await complete_page(info, found, convert, count)
-    if completed is not None:
-        # Execution passes it through as the connection's completed value.
-        return cast(Connection[NodeT], completed)
-    return Connection.of(found, convert, count)
+    plan = plan_page(info)
+    if plan is None:
+        found = await ctx.read(
+            lambda s: fetch_page(s, stmt, key, first, after, value_type=value_type)
+        )
+        return Connection.of(found, convert, count)
+    completed = None
+    if (selected := plan.columns(columns or {})) is not None:
+        rows = await ctx.read(
+            lambda s: fetch_page_rows(s, stmt, selected, key, first, after, value_type=value_type)
+        )
+        completed = await plan.complete(ctx, rows, rows.items, count)
+        info.schema.row_pages += completed is not None  # type: ignore[attr-defined]
+    if completed is None:  # entities: the selection needs more than columns, or a null
+        found = await ctx.read(
+            lambda s: fetch_page(s, stmt, key, first, after, value_type=value_type)
+        )
+        completed = await plan.complete(ctx, found, [convert(i) for i in found.items], count)
+        if completed is None:
+            return Connection.of(found, convert, count)
+    info.schema.completed_pages += 1  # type: ignore[attr-defined]
+    # Execution passes it through as the connection's completed value.
+    return cast(Connection[NodeT], completed)

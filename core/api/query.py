@@ -193,7 +193,9 @@ class Query(
             column = getattr(domain.Customer, order.field.value)
             key = SortKey(column, domain.Customer.id, descending)
             value_type = str if order.field.value == "name" else datetime
-        return await connection(info, stmt, key, first, after, Customer.from_model, value_type)
+        return await connection(
+            info, stmt, key, first, after, Customer.from_model, value_type, Customer.sql_columns
+        )
 
     @strawberry.field(description="One user by id.")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:

@@ -36,6 +36,7 @@ class BatonSchema(strawberry.Schema):
     # (type, field) pairs that need read permission: what ``protect`` checks field by field.
     guarded: frozenset[tuple[str, str]] | None = None
     completed_pages = 0  # pages answered by ``core.api.completed`` (tests, benchmarks)
+    row_pages = 0  # of those, pages loaded as rows of columns, not entities
 
     def __init__(self, special_needs: SpecialNeedsTypes | None, **kwargs: Any) -> None:
         self.special_needs = special_needs

@@ -212,6 +212,44 @@ class Customer(Node):
         "backupOwner": "backup_owner_id",
         "firstContact": "first_contact_id",
     }
+    # Attributes that are a column of the customers list's rows, unchanged by ``from_model``:
+    # a page needing only these is loaded as rows (``core.api.connection``).
+    sql_columns: ClassVar[dict[str, Any]] = {
+        **{
+            name: getattr(domain.Customer, name)
+            for name in (
+                "id",
+                "version",
+                "name",
+                "kind",
+                "industry",
+                "territory",
+                "product_lines",
+                "lifecycle_stage",
+                "first_contact_at",
+                "value_tier",
+                "needs_tier",
+                "loyalty_tier",
+                "annual_revenue",
+                "profit_contribution",
+                "growth_potential",
+                "strategic_fit",
+                "payment_terms_days",
+                "payment_method",
+                "invoice_requirements",
+                "communication_preference",
+                "created_at",
+                "updated_at",
+                "backup_owner_id",
+                "first_contact_id",
+                "parent_id",
+                "root_id",
+                "path",
+                "group_director_id",
+            )
+        },
+        "owner_id": domain.Ownership.owner_id,
+    }
 
     @strawberry.field(description="The one accountable owner; null while unassigned.")
     async def owner(self, info: Info) -> User | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+# Labels of the sort key in pages loaded as rows (``fetch_page_rows``).
+SORT_VALUE, SORT_TIE = "sort_key_value", "sort_key_tie"
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,10 @@ def check_page_size(first: int) -> None:
         raise BadUserInput.one("first", f"must be between 0 and {MAX_PAGE_SIZE}", root="")
 
 
-async def fetch_page(
-    session: AsyncSession,
-    stmt: Select[Any],
-    key: SortKey,
-    first: int,
-    after: str | None,
-    *,
-    value_type: type = str,
-) -> Page[Any]:
-    """Rows of ``stmt`` after the cursor ``after`` in ``key`` order, at most ``first``."""
+def _keyset(
+    stmt: Select[Any], key: SortKey, first: int, after: str | None, value_type: type
+) -> Select[Any]:
+    """``stmt`` after the cursor ``after`` in ``key`` order, one row more than ``first``."""
     check_page_size(first)
     cols = tuple_(key.column, key.tiebreak)
     if after is not None:
@@ -95,11 +91,48 @@ async def fetch_page(
     order = (
         (key.column.desc(), key.tiebreak.desc()) if key.descending else (key.column, key.tiebreak)
     )
-    rows = list((await session.scalars(stmt.order_by(*order).limit(first + 1))).unique())
+    return stmt.order_by(*order).limit(first + 1)
+
+
+async def fetch_page(
+    session: AsyncSession,
+    stmt: Select[Any],
+    key: SortKey,
+    first: int,
+    after: str | None,
+    *,
+    value_type: type = str,
+) -> Page[Any]:
+    """Rows of ``stmt`` after the cursor ``after`` in ``key`` order, at most ``first``."""
+    rows = list((await session.scalars(_keyset(stmt, key, first, after, value_type))).unique())
     items = rows[:first]
     return Page(
         items=items,
         cursors=[encode_cursor(key.value_of(r), key.tie_of(r)) for r in items],
+        has_next=len(rows) > first,
+    )
+
+
+async def fetch_page_rows(
+    session: AsyncSession,
+    stmt: Select[Any],
+    columns: Mapping[str, Any],
+    key: SortKey,
+    first: int,
+    after: str | None,
+    *,
+    value_type: type = str,
+) -> Page[Any]:
+    """Like ``fetch_page``, but only ``columns`` (name → expression of ``stmt``'s rows), as
+    rows with those names: no entity is built."""
+    labelled = [expr.label(name) for name, expr in columns.items()]
+    labelled += [key.column.label(SORT_VALUE), key.tiebreak.label(SORT_TIE)]
+    chosen = _keyset(stmt.with_only_columns(*labelled), key, first, after, value_type)
+    rows = (await session.execute(chosen)).all()
+    items = rows[:first]
+    return Page(
+        items=items,
+        cursors=[encode_cursor(getattr(r, SORT_VALUE), getattr(r, SORT_TIE)) for r in items],
         has_next=len(rows) > first,
     )
 
