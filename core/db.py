@@ -40,6 +40,7 @@ log = logging.getLogger("baton.db")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "baton_write"
+_READ = "baton_read"  # SQLite reads: statements on their own, no BEGIN
 PING_TIMEOUT = 1.0  # seconds for a pooled connection to answer; a healthy one takes ~1 ms
 
 
@@ -70,7 +71,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
-        if options.get("isolation_level") == "AUTOCOMMIT":
+        if options.get(_READ) or options.get("isolation_level") == "AUTOCOMMIT":
             return  # reads: each statement on its own, no transaction
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
 
@@ -195,8 +196,14 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Reads run without an enclosing transaction, so each statement sees the latest
         # committed state, including what a mutation earlier in the same request wrote.
+        # On SQLite the driver is in autocommit already (``_configure_sqlite``): a read only
+        # skips BEGIN. Setting the isolation level instead costs four driver calls (each a
+        # hop to aiosqlite's thread) per checkout, to set it and to reset it.
+        reads: dict[str, Any] = (
+            {_READ: True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
+        )
         self._readers = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            self.engine.execution_options(**reads), expire_on_commit=False
         )
 
     @asynccontextmanager

@@ -39,15 +39,22 @@ class RequestContext:
     """Everything a resolver may use; created once per GraphQL request."""
 
     def __init__(
-        self, services: Services, viewer: User, permissions: PermissionView, request_id: str
+        self,
+        services: Services,
+        viewer: User,
+        permissions: PermissionView,
+        request_id: str,
+        session: AsyncSession | None = None,
     ) -> None:
+        """``session``: the read session to use (the caller's, e.g. the one that signed the
+        viewer in); else one is opened on the first read."""
         self.services = services
         self.viewer = viewer
         self.permissions = permissions
         self.actor = Actor(viewer.id)
         self.request_id = request_id
         self._scope: CustomerScope | None = None
-        self._session: AsyncSession | None = None
+        self._session = session
         # Resolvers run concurrently; one AsyncSession must not, so reads take turns.
         self._lock = asyncio.Lock()
         self.users = DataLoader(self._load_users)

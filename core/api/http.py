@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -73,7 +74,7 @@ class GraphQLEndpoint:
         self.settings = settings
         self.ide_html = graphiql_html()
         self.request_limits = RequestLimits(
-            settings.max_body_bytes, settings.max_batch_size, settings.max_tokens
+            settings.max_body_bytes, settings.max_batch_size, settings.max_tokens, schema.documents
         )
         self.idempotency = IdempotencyKeys(
             services.db,
@@ -103,8 +104,21 @@ class GraphQLEndpoint:
             return HTMLResponse(self.ide_html)
         if request.method not in ("GET", "POST"):
             return error_response("use GET or POST", ErrorCode.METHOD_NOT_ALLOWED, 405, None)
+        # One read session serves the sign-in and the request's reads: one pooled connection
+        # checked out per request, not two.
+        reader = self.services.db.reader()
         try:
-            viewer = await self.authenticator.authenticate(request.headers.get("authorization"))
+            return await self._handle_signed(request, request_id, reader)
+        finally:
+            await reader.close()
+
+    async def _handle_signed(
+        self, request: Request, request_id: str, reader: AsyncSession
+    ) -> Response:
+        try:
+            viewer = await self.authenticator.authenticate(
+                request.headers.get("authorization"), reader
+            )
         except InvalidToken as exc:
             return error_response(str(exc), ErrorCode.UNAUTHENTICATED, 401, request_id)
         try:
@@ -142,9 +156,13 @@ class GraphQLEndpoint:
         # A see-as request is read-only: there is nothing to replay.
         key = request.headers.get(HEADER) if request.method == "POST" and not target else None
         if key is None:
-            response, _ = await self._answer(viewer, permissions, payload, allowed, request_id)
+            response, _ = await self._answer(
+                viewer, permissions, payload, allowed, request_id, reader
+            )
             return response
-        return await self._answer_once(key, viewer, permissions, payload, allowed, request_id)
+        return await self._answer_once(
+            key, viewer, permissions, payload, allowed, request_id, reader
+        )
 
     async def _answer(
         self,
@@ -153,10 +171,11 @@ class GraphQLEndpoint:
         payload: Any,
         allowed: set[OperationType],
         request_id: str,
+        reader: AsyncSession,
     ) -> tuple[Response, bool]:
         """The response, and whether it may be retried: an operation timed out or failed
         unexpectedly, so its transaction was rolled back."""
-        context = RequestContext(self.services, viewer, permissions, request_id)
+        context = RequestContext(self.services, viewer, permissions, request_id, reader)
         deadline = asyncio.get_running_loop().time() + self.settings.execution_timeout
         operations = payload if isinstance(payload, list) else [payload]
         try:
@@ -184,6 +203,7 @@ class GraphQLEndpoint:
         payload: Any,
         allowed: set[OperationType],
         request_id: str,
+        reader: AsyncSession,
     ) -> Response:
         """Answer a request with an ``Idempotency-Key``: the first time for real, then from
         the stored response."""
@@ -219,7 +239,7 @@ class GraphQLEndpoint:
             )
         try:
             response, retryable = await self._answer(
-                viewer, permissions, payload, allowed, request_id
+                viewer, permissions, payload, allowed, request_id, reader
             )
         except BaseException:
             await self.idempotency.release(viewer.id, key)  # it crashed: let a retry run

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
+from graphql import DocumentNode, GraphQLSyntaxError, OperationDefinitionNode, parse
 from starlette.requests import Request
+
+from core.api.documents import DocumentCache
 
 Operation = dict[str, Any]
 Payload = Operation | list[Operation]
@@ -36,6 +38,8 @@ class RequestLimits:
     max_body_bytes: int
     max_batch_size: int
     max_tokens: int
+    # Where a document parsed here is kept for execution (one parse per distinct document).
+    documents: DocumentCache | None = None
 
 
 async def read_payload(request: Request, limits: RequestLimits) -> Payload:
@@ -118,15 +122,22 @@ def _operation(op: Any, limits: RequestLimits, where: str) -> Operation:
         raise BadRequest(f"{where}`operationName` must be a string")
     if op.get("extensions") is not None and not isinstance(op["extensions"], dict):
         raise BadRequest(f"{where}`extensions` must be an object")
-    _check_operation_name(query, name, limits.max_tokens, where)
+    _check_operation_name(query, name, limits, where)
     return op
 
 
-def _check_operation_name(query: str, name: str | None, max_tokens: int, where: str) -> None:
+def _check_operation_name(query: str, name: str | None, limits: RequestLimits, where: str) -> None:
     """``operationName`` must pick one operation of the document. A document that does not
     parse (or is over the token limit) is left to execution, which reports it as GraphQL."""
+
+    def parsed(text: str) -> DocumentNode:
+        return parse(text, max_tokens=limits.max_tokens)
+
     try:
-        document = parse(query, no_location=True, max_tokens=max_tokens)
+        if limits.documents is None:
+            document = parsed(query)
+        else:
+            document = limits.documents.document(query, parsed).document
     except GraphQLSyntaxError:
         return
     names = [

@@ -7,6 +7,7 @@ from typing import Any
 
 import jwt
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.store import PolicyStore
 from core.config import Settings
@@ -40,21 +41,25 @@ class Authenticator:
         self.users = users
         self.provider = ProviderKeys(settings) if settings.oidc_enabled else None
 
-    async def authenticate(self, authorization_header: str | None) -> User:
+    async def authenticate(
+        self, authorization_header: str | None, session: AsyncSession | None = None
+    ) -> User:
         """The active user the header's bearer token names, else ``InvalidToken`` (or
-        ``ServiceUnavailable`` when the identity provider cannot be reached)."""
+        ``ServiceUnavailable`` when the identity provider cannot be reached).
+
+        ``session``: a read session to look the user up with (else one of its own)."""
         token = bearer(authorization_header)
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError as exc:
             raise InvalidToken("malformed token") from exc
         if algorithm == SERVICE_ALGORITHM:
-            return await self._service_user(token)
+            return await self._service_user(token, session)
         if algorithm in ALGORITHMS:
-            return await self._provider_user(token, str(algorithm))
+            return await self._provider_user(token, str(algorithm), session)
         raise InvalidToken(f"token algorithm {algorithm!r} is not accepted")
 
-    async def _service_user(self, token: str) -> User:
+    async def _service_user(self, token: str, session: AsyncSession | None) -> User:
         s = self.settings
         if not s.jwt_secret:
             raise InvalidToken(
@@ -69,19 +74,21 @@ class Authenticator:
             leeway=s.jwt_leeway,
         )
         user_id = _text(claims, "sub")
-        user = await self._user(User.id == user_id)
+        user = await self._user(User.id == user_id, session)
         if user is None:
             raise InvalidToken(f"unknown user {user_id!r}")
         return _active(user)
 
-    async def _provider_user(self, token: str, algorithm: str) -> User:
+    async def _provider_user(
+        self, token: str, algorithm: str, session: AsyncSession | None
+    ) -> User:
         if self.provider is None:
             raise InvalidToken("OpenID Connect sign-in is not configured on this server")
         claims = await self.provider.claims(token, algorithm)
         claim = self.settings.oidc_user_claim
         value = _text(claims, claim)
         match = func.lower(User.email) == value.lower() if claim == "email" else User.id == value
-        user = await self._user(match)
+        user = await self._user(match, session)
         if user is None:
             if not self.settings.oidc_provision_role:
                 raise InvalidToken(
@@ -90,10 +97,16 @@ class Authenticator:
             user = await self._provision(claims, claim, value)
         return _active(user)
 
-    async def _user(self, match: ColumnElement[bool]) -> User | None:
+    async def _user(
+        self, match: ColumnElement[bool], session: AsyncSession | None = None
+    ) -> User | None:
         version = select(PolicyVersion.version).where(PolicyVersion.id == 1).scalar_subquery()
-        async with self.db.reader() as session:
-            row = (await session.execute(select(User, version).where(match))).first()
+        statement = select(User, version).where(match)
+        if session is not None:
+            row = (await session.execute(statement)).first()
+        else:
+            async with self.db.reader() as own:
+                row = (await own.execute(statement)).first()
         if row is None:
             return None
         self.store.observe(row[1])
