@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from graphql import (
@@ -89,6 +90,64 @@ class Field:
     selection: tuple[Field, ...] = ()
 
 
+def _python_names(field: Field) -> tuple[str, ...] | None:
+    """The attributes ``field``'s plain sub-selection reads, or None if it selects deeper."""
+    type_ = _named(field.type)
+    names = []
+    for f in field.selection:
+        if f.selection:
+            return None
+        if f.name != "__typename":
+            names.append(type_.fields[f.name].extensions[DEFINITION].python_name)
+    return tuple(names)
+
+
+# One alias of the users table per referencing attribute, built once (an alias per request
+# costs more than the rest of the statement).
+_USER_TABLES: dict[str, Any] = {}
+
+
+@dataclass
+class Rows:
+    """Columns to load for a page of rows: label → expression, the users joined to them, and
+    the attributes read of each joined user (by the attribute referencing it)."""
+
+    columns: dict[str, Any]
+    joins: list[tuple[Any, Any]]
+    users: dict[str, tuple[str, ...]]
+
+    def join_user(
+        self,
+        attribute: str,
+        user_id: Any,
+        names: tuple[str, ...] | None,
+        user_columns: Mapping[str, Any],
+    ) -> None:
+        if names is None or attribute in self.users or any(n not in user_columns for n in names):
+            return  # loaded by the users loader instead
+        table = _USER_TABLES.get(attribute)
+        if table is None:
+            table = _USER_TABLES.setdefault(
+                attribute, user_columns["id"].table.alias(f"{attribute}_user")
+            )
+        self.joins.append((table, table.c.id == user_id))
+        for name in names:
+            self.columns[f"{attribute}__{name}"] = table.c[user_columns[name].key]
+        self.users[attribute] = names
+
+    def joined_users(self, rows: list[Any]) -> dict[str, Any]:
+        """The joined users of ``rows`` by id, as objects with the attributes read."""
+        found: dict[str, Any] = {}
+        for attribute, names in self.users.items():
+            for row in rows:
+                user_id = getattr(row, attribute)
+                if user_id is not None and user_id not in found:
+                    found[user_id] = SimpleNamespace(
+                        **{n: getattr(row, f"{attribute}__{n}") for n in names}
+                    )
+        return found
+
+
 @dataclass(frozen=True)
 class PagePlan:
     """A connection selection that can be completed at once, and the viewer may read."""
@@ -96,11 +155,14 @@ class PagePlan:
     connection: GraphQLObjectType
     selection: tuple[Field, ...]
 
-    def columns(self, available: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Attribute name → SQL expression for everything the selected nodes need, when
-        ``available`` (the node type's ``sql_columns``) holds all of it; else None (the page
-        is then loaded as entities)."""
-        needed: dict[str, Any] = {}
+    def columns(self, available: Mapping[str, Any]) -> Rows | None:
+        """What to load for the selected nodes as rows, when ``available`` (the node type's
+        ``sql_columns``: attribute → SQL expression) holds all of it; else None (the page is
+        then loaded as entities). A referenced user whose selected fields are all columns
+        too is joined into the same statement instead of loaded by a second one."""
+        from core.api.types import User
+
+        rows = Rows({}, [], {})
         for node in self._nodes():
             type_ = _named(node.type)
             references = _user_references(type_)
@@ -113,8 +175,10 @@ class PagePlan:
                 )
                 if name not in available or (f.selection and f.name not in references):
                     return None
-                needed[name] = available[name]
-        return needed
+                rows.columns[name] = available[name]
+                if f.name in references:
+                    rows.join_user(name, available[name], _python_names(f), User.sql_columns)
+        return rows
 
     def _nodes(self) -> Iterator[Field]:
         for f in self.selection:
@@ -128,11 +192,12 @@ class PagePlan:
         page: Page[Any],
         nodes: list[Any],
         count: Callable[[], Awaitable[int]],
+        users: dict[str, Any] | None = None,
     ) -> Completed | None:
         """The whole connection value, or None when normal execution must answer (a null
         where the schema promises a value: execution reports that error where it stands)."""
         try:
-            users = await _users(context, self.selection, nodes)
+            users = await _users(context, self.selection, nodes, users or {})
             value: dict[str, Any] = {}
             for f in self.selection:
                 if f.name == "__typename":
@@ -292,10 +357,10 @@ def _touched(selection: tuple[Field, ...]) -> Iterator[tuple[str, str]]:
 
 
 async def _users(
-    context: RequestContext, selection: tuple[Field, ...], nodes: list[Any]
+    context: RequestContext, selection: tuple[Field, ...], nodes: list[Any], known: dict[str, Any]
 ) -> dict[str, Any]:
-    """The users the nodes (and their plain objects) reference in the selection, loaded at
-    once, as strawberry objects by id."""
+    """The users the nodes (and their plain objects) reference in the selection, by id:
+    ``known`` ones (joined into the page's rows), the rest loaded at once."""
     from core.api.types import User
 
     ids: set[str] = set()
@@ -303,11 +368,13 @@ async def _users(
         for edge_field in f.selection if f.name == "edges" else ():
             if edge_field.name == "node":
                 _referenced(edge_field, nodes, ids)
+    ids -= known.keys()
     if not ids:
-        return {}
+        return known
     ordered = sorted(ids)
     models = await context.users.load_many(ordered)
-    return {i: User.from_model(m) for i, m in zip(ordered, models, strict=True) if m is not None}
+    loaded = {i: User.from_model(m) for i, m in zip(ordered, models, strict=True) if m}
+    return {**known, **loaded}
 
 
 def _referenced(field: Field, objects: list[Any], ids: set[str]) -> None:

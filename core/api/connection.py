@@ -101,10 +101,16 @@ async def connection(
         return Connection.of(found, convert, count)
     completed = None
     if (selected := plan.columns(columns or {})) is not None:
+        joined = stmt
+        for table, on in selected.joins:
+            joined = joined.outerjoin(table, on)
         rows = await ctx.read(
-            lambda s: fetch_page_rows(s, stmt, selected, key, first, after, value_type=value_type)
+            lambda s: fetch_page_rows(
+                s, joined, selected.columns, key, first, after, value_type=value_type
+            )
         )
-        completed = await plan.complete(ctx, rows, rows.items, count)
+        users = selected.joined_users(rows.items)
+        completed = await plan.complete(ctx, rows, rows.items, count, users)
         info.schema.row_pages += completed is not None  # type: ignore[attr-defined]
     if completed is None:  # entities: the selection needs more than columns, or a null
         found = await ctx.read(

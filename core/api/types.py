@@ -84,6 +84,11 @@ class User(Node):
         description="The language of the user's e-mails (zh or en); null: the server's default."
     )
     manager_id: strawberry.Private[str | None]
+    # Attributes that are a column of the users table, unchanged by ``from_model``.
+    sql_columns: ClassVar[dict[str, Any]] = {
+        name: getattr(domain.User, name)
+        for name in ("id", "name", "email", "active", "team", "capacity", "locale", "manager_id")
+    }
 
     @strawberry.field(description="The user this user reports to.")
     async def manager(self, info: Info) -> User | None:
