@@ -207,9 +207,9 @@ class PagePlan:
                 elif f.name == "pageInfo":
                     value[f.key] = _page_info(f, page)
                 else:  # edges
+                    edge = _edge_completer(f)
                     value[f.key] = [
-                        _edge(f, cursor, node, users)
-                        for cursor, node in zip(page.cursors, nodes, strict=True)
+                        edge(pair, users) for pair in zip(page.cursors, nodes, strict=True)
                     ]
         except Unsupported:
             return None
@@ -406,47 +406,87 @@ def _page_info(field: Field, page: Page[Any]) -> dict[str, Any]:
     return {f.key: values[f.name] for f in field.selection}
 
 
-def _edge(field: Field, cursor: str, node: Any, users: dict[str, Any]) -> dict[str, Any]:
-    value: dict[str, Any] = {}
+# A completer turns a value (and the page's users by id) into its response value; built once
+# per selection, so a page pays one call per field, not a walk of the selection per row.
+Completer = Callable[[Any, dict[str, Any]], Any]
+
+
+def _edge_completer(field: Field) -> Completer:
+    """Completes an edge given as ``(cursor, node)``."""
+    parts: list[tuple[str, Completer]] = []
     for f in field.selection:
         if f.name == "__typename":
-            value[f.key] = _named(field.type).name
+            parts.append((f.key, _constant(_named(field.type).name)))
         elif f.name == "cursor":
-            value[f.key] = cursor
+            parts.append((f.key, _item(0, _as_is)))
         else:
-            value[f.key] = _object(f, node, users)
-    return value
+            parts.append((f.key, _item(1, _object_completer(f, _named(f.type)))))
+    return _dict_of(parts)
 
 
-def _object(field: Field, obj: Any, users: dict[str, Any]) -> dict[str, Any]:
-    type_ = _named(field.type)
+def _object_completer(field: Field, type_: GraphQLObjectType) -> Completer:
     references = _user_references(type_)
-    value: dict[str, Any] = {}
+    parts: list[tuple[str, Completer]] = []
     for f in field.selection:
         if f.name == "__typename":
-            value[f.key] = type_.name
+            parts.append((f.key, _constant(type_.name)))
         elif f.name in references:
-            user_id = getattr(obj, references[f.name])
-            user = users.get(user_id) if user_id is not None else None
-            value[f.key] = None if user is None else _object(f, user, users)
+            parts.append((f.key, _user_completer(f, references[f.name])))
         else:
             python_name = type_.fields[f.name].extensions[DEFINITION].python_name
-            value[f.key] = _complete(f, f.type, getattr(obj, python_name), users)
+            parts.append((f.key, _attribute(python_name, _value_completer(f, f.type))))
+    return _dict_of(parts)
+
+
+def _dict_of(parts: list[tuple[str, Completer]]) -> Completer:
+    return lambda value, users: {key: part(value, users) for key, part in parts}
+
+
+def _constant(constant: Any) -> Completer:
+    return lambda _value, _users: constant
+
+
+def _as_is(value: Any, _users: dict[str, Any]) -> Any:
     return value
 
 
-def _complete(field: Field, type_: Any, value: Any, users: dict[str, Any]) -> Any:
-    """``value`` completed as graphql-core completes a value of ``type_``."""
+def _item(index: int, then: Completer) -> Completer:
+    return lambda value, users: then(value[index], users)
+
+
+def _attribute(name: str, then: Completer) -> Completer:
+    return lambda value, users: then(getattr(value, name), users)
+
+
+def _user_completer(field: Field, attribute: str) -> Completer:
+    user = _object_completer(field, _named(field.type))
+
+    def complete(obj: Any, users: dict[str, Any]) -> Any:
+        user_id = getattr(obj, attribute)
+        found = users.get(user_id) if user_id is not None else None
+        return None if found is None else user(found, users)
+
+    return complete
+
+
+def _value_completer(field: Field, type_: Any) -> Completer:
+    """Completes a value of ``type_`` as graphql-core does."""
     if isinstance(type_, GraphQLNonNull):
-        if value is None:
-            raise Unsupported  # an error to report: execution reports it
-        return _complete(field, type_.of_type, value, users)
-    if value is None:
-        return None
+        inner = _value_completer(field, type_.of_type)
+
+        def required(value: Any, users: dict[str, Any]) -> Any:
+            if value is None:
+                raise Unsupported  # an error to report: execution reports it where it stands
+            return inner(value, users)
+
+        return required
     if isinstance(type_, GraphQLList):
-        return [_complete(field, type_.of_type, item, users) for item in value]
+        item = _value_completer(field, type_.of_type)
+        return lambda v, u: None if v is None else [item(i, u) for i in v]
     if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-        return type_.serialize(value)
+        serialize = type_.serialize
+        return lambda v, _u: None if v is None else serialize(v)
     if isinstance(type_, GraphQLObjectType):
-        return _object(Field(field.key, field.name, type_, field.selection), value, users)
+        obj = _object_completer(Field(field.key, field.name, type_, field.selection), type_)
+        return lambda v, u: None if v is None else obj(v, u)
     raise Unsupported
