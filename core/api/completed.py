@@ -33,6 +33,7 @@ from graphql import (
     GraphQLScalarType,
     InlineFragmentNode,
     SelectionSetNode,
+    is_specified_scalar_type,
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
@@ -434,7 +435,7 @@ def _object_completer(field: Field, type_: GraphQLObjectType) -> Completer:
             parts.append((f.key, _user_completer(f, references[f.name])))
         else:
             python_name = type_.fields[f.name].extensions[DEFINITION].python_name
-            parts.append((f.key, _attribute(python_name, _value_completer(f, f.type))))
+            parts.append((f.key, _attribute_completer(f, python_name)))
     return _dict_of(parts)
 
 
@@ -469,6 +470,47 @@ def _user_completer(field: Field, attribute: str) -> Completer:
     return complete
 
 
+def _attribute_completer(field: Field, name: str) -> Completer:
+    """Completes the attribute ``name`` of a value: one call for a leaf (the common case)."""
+    required = isinstance(field.type, GraphQLNonNull)
+    type_ = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+        serialize = _serializer(type_)
+
+        def leaf(value: Any, _users: dict[str, Any]) -> Any:
+            found = getattr(value, name)
+            if found is None:
+                if required:
+                    raise Unsupported  # an error to report: execution reports it where it stands
+                return None
+            return serialize(found)
+
+        return leaf
+    return _attribute(name, _value_completer(field, field.type))
+
+
+def _serializer(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+    """``type_.serialize``, with its answers for an enum remembered (a handful of values) and
+    strings passed through as the specified String and ID scalars pass them."""
+    serialize = type_.serialize
+    if isinstance(type_, GraphQLEnumType):
+        known: dict[Any, Any] = {}
+
+        def enum(value: Any) -> Any:
+            try:
+                return known[value]
+            except KeyError:
+                found = known[value] = serialize(value)
+                return found
+            except TypeError:  # unhashable: not one of the enum's values; serialize says so
+                return serialize(value)
+
+        return enum
+    if is_specified_scalar_type(type_) and type_.name in ("String", "ID"):
+        return lambda value: value if type(value) is str else serialize(value)
+    return serialize
+
+
 def _value_completer(field: Field, type_: Any) -> Completer:
     """Completes a value of ``type_`` as graphql-core does."""
     if isinstance(type_, GraphQLNonNull):
@@ -484,7 +526,7 @@ def _value_completer(field: Field, type_: Any) -> Completer:
         item = _value_completer(field, type_.of_type)
         return lambda v, u: None if v is None else [item(i, u) for i in v]
     if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-        serialize = type_.serialize
+        serialize = _serializer(type_)
         return lambda v, _u: None if v is None else serialize(v)
     if isinstance(type_, GraphQLObjectType):
         obj = _object_completer(Field(field.key, field.name, type_, field.selection), type_)

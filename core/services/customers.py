@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
@@ -209,8 +210,13 @@ def _prefix(column: Any, value: str, separator: str) -> Any:
     return or_(column == value, column.like(_escape_like(value + separator) + "%", escape="\\"))
 
 
+@lru_cache(maxsize=1024)
 def customers_query(f: CustomerFilter, scope: CustomerScope = EVERYTHING) -> Select[Customer]:
-    """Customers in ``scope`` matching ``f``, each with its active ownership (one statement)."""
+    """Customers in ``scope`` matching ``f``, each with its active ownership (one statement).
+
+    Built once per (filter, scope) and shared: statements are immutable (callers derive new
+    ones), and building the scope's clauses costs a list request more than running them.
+    """
     active = and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
     stmt = (
         select(Customer)
