@@ -16,6 +16,7 @@ normal execution, so both paths give the same response for the same request.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -103,9 +104,9 @@ def _python_names(field: Field) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-# One alias of the users table per referencing attribute, built once (an alias per request
-# costs more than the rest of the statement).
-_USER_TABLES: dict[str, Any] = {}
+# One alias of the users table, and its join, per referencing column; built once (an alias per
+# request costs more than the rest of the statement).
+_USER_TABLES: dict[tuple[str, Any], tuple[Any, Any]] = {}
 
 
 @dataclass
@@ -126,12 +127,12 @@ class Rows:
     ) -> None:
         if names is None or attribute in self.users or any(n not in user_columns for n in names):
             return  # loaded by the users loader instead
-        table = _USER_TABLES.get(attribute)
-        if table is None:
-            table = _USER_TABLES.setdefault(
-                attribute, user_columns["id"].table.alias(f"{attribute}_user")
-            )
-        self.joins.append((table, table.c.id == user_id))
+        joined = _USER_TABLES.get((attribute, user_id))
+        if joined is None:
+            table = user_columns["id"].table.alias(f"{attribute}_user")
+            joined = _USER_TABLES.setdefault((attribute, user_id), (table, table.c.id == user_id))
+        table = joined[0]
+        self.joins.append(joined)
         for name in names:
             self.columns[f"{attribute}__{name}"] = table.c[user_columns[name].key]
         self.users[attribute] = names
@@ -209,9 +210,9 @@ class PagePlan:
                     value[f.key] = _page_info(f, page)
                 else:  # edges
                     edge = _edge_completer(f)
-                    value[f.key] = [
-                        edge(pair, users) for pair in zip(page.cursors, nodes, strict=True)
-                    ]
+                    shown = any(e.name == "cursor" for e in f.selection)
+                    cursors = page.cursors if shown else itertools.repeat(None, len(nodes))
+                    value[f.key] = [edge(pair, users) for pair in zip(cursors, nodes, strict=True)]
         except Unsupported:
             return None
         return Completed(value)

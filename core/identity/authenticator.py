@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import jwt
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.store import PolicyStore
@@ -21,6 +21,13 @@ from core.services.users import UserService
 
 log = logging.getLogger("baton.identity")
 PROVISION_REASON = "just-in-time provisioning at first OpenID Connect sign-in"
+
+
+# The user row and the policy version in one statement (revocations apply at once).
+_WITH_POLICY_VERSION = select(
+    User, select(PolicyVersion.version).where(PolicyVersion.id == 1).scalar_subquery()
+)
+_BY_ID = _WITH_POLICY_VERSION.where(User.id == bindparam("user_id"))  # built once
 
 
 class Authenticator:
@@ -74,7 +81,7 @@ class Authenticator:
             leeway=s.jwt_leeway,
         )
         user_id = _text(claims, "sub")
-        user = await self._user(User.id == user_id, session)
+        user = await self._user(_BY_ID, session, user_id=user_id)
         if user is None:
             raise InvalidToken(f"unknown user {user_id!r}")
         return _active(user)
@@ -98,15 +105,19 @@ class Authenticator:
         return _active(user)
 
     async def _user(
-        self, match: ColumnElement[bool], session: AsyncSession | None = None
+        self,
+        match: ColumnElement[bool] | Select[Any],
+        session: AsyncSession | None = None,
+        **params: Any,
     ) -> User | None:
-        version = select(PolicyVersion.version).where(PolicyVersion.id == 1).scalar_subquery()
-        statement = select(User, version).where(match)
+        """The user ``match`` finds (a condition, or a prepared statement and its ``params``),
+        noting the policy version read with it."""
+        statement = match if isinstance(match, Select) else _WITH_POLICY_VERSION.where(match)
         if session is not None:
-            row = (await session.execute(statement)).first()
+            row = (await session.execute(statement, params)).first()
         else:
             async with self.db.reader() as own:
-                row = (await own.execute(statement)).first()
+                row = (await own.execute(statement, params)).first()
         if row is None:
             return None
         self.store.observe(row[1])

@@ -6,7 +6,7 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import orjson
 from sqlalchemy import Select, bindparam, func, select, tuple_
@@ -44,8 +44,27 @@ class Page(Generic[T]):
     """One page of rows, their cursors, and whether more follow."""
 
     items: list[T]
-    cursors: list[str]
+    cursors: Sequence[str]
     has_next: bool
+
+
+class Cursors(Sequence[str]):
+    """The cursors of sort keys, each encoded when read (most pages show only the last)."""
+
+    def __init__(self, keys: list[tuple[Any, Any]]) -> None:
+        self._keys = keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [encode_cursor(*key) for key in self._keys[index]]
+        return encode_cursor(*self._keys[index])
 
 
 def encode_cursor(value: Any, tie: Any) -> str:
@@ -132,7 +151,7 @@ async def fetch_page_rows(
     items = rows[:first]
     return Page(
         items=items,
-        cursors=[encode_cursor(getattr(r, SORT_VALUE), getattr(r, SORT_TIE)) for r in items],
+        cursors=Cursors([(getattr(r, SORT_VALUE), getattr(r, SORT_TIE)) for r in items]),
         has_next=len(rows) > first,
     )
 
