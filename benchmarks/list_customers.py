@@ -252,7 +252,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=[1, 16],
+        help="comma-separated client concurrencies, each a run of its own (default 1,16)",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
     where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
@@ -288,28 +293,14 @@ def benchmark(url: str, args: argparse.Namespace) -> int:
             tokens[ACCOUNT_MANAGER],
         ),
     }
-    results = {}
-    for name, (factory, token) in runs.items():
-        with Server(factory) as base:
-            results[name] = asyncio.run(measure(base, token, args.requests, args.concurrency))
-    floor = results["floor (Core query + orjson)"]
-    print(
-        f"customers(first: 50), {args.customers} customers, {args.requests} requests, "
-        f"concurrency {args.concurrency}, {url.split(':')[0]}"
-    )
-    print(f"{'run':<36} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'vs floor':>9}")
-    for name, r in results.items():
-        print(
-            f"{name:<36} {r['rps']:>8.1f} {r['p50']:>8.2f} {r['p95']:>8.2f} {r['p99']:>8.2f} "
-            f"{r['rps'] / floor['rps']:>8.2f}x"
-        )
-    on, off = results["baton, account manager"], results["baton, account manager, authz off"]
-    print(
-        f"authorisation overhead (authz off req/s / authz on req/s): {off['rps'] / on['rps']:.3f}"
-        f"  (p50 ratio {on['p50'] / off['p50']:.3f}; goal <= 1.05)"
-    )
-    if not url.startswith("sqlite"):
-        compare_with_peer(url, args, on)
+    for concurrency in args.concurrency:
+        results = {}
+        for name, (factory, token) in runs.items():
+            with Server(factory) as base:
+                results[name] = asyncio.run(measure(base, token, args.requests, concurrency))
+        report(results, args, url, concurrency)
+        if not url.startswith("sqlite"):
+            compare_with_peer(url, args, results["baton, account manager"], concurrency)
     costs = {first: asyncio.run(per_request_costs(url, first)) for first in (10, 100)}
     for first, (statements, calls) in costs.items():
         print(
@@ -322,7 +313,31 @@ def benchmark(url: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_with_peer(url: str, args: argparse.Namespace, baton: dict[str, float]) -> None:
+def report(
+    results: dict[str, dict[str, float]], args: argparse.Namespace, url: str, concurrency: int
+) -> None:
+    """The runs of one concurrency against the floor, and the authorisation overhead."""
+    floor = results["floor (Core query + orjson)"]
+    print(
+        f"customers(first: 50), {args.customers} customers, {args.requests} requests, "
+        f"concurrency {concurrency}, {url.split(':')[0]}"
+    )
+    print(f"{'run':<36} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'vs floor':>9}")
+    for name, r in results.items():
+        print(
+            f"{name:<36} {r['rps']:>8.1f} {r['p50']:>8.2f} {r['p95']:>8.2f} {r['p99']:>8.2f} "
+            f"{r['rps'] / floor['rps']:>8.2f}x"
+        )
+    on, off = results["baton, account manager"], results["baton, account manager, authz off"]
+    print(
+        f"authorisation overhead (authz off req/s / authz on req/s): {off['rps'] / on['rps']:.3f}"
+        f"  (p50 ratio {on['p50'] / off['p50']:.3f}; goal <= 1.05)"
+    )
+
+
+def compare_with_peer(
+    url: str, args: argparse.Namespace, baton: dict[str, float], concurrency: int
+) -> None:
     """PostGraphile on the same database and list shape, and Baton's ratio to it."""
     why = peer.unavailable()
     if why is not None:
@@ -330,7 +345,7 @@ def compare_with_peer(url: str, args: argparse.Namespace, baton: dict[str, float
         return
     with peer.PostGraphile(url) as base:
         found = asyncio.run(
-            measure(base, None, args.requests, args.concurrency, peer.QUERY, peer.page_of)
+            measure(base, None, args.requests, concurrency, peer.QUERY, peer.page_of)
         )
     print(
         f"peer PostGraphile {peer.VERSION} (no authorisation): {found['rps']:.1f} req/s, "
