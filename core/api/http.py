@@ -27,7 +27,7 @@ from core.api.idempotency import (
     fingerprint,
     is_valid_key,
 )
-from core.api.request import BadRequest, BodyTooLarge, RequestLimits, read_payload
+from core.api.request import BadRequest, BodyTooLarge, RequestLimits, read_payload, reads_only
 from core.api.schema import BatonSchema
 from core.authz.view import PermissionView
 from core.config import Settings
@@ -132,6 +132,10 @@ class GraphQLEndpoint:
             )
         except BadRequest as exc:
             return error_response(str(exc), ErrorCode.BAD_REQUEST, 400, request_id)
+        if not reads_only(payload, self.request_limits):
+            # A mutation writes on a connection of its own: the read session gives its
+            # connection back meanwhile (it checks one out again if a read follows).
+            await reader.close()
         permissions = (
             await self.services.authz.view_for(viewer.id)
             if self.settings.authorization

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import DocumentNode, GraphQLSyntaxError, OperationDefinitionNode, parse
+from graphql import (
+    DocumentNode,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
 from starlette.requests import Request
 
 from core.api.documents import DocumentCache
@@ -126,19 +132,45 @@ def _operation(op: Any, limits: RequestLimits, where: str) -> Operation:
     return op
 
 
-def _check_operation_name(query: str, name: str | None, limits: RequestLimits, where: str) -> None:
-    """``operationName`` must pick one operation of the document. A document that does not
-    parse (or is over the token limit) is left to execution, which reports it as GraphQL."""
+def reads_only(payload: Payload, limits: RequestLimits) -> bool:
+    """Every operation of ``payload`` (checked by ``read_payload``) is a query."""
+    for op in payload if isinstance(payload, list) else [payload]:
+        document = _document(op["query"], limits)
+        if document is None:
+            return False
+        chosen = [
+            d
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode)
+            and (
+                op.get("operationName") is None or (d.name and d.name.value == op["operationName"])
+            )
+        ]
+        if not chosen or chosen[0].operation != OperationType.QUERY:
+            return False
+    return True
+
+
+def _document(query: str, limits: RequestLimits) -> DocumentNode | None:
+    """The parsed document (from the prepared documents when there are), None if it does not
+    parse or is over the token limit."""
 
     def parsed(text: str) -> DocumentNode:
         return parse(text, max_tokens=limits.max_tokens)
 
     try:
         if limits.documents is None:
-            document = parsed(query)
-        else:
-            document = limits.documents.document(query, parsed).document
+            return parsed(query)
+        return limits.documents.document(query, parsed).document
     except GraphQLSyntaxError:
+        return None
+
+
+def _check_operation_name(query: str, name: str | None, limits: RequestLimits, where: str) -> None:
+    """``operationName`` must pick one operation of the document. A document that does not
+    parse (or is over the token limit) is left to execution, which reports it as GraphQL."""
+    document = _document(query, limits)
+    if document is None:
         return
     names = [
         d.name.value if d.name else None

@@ -20,11 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, bindparam, exists, insert, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import after_commit
 from core.domain import AuditEntry
 
 GENESIS = "0" * 64
@@ -75,8 +77,17 @@ def seal(entries: list[dict[str, Any]], head: tuple[int, str]) -> None:
         entry["hash"] = prev = chain_hash(prev, entry["body"])
 
 
+# The head this process last committed, per engine: usually still the head at the next append,
+# which can then write without reading it first (``_append_after``).
+_committed_heads: WeakKeyDictionary[Any, tuple[int, str]] = WeakKeyDictionary()
+
+
 async def append(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
-    """Append ``entries`` (AuditEntry columns without ``id`` and chain fields) in one INSERT."""
+    """Append ``entries`` (AuditEntry columns without ``id`` and chain fields) in one INSERT.
+
+    The head comes from this process's last committed append when it is still the head (one
+    statement, checked by the INSERT itself), else it is read first.
+    """
     if not entries:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -84,13 +95,43 @@ async def append(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
         )
-    row = (
-        await session.execute(
-            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-        )
-    ).first()
-    seal(entries, (row[0], row[1]) if row else (0, GENESIS))
-    await session.execute(insert(AuditEntry), entries)
+    engine = session.get_bind().engine
+    known = _committed_heads.get(engine)
+    if known is None or not await _append_after(session, entries, known):
+        row = (
+            await session.execute(
+                select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+            )
+        ).first()
+        seal(entries, (row[0], row[1]) if row else (0, GENESIS))
+        await session.execute(insert(AuditEntry), entries)
+    head = (entries[-1]["seq"], entries[-1]["hash"])
+
+    def remember() -> None:
+        _committed_heads[engine] = head
+
+    after_commit(session, remember)
+
+
+async def _append_after(
+    session: AsyncSession, entries: list[dict[str, Any]], head: tuple[int, str]
+) -> bool:
+    """Insert ``entries`` sealed after ``head`` if ``head`` is still the chain's head (the
+    entry ``seq`` with that hash, nothing after it): all of them in one statement, or none."""
+    seal(entries, head)
+    seq, hash_ = head
+    table = cast(Table, AuditEntry.__table__)
+    still_head = ~exists().where(table.c.seq > seq)
+    if seq > 0:
+        still_head &= exists().where(table.c.seq == seq, table.c.hash == hash_)
+    columns = list(entries[0])
+    rows = [
+        select(*(bindparam(None, e[c], type_=table.c[c].type) for c in columns)).where(still_head)
+        for e in entries
+    ]
+    chosen = rows[0] if len(rows) == 1 else union_all(*rows)
+    result = await session.execute(insert(table).from_select(columns, chosen))
+    return bool(result.rowcount == len(entries))  # type: ignore[attr-defined]
 
 
 # --- verifying ------------------------------------------------------------------------------
