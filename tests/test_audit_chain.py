@@ -591,3 +591,25 @@ async def test_migration_chains_existing_entries_in_id_order(empty_database: str
         assert result.ok and result.entries == 5
     finally:
         await db.dispose()
+
+
+async def test_two_processes_appending_in_turn_keep_one_chain(
+    services: Services, database_url: str, admin: str
+) -> None:
+    """Each process appends after the head it last committed without reading it, but only
+    while that is still the head: when the other process appended in between, the head is
+    read again. Two engines on one database stand for two processes."""
+    other = Services.create(Database(database_url))
+    await other.prepare()
+    try:
+        before = (await check(services)).entries
+        system = Actor.system()
+        for i in range(6):
+            writer = services if i % 2 == 0 else other
+            await writer.customers.create(system, {"name": f"In turn {i}"}, auto_assign=False)
+            await writer.customers.create(system, {"name": f"Again {i}"}, auto_assign=False)
+        result = await check(services)
+        assert result.ok, result.message
+        assert result.entries == before + 12
+    finally:
+        await other.db.dispose()
