@@ -461,12 +461,18 @@ def _attribute(name: str, then: Completer) -> Completer:
 
 
 def _user_completer(field: Field, attribute: str) -> Completer:
+    """Completes the user ``attribute`` names; each user once per page (rows share owners)."""
     user = _object_completer(field, _named(field.type))
+    done: dict[str, Any] = {}
 
     def complete(obj: Any, users: dict[str, Any]) -> Any:
         user_id = getattr(obj, attribute)
-        found = users.get(user_id) if user_id is not None else None
-        return None if found is None else user(found, users)
+        if user_id is None:
+            return None
+        if user_id not in done:
+            found = users.get(user_id)
+            done[user_id] = None if found is None else user(found, users)
+        return done[user_id]
 
     return complete
 
@@ -477,9 +483,12 @@ def _attribute_completer(field: Field, name: str) -> Completer:
     type_ = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
     if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
         serialize = _serializer(type_)
+        strings_pass = _passes_strings(type_)
 
         def leaf(value: Any, _users: dict[str, Any]) -> Any:
             found = getattr(value, name)
+            if strings_pass and type(found) is str:
+                return found
             if found is None:
                 if required:
                     raise Unsupported  # an error to report: execution reports it where it stands
@@ -507,9 +516,14 @@ def _serializer(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], A
                 return serialize(value)
 
         return enum
-    if is_specified_scalar_type(type_) and type_.name in ("String", "ID"):
+    if _passes_strings(type_):
         return lambda value: value if type(value) is str else serialize(value)
     return serialize
+
+
+def _passes_strings(type_: GraphQLScalarType | GraphQLEnumType) -> bool:
+    """The specified String and ID scalars serialise a string as it is."""
+    return is_specified_scalar_type(type_) and type_.name in ("String", "ID")
 
 
 def _value_completer(field: Field, type_: Any) -> Completer:
