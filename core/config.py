@@ -97,6 +97,7 @@ _SCALARS = (
     "webhook_max_attempts",
     "webhook_backoff",
     "webhook_concurrency",
+    "webhook_allow_private",
 )
 
 
@@ -151,6 +152,9 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_backoff: float = 30.0
     webhook_concurrency: int = 8
+    # Allow webhook endpoints on loopback, link-local, private and metadata addresses
+    # (core.notify.addresses); off, such URLs are refused at registration and at delivery.
+    webhook_allow_private: bool = False
     # Non-working days besides weekends, for deadlines (BATON_HOLIDAYS=2026-10-01,2026-10-02).
     holidays: tuple[date, ...] = ()
     # The plugins to load (BATON_PLUGINS=banking,acme; empty: none); None loads every installed one.

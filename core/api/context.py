@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
+from core.config import Settings
 from core.domain import (
     AssignmentRule,
     Customer,
@@ -39,9 +40,15 @@ class RequestContext:
     """Everything a resolver may use; created once per GraphQL request."""
 
     def __init__(
-        self, services: Services, viewer: User, permissions: PermissionView, request_id: str
+        self,
+        services: Services,
+        viewer: User,
+        permissions: PermissionView,
+        request_id: str,
+        settings: Settings | None = None,
     ) -> None:
         self.services = services
+        self.settings = settings or Settings()
         self.viewer = viewer
         self.permissions = permissions
         self.actor = Actor(viewer.id)

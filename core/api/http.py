@@ -104,7 +104,8 @@ class GraphQLEndpoint:
         if request.method not in ("GET", "POST"):
             return error_response("use GET or POST", ErrorCode.METHOD_NOT_ALLOWED, 405, None)
         try:
-            viewer = await self.authenticator.authenticate(request.headers.get("authorization"))
+            header = request.headers.get("authorization")
+            viewer = (await self.authenticator.authenticate(header)).user
         except InvalidToken as exc:
             return error_response(str(exc), ErrorCode.UNAUTHENTICATED, 401, request_id)
         try:
@@ -156,7 +157,7 @@ class GraphQLEndpoint:
     ) -> tuple[Response, bool]:
         """The response, and whether it may be retried: an operation timed out or failed
         unexpectedly, so its transaction was rolled back."""
-        context = RequestContext(self.services, viewer, permissions, request_id)
+        context = RequestContext(self.services, viewer, permissions, request_id, self.settings)
         deadline = asyncio.get_running_loop().time() + self.settings.execution_timeout
         operations = payload if isinstance(payload, list) else [payload]
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -20,6 +22,14 @@ from core.services.users import UserService
 
 log = logging.getLogger("baton.identity")
 PROVISION_REASON = "just-in-time provisioning at first OpenID Connect sign-in"
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """Who a token names, and when the token expires (None: it carries no ``exp``)."""
+
+    user: User
+    expires_at: datetime | None
 
 
 class Authenticator:
@@ -40,9 +50,10 @@ class Authenticator:
         self.users = users
         self.provider = ProviderKeys(settings) if settings.oidc_enabled else None
 
-    async def authenticate(self, authorization_header: str | None) -> User:
-        """The active user the header's bearer token names, else ``InvalidToken`` (or
-        ``ServiceUnavailable`` when the identity provider cannot be reached)."""
+    async def authenticate(self, authorization_header: str | None) -> Authenticated:
+        """The active user the header's bearer token names and the token's expiry (from the
+        one verified decode), else ``InvalidToken`` (or ``ServiceUnavailable`` when the
+        identity provider cannot be reached)."""
         token = bearer(authorization_header)
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
@@ -54,7 +65,7 @@ class Authenticator:
             return await self._provider_user(token, str(algorithm))
         raise InvalidToken(f"token algorithm {algorithm!r} is not accepted")
 
-    async def _service_user(self, token: str) -> User:
+    async def _service_user(self, token: str) -> Authenticated:
         s = self.settings
         if not s.jwt_secret:
             raise InvalidToken(
@@ -72,9 +83,9 @@ class Authenticator:
         user = await self._user(User.id == user_id)
         if user is None:
             raise InvalidToken(f"unknown user {user_id!r}")
-        return _active(user)
+        return _active(user, claims)
 
-    async def _provider_user(self, token: str, algorithm: str) -> User:
+    async def _provider_user(self, token: str, algorithm: str) -> Authenticated:
         if self.provider is None:
             raise InvalidToken("OpenID Connect sign-in is not configured on this server")
         claims = await self.provider.claims(token, algorithm)
@@ -88,7 +99,7 @@ class Authenticator:
                     f"no Baton user matches {claim} {value!r}; ask an admin to add you"
                 )
             user = await self._provision(claims, claim, value)
-        return _active(user)
+        return _active(user, claims)
 
     async def _user(self, match: ColumnElement[bool]) -> User | None:
         version = select(PolicyVersion.version).where(PolicyVersion.id == 1).scalar_subquery()
@@ -135,7 +146,9 @@ def _text(claims: dict[str, Any], name: str) -> str:
     return value
 
 
-def _active(user: User) -> User:
+def _active(user: User, claims: dict[str, Any]) -> Authenticated:
     if not user.active:
         raise InvalidToken(f"user {user.id!r} is deactivated")
-    return user
+    exp = claims.get("exp")
+    expires = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None
+    return Authenticated(user, expires)

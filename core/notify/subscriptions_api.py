@@ -22,6 +22,7 @@ from strawberry.types import Info
 from core.api.context import RequestContext, context_of
 from core.api.handover import WorkflowEvent, WorkflowEventFilter, events_in_scope
 from core.authz.view import PermissionView
+from core.config import Settings
 from core.domain import User, WorkflowEventRecord
 from core.errors import BatonError, ErrorCode
 from core.notify.subscriptions import EventHub
@@ -48,8 +49,9 @@ class SubscriptionContext(RequestContext):
         permissions: PermissionView,
         request_id: str,
         hub: EventHub,
+        settings: Settings | None = None,
     ) -> None:
-        super().__init__(services, viewer, permissions, request_id)
+        super().__init__(services, viewer, permissions, request_id, settings)
         self.hub = hub
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:

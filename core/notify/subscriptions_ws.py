@@ -2,12 +2,13 @@
 handler), for subscriptions only.
 
 The ``connection_init`` payload carries ``Authorization: Bearer …``, checked like an HTTP
-request (``authenticate``, the one seam to the token logic). Close codes: ``4401`` a missing,
-invalid or expired token, a deactivated user, and when the token expires on an open
-connection; ``4429`` more than ``BATON_MAX_SUBSCRIPTIONS_PER_USER`` open connections of one user
-in this process; the protocol's own (``4400``, ``4408``, ``4409``) otherwise. Documents pass
-the query limits before they run, queries and mutations are refused (use HTTP), and errors
-carry the same ``extensions.code`` as over HTTP.
+request (``Authenticator.authenticate``, which also gives the token's expiry). Close codes:
+``4401`` a missing, invalid or expired token, a deactivated user, and when the token expires
+on an open connection; ``4429`` more than ``BATON_MAX_SUBSCRIPTIONS_PER_USER`` open connections
+of one user (across every worker on PostgreSQL: ``core.notify.connections``); the protocol's
+own (``4400``, ``4408``, ``4409``) otherwise. Documents pass the query limits before they run,
+queries and mutations are refused (use HTTP), and errors carry the same ``extensions.code`` as
+over HTTP.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 from graphql import GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -47,18 +47,6 @@ UNAUTHORIZED = 4401
 TOO_MANY = 4429
 # Operations one connection may run at once.
 PER_CONNECTION = 10
-
-
-async def authenticate(
-    authenticator: Authenticator, header: str | None
-) -> tuple[User, float | None]:
-    """The active user a bearer header names and when its token expires (epoch seconds), or
-    InvalidToken: the same ``Authenticator`` as ``/graphql`` over HTTP."""
-    user = await authenticator.authenticate(header)
-    # Verified above; read again only for its expiry.
-    claims = jwt.decode(header.partition(" ")[2].strip(), options={"verify_signature": False})  # type: ignore[union-attr]
-    expires = claims.get("exp")
-    return user, float(expires) if isinstance(expires, int | float) else None
 
 
 class _SubscriptionsOnly:
@@ -93,12 +81,13 @@ class Handler(BaseGraphQLTransportWSHandler[Any, None]):
         endpoint = self.view
         header = payload.get("Authorization")
         try:
-            user, expires = await authenticate(
-                endpoint.authenticator, header if isinstance(header, str) else None
+            signed_in = await endpoint.authenticator.authenticate(
+                header if isinstance(header, str) else None
             )
         except InvalidToken as exc:
             await self.websocket.close(UNAUTHORIZED, f"Unauthorized: {exc}")
             return
+        user, expires = signed_in.user, signed_in.expires_at
         if not endpoint.admit(user.id):
             limit = endpoint.settings.max_subscriptions_per_user
             await self.websocket.close(TOO_MANY, f"At most {limit} connections per user")
@@ -106,15 +95,15 @@ class Handler(BaseGraphQLTransportWSHandler[Any, None]):
         self.viewer = user
         permissions = await endpoint.services.authz.view_for(user.id)
         self.context = SubscriptionContext(
-            endpoint.services, user, permissions, uuid.uuid4().hex, endpoint.hub
+            endpoint.services, user, permissions, uuid.uuid4().hex, endpoint.hub, endpoint.settings
         )
         if expires is not None:
             self.expiry = asyncio.create_task(self._close_at(expires))
         await self.send_message({"type": "connection_ack"})
         self.connection_acknowledged = True
 
-    async def _close_at(self, expires: float) -> None:
-        await asyncio.sleep(max(0.0, expires - time.time()))
+    async def _close_at(self, expires: datetime) -> None:
+        await asyncio.sleep(max(0.0, expires.timestamp() - time.time()))
         await self.websocket.close(UNAUTHORIZED, "Unauthorized: token expired")
 
     async def shutdown(self) -> None:

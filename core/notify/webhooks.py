@@ -37,6 +37,7 @@ from core.domain import (
 )
 from core.errors import BadUserInput, FieldError, NotFound
 from core.ids import PREFIXES, new_id
+from core.notify import addresses
 from core.services import events
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, audit_value, to_camel
@@ -219,9 +220,10 @@ def _snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
 class WebhookService:
     """Endpoint administration and replays; each change one transaction with its audit."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, allow_private: bool = False) -> None:
         self.db = db
         self.clock = clock
+        self.allow_private = allow_private
 
     async def _validate(
         self, session: AsyncSession, given: EndpointInput, *, creating: bool
@@ -229,6 +231,8 @@ class WebhookService:
         errors: list[FieldError] = []
         if given.url is not None or creating:
             reason = "is required" if given.url is None else _url_error(given.url)
+            if reason is None and given.url is not None:
+                reason = await addresses.url_refusal(given.url, self.allow_private)
             if reason:
                 errors.append(FieldError("url", reason))
         if given.event_types is not None or creating:
