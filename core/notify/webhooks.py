@@ -38,6 +38,7 @@ from core.domain import (
 from core.errors import BadUserInput, FieldError, NotFound
 from core.ids import PREFIXES, new_id
 from core.notify import addresses
+from core.notify.risk import warning_visible
 from core.services import events
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, audit_value, to_camel
@@ -49,6 +50,8 @@ EVENT_TYPES = (
     events.OVERDUE,
     events.COMPLETED,
     events.CANCELLED,
+    events.RISK_WARNING_RAISED,
+    events.RISK_WARNING_CLEARED,
 )
 SIGNATURE_HEADER = "Baton-Signature"
 EVENT_ID_HEADER = "Baton-Event-Id"
@@ -150,12 +153,15 @@ def render(
     """The JSON body for one event as the endpoint's role may see it.
 
     Ids, the event type and time are always there (the admin chose the types); the event's
-    details need ``WorkflowEvent.payload``; the customer's fields need their own read
+    details need ``WorkflowEvent.payload`` (and for a risk warning, the right to read that
+    warning: ``core.notify.risk.warning_visible``); the customer's fields need their own read
     permissions and a role whose customer scope is ALL (an endpoint is nobody's owner or
     manager, so OWN and TEAM reach no customer).
     """
     data: dict[str, Any] = {"handoverId": event.handover_id, "customerId": event.customer_id}
-    if view.can_read("WorkflowEvent", "payload"):
+    if view.can_read("WorkflowEvent", "payload") and (
+        event.kind not in events.RISK_KINDS or warning_visible(view, event.payload)
+    ):
         data["details"] = audit_value(dict(event.payload))
     if customer is not None and view.scope is Scope.ALL:
         data["customer"] = _customer_fields(customer, view)

@@ -258,9 +258,9 @@ class Deliverer:
 
 def webhook_job(settings: Settings) -> Job:
     """The ``webhooks`` job: every 10 s by default, and at once after a commit that wrote
-    events in this process (``Scheduler.wake``)."""
+    events, in any process (``Scheduler.events_written``)."""
 
     async def run(services: Services, now: datetime) -> int:
         return await Deliverer(services, settings).run(now)
 
-    return Job(WEBHOOKS, timedelta(seconds=10), run)
+    return Job(WEBHOOKS, timedelta(seconds=10), run, on_events=True)
