@@ -91,6 +91,7 @@ _SCALARS = (
     "email_max_attempts",
     "default_locale",
     "max_subscriptions_per_user",
+    "subscription_lease",
     "scheduler",
     "scheduler_tick",
     "webhook_timeout",
@@ -172,8 +173,10 @@ class Settings:
     email_max_attempts: int = 8  # then the notice is FAILED
     # The language of e-mails to users who chose none (zh or en).
     default_locale: str = "zh"
-    # Open GraphQL subscriptions (WebSocket connections) per user and process.
+    # Open GraphQL subscriptions (WebSocket connections) per user, across every worker on
+    # PostgreSQL (leases a crashed worker's connections lose after subscription_lease seconds).
     max_subscriptions_per_user: int = 5
+    subscription_lease: float = 60.0
     # Engagement stage windows in days (docs/guides/health-and-surveys.md).
     engagement_new_days: int = 90
     engagement_active_days: int = 90

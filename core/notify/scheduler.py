@@ -305,11 +305,11 @@ class Scheduler:
         log.info("scheduler started (pid %d): %s", os.getpid(), names)
         try:
             while True:
+                self._wakeup.clear()  # before the step: a wake during it runs the next at once
                 try:
                     await self.step()
                 except Exception:
                     log.exception("scheduler tick failed")
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.tick)
         finally:

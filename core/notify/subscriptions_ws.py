@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +38,7 @@ from core.config import Settings
 from core.domain import User
 from core.errors import BatonError
 from core.identity import Authenticator, InvalidToken
+from core.notify.connections import ConnectionLimit
 from core.notify.subscriptions import EventHub
 from core.notify.subscriptions_api import SubscriptionContext
 from core.services import Services
@@ -68,6 +68,7 @@ class Handler(BaseGraphQLTransportWSHandler[Any, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.viewer: User | None = None
+        self.lease: str | None = None
         self.expiry: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
@@ -88,8 +89,9 @@ class Handler(BaseGraphQLTransportWSHandler[Any, None]):
             await self.websocket.close(UNAUTHORIZED, f"Unauthorized: {exc}")
             return
         user, expires = signed_in.user, signed_in.expires_at
-        if not endpoint.admit(user.id):
-            limit = endpoint.settings.max_subscriptions_per_user
+        self.lease = await endpoint.limit.admit(user.id)
+        if self.lease is None:
+            limit = endpoint.limit.limit
             await self.websocket.close(TOO_MANY, f"At most {limit} connections per user")
             return
         self.viewer = user
@@ -109,9 +111,9 @@ class Handler(BaseGraphQLTransportWSHandler[Any, None]):
     async def shutdown(self) -> None:
         if self.expiry is not None:
             self.expiry.cancel()
-        if self.viewer is not None:
-            self.view.release(self.viewer.id)
-            self.viewer = None
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            await self.view.limit.release(lease)
         await super().shutdown()
 
     async def _send_result_stream(
@@ -166,19 +168,9 @@ class SubscriptionEndpoint(GraphQL[Any, None]):
         self.settings = settings
         self.hub = hub
         self.authenticator = authenticator
-        self.open: Counter[str] = Counter()
-
-    def admit(self, user_id: str) -> bool:
-        """Count a new connection of ``user_id``, unless they are at the limit."""
-        if self.open[user_id] >= self.settings.max_subscriptions_per_user:
-            return False
-        self.open[user_id] += 1
-        return True
-
-    def release(self, user_id: str) -> None:
-        self.open[user_id] -= 1
-        if self.open[user_id] <= 0:
-            del self.open[user_id]
+        self.limit = ConnectionLimit(
+            services.db, settings.max_subscriptions_per_user, settings.subscription_lease
+        )
 
     async def get_context(self, request: Any, response: Any) -> Any:
         return None  # set once the connection is authenticated (Handler)
