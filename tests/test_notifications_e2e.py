@@ -2,7 +2,8 @@
 satisfaction check with the injectable clock advanced, and at each moment the scheduler's real
 jobs produce exactly the e-mails (aiosmtpd on 127.0.0.1), webhook calls (a real receiver on
 127.0.0.1) and subscription messages (graphql-transport-ws over a real uvicorn) the deadlines
-call for: nothing before a deadline, each notice once after it. In the middle the scheduler is
+call for: nothing before a deadline, each notice once after it; then the customer turns RED
+and the health sweep's warnings reach the same three channels once. In the middle the scheduler is
 stopped while a webhook request is in flight; the next one sends that event again with the same
 id (the documented at-least-once retry) and nothing else twice.
 
@@ -17,7 +18,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from websockets.asyncio.client import ClientConnection
 
 from core.clock import FixedClock
 from core.config import Settings
-from core.domain import MeetingKind
+from core.domain import ActivityKind, MeetingKind
 from core.errors import InvalidState
 from core.notify import scheduler_for
 from core.notify.webhooks import EVENT_TYPES, EndpointInput, WebhookService
@@ -236,6 +237,26 @@ async def run_handover(
             h = await services.handover.record_satisfaction(MANAGER, h.id, h.version, 5)
             assert await moment(at(4, 10, 9)) == ([("STEP_DONE", "recordSatisfaction")], [])
             assert await moment(at(4, 13, 9)) == ([], [])  # closed: nothing more, ever
+
+            # Wu's customer now: two complaints and an intent to leave make it RED. The next
+            # health sweep raises the warnings, once; the managers up Wu's chain are told.
+            for days, kind in ((40, "COMPLAINT"), (10, "COMPLAINT"), (5, "LEAVE_INTENT")):
+                await services.tiering.record_activity(
+                    Actor.system(),
+                    h.customer_id,
+                    ActivityKind(kind),
+                    at=clock.now() - timedelta(days=days),
+                )
+            assert await moment(at(4, 13, 9, 10)) == ([], [])  # the sweep's next run is 9:15
+            sent, mails = await moment(at(4, 13, 9, 15))
+            assert sent == [("RISK_WARNING_RAISED", None)] * 3
+            assert sorted(r.json["data"]["details"]["code"] for r in hooks.received[-3:]) == [
+                "COMPLAINTS_UP",
+                "LEAVE_INTENT",
+                "SLOW_RESPONSE",
+            ]
+            assert mails == [(LI, "health_red"), ("zhao@example.com", "health_red")]
+            assert await moment(at(4, 13, 10)) == ([], [])  # still raised: not again
             await asyncio.sleep(0.2)
             assert len(channels.messages) == channels.seen["messages"]
         finally:

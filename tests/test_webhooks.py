@@ -20,6 +20,7 @@ from core.clock import FixedClock
 from core.config import Settings
 from core.db import Database
 from core.domain import Customer
+from core.notify import addresses
 from core.notify.webhooks import EndpointInput, WebhookService
 from core.notify.webhooks_delivery import MAX_BACKOFF, Deliverer, backoff
 from core.services import Actor, Services
@@ -396,3 +397,25 @@ async def test_private_and_metadata_addresses_are_refused_unless_allowed(
 
 def _endpoint(url: str) -> dict[str, Any]:
     return {"url": url, "eventTypes": ["HANDOVER_OPENED"], "role": "admin"}
+
+
+async def test_a_delivery_is_pinned_to_the_public_address_it_checked() -> None:
+    target = await addresses.pin("https://93.184.216.34:8443/hook?x=1", allow_private=False)
+    assert target == addresses.Target(
+        "https://93.184.216.34:8443/hook?x=1", "93.184.216.34:8443", None
+    )
+    v6 = await addresses.pin("https://[2606:4700::1111]/hook", allow_private=False)
+    assert v6.url == "https://[2606:4700::1111]/hook" and v6.host_header == "[2606:4700::1111]"
+    for url, reason in (
+        ("https://10.0.0.7/hook", "10.0.0.7 is a private address"),
+        ("https://100.64.1.1/hook", "is a private address"),
+        ("https://[fe80::1]/hook", "link-local"),
+        ("https://0.0.0.0/hook", "0.0.0.0 is a private address"),
+        ("https://224.0.0.1/hook", "is not a public address"),
+        ("https://db.internal/hook", "names an internal host"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            await addresses.pin(url, allow_private=False)
+    # Allowed: used as given (the test receiver on 127.0.0.1).
+    local = await addresses.pin("http://127.0.0.1:8080/hook", allow_private=True)
+    assert (local.url, local.host_header) == ("http://127.0.0.1:8080/hook", "127.0.0.1:8080")

@@ -106,11 +106,13 @@ async def pin(url: str, allow_private: bool) -> Target:
     if allow_private:
         return Target(url, parts.netloc, None)
     host = (parts.hostname or "").rstrip(".").lower()
+    if (reason := _internal(host)) is not None:
+        raise ValueError(f"{host} {reason}")
     addresses = await resolve(host, _port(parts))
     if not addresses:
         raise ValueError(f"{host} does not resolve")
     # Every address is checked, then the first is used: the request cannot go elsewhere.
-    if (reason := _internal(host) or _first_refusal(addresses)) is not None:
+    if (reason := _first_refusal(addresses)) is not None:
         raise ValueError(f"{host} {reason}")
     address = addresses[0]
     shown = f"[{address}]" if address.version == 6 else str(address)
