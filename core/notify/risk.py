@@ -4,7 +4,7 @@ they clear, once each.
 The scheduler's ``health_sweep`` job walks every customer in id order, ``BATCH`` at a time,
 and asks the insight service for their health (``TieringService.health``, its batch API).
 Per batch it compares the warnings found with ``risk_warning_states`` (what the sweep saw
-raised before) and, in one transaction, writes a ``RISK_WARNING_RAISED`` event for each new
+raised before) and, in one short transaction, writes a ``RISK_WARNING_RAISED`` event for each new
 warning and a ``RISK_WARNING_CLEARED`` event for each that went, with the state rows: a fixed
 number of statements per batch, whatever its size. A sweep stopped at any moment leaves each
 batch either done or not, so the next run neither misses nor repeats a change.
@@ -66,7 +66,8 @@ async def sweep_health(services: Services, now: datetime) -> int:
     written = 0
     after = ""
     while True:
-        async with services.db.transaction() as session:
+        # Health is computed outside the write transaction (SQLite's lock is not held for it).
+        async with services.db.reader() as session:
             customers = list(
                 await session.scalars(
                     select(Customer).where(Customer.id > after).order_by(Customer.id).limit(BATCH)
@@ -75,6 +76,7 @@ async def sweep_health(services: Services, now: datetime) -> int:
             if not customers:
                 return written
             healths = await services.tiering.health(session, customers)
+        async with services.db.transaction() as session:
             events = await _record(session, customers, healths, now)
             after_commit(session, partial(services.handover.outbox.deliver, events))
         written += len(events)
