@@ -38,18 +38,19 @@ class ConnectionLimit:
         self.limit = limit
         self.lease = timedelta(seconds=lease_seconds)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"[:200]
-        self.counts: Counter[str] = Counter()  # SQLite
-        self.held: dict[str, str] = {}  # lease id → user id (PostgreSQL)
+        self.counts: Counter[str] = Counter()  # open connections per user (SQLite)
+        self.held: dict[str, str] = {}  # lease id → user id
         self._renewing: asyncio.Task[None] | None = None
 
     async def admit(self, user_id: str) -> str | None:
         """A lease for one more connection of ``user_id``, or None at the limit."""
+        lease_id = uuid.uuid4().hex
         if self.db.is_sqlite:
             if self.counts[user_id] >= self.limit:
                 return None
             self.counts[user_id] += 1
-            return f"local:{user_id}:{uuid.uuid4().hex}"
-        lease_id = uuid.uuid4().hex
+            self.held[lease_id] = user_id
+            return lease_id
         async with self.db.transaction() as session:
             await session.execute(
                 text("SELECT pg_advisory_xact_lock(:cls, hashtext(:user))"),
@@ -78,13 +79,13 @@ class ConnectionLimit:
 
     async def release(self, lease_id: str) -> None:
         """The connection of ``lease_id`` closed: its place is free again at once."""
-        if lease_id.startswith("local:"):
-            user_id = lease_id.split(":")[1]
-            self.counts[user_id] -= 1
-            if self.counts[user_id] <= 0:
-                del self.counts[user_id]
+        user_id = self.held.pop(lease_id, None)
+        if self.db.is_sqlite:
+            if user_id is not None:
+                self.counts[user_id] -= 1
+                if self.counts[user_id] <= 0:
+                    del self.counts[user_id]
             return
-        self.held.pop(lease_id, None)
         if not self.held and self._renewing is not None:
             self._renewing.cancel()
             self._renewing = None
