@@ -27,7 +27,6 @@ from core.insight.segments import EngagementRule
 from core.notify import Scheduler, scheduler_for
 from core.notify.subscriptions import EventHub
 from core.notify.subscriptions_ws import SubscriptionEndpoint
-from core.notify.webhooks_delivery import WEBHOOKS
 from core.plugins import PluginRegistry, load_plugins
 from core.services import Services
 from core.web import web_routes
@@ -63,16 +62,16 @@ def create_app(
     hub = EventHub(db)
     scheduler: Scheduler | None = None
 
-    def wake_webhooks(event: object) -> None:
+    def wake_senders(event: object) -> None:
         if scheduler is not None:  # events written here go out now, not at the next interval
-            scheduler.wake(WEBHOOKS)
+            scheduler.events_written()
 
     services = Services.create(
         db,
         clock,
         WorkingCalendar(settings.holidays),
         plugins=plugins,
-        event_subscribers=[hub.on_outbox, wake_webhooks],
+        event_subscribers=[hub.on_outbox, wake_senders],
         engagement=EngagementRule(
             settings.engagement_new_days,
             settings.engagement_active_days,

@@ -91,12 +91,14 @@ _SCALARS = (
     "email_max_attempts",
     "default_locale",
     "max_subscriptions_per_user",
+    "subscription_lease",
     "scheduler",
     "scheduler_tick",
     "webhook_timeout",
     "webhook_max_attempts",
     "webhook_backoff",
     "webhook_concurrency",
+    "webhook_allow_private",
 )
 
 
@@ -151,6 +153,9 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_backoff: float = 30.0
     webhook_concurrency: int = 8
+    # Allow webhook endpoints on loopback, link-local, private and metadata addresses
+    # (core.notify.addresses); off, such URLs are refused at registration and at delivery.
+    webhook_allow_private: bool = False
     # Non-working days besides weekends, for deadlines (BATON_HOLIDAYS=2026-10-01,2026-10-02).
     holidays: tuple[date, ...] = ()
     # The plugins to load (BATON_PLUGINS=banking,acme; empty: none); None loads every installed one.
@@ -168,8 +173,10 @@ class Settings:
     email_max_attempts: int = 8  # then the notice is FAILED
     # The language of e-mails to users who chose none (zh or en).
     default_locale: str = "zh"
-    # Open GraphQL subscriptions (WebSocket connections) per user and process.
+    # Open GraphQL subscriptions (WebSocket connections) per user, across every worker on
+    # PostgreSQL (leases a crashed worker's connections lose after subscription_lease seconds).
     max_subscriptions_per_user: int = 5
+    subscription_lease: float = 60.0
     # Engagement stage windows in days (docs/guides/health-and-surveys.md).
     engagement_new_days: int = 90
     engagement_active_days: int = 90

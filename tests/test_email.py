@@ -37,6 +37,7 @@ from core.domain import ActivityKind, EmailNotice, Handover, MeetingKind, Notice
 from core.notify.email import LEASE, EmailNotifier, backoff
 from core.notify.email_plan import Planner
 from core.notify.email_templates import EmailTemplates
+from core.notify.risk import sweep_health
 from core.plugins import PluginError, register
 from core.services import Actor, Services
 from sdk import EmailTemplate, hookimpl
@@ -274,7 +275,10 @@ async def test_managers_up_the_chain_hear_of_a_red_customer_once(
     inbox = Inbox()
     with smtp_server(inbox) as port:
         job = EmailNotifier(mail_settings(settings, port))
+        assert await job.run(services, clock.now()) == 0  # e-mail does not compute health
+        assert await sweep_health(services, clock.now()) == 3  # the health sweep's events
         await job.run(services, clock.now())
+        assert await sweep_health(services, clock.now()) == 0  # still raised: no new event
         await job.run(services, clock.now() + dt.timedelta(hours=1))
     assert sorted(m["To"] for m in inbox.messages) == ["li@example.com", "zhao@example.com"]
     zhao = inbox.to("zhao@example.com")[0]

@@ -32,6 +32,10 @@ RANKS = {
     "core.services": 3,
     "core.insight": 3,
     "core.notify": 3,
+    # Below the faces: the address guard, the health sweep, the connection leases.
+    "core.notify.addresses": 3,
+    "core.notify.risk": 3,
+    "core.notify.connections": 3,
     # The notify room's faces: GraphQL types, the WebSocket transport, CLI commands.
     "core.notify.subscriptions_api": 4,
     "core.notify.webhooks_api": 4,

@@ -201,6 +201,7 @@ def test_intervals_come_from_the_environment_and_a_misspelt_job_is_refused() -> 
     jobs = default_jobs(Settings(schedules=(("deadline_sweep", "5m"), ("tier_review", "off"))))
     assert [(j.name, j.interval) for j in jobs] == [
         (DEADLINE_SWEEP, timedelta(minutes=5)),
+        ("health_sweep", timedelta(minutes=15)),
         ("webhooks", timedelta(seconds=10)),
         ("email", timedelta(minutes=1)),
         ("surveys", timedelta(hours=1)),

@@ -20,9 +20,18 @@ from core.clock import FixedClock
 from core.config import Settings
 from core.db import Database
 from core.domain import Customer
+from core.notify import addresses
+from core.notify.webhooks import EndpointInput, WebhookService
 from core.notify.webhooks_delivery import MAX_BACKOFF, Deliverer, backoff
 from core.services import Actor, Services
-from tests.conftest import GraphQLClient, client_of, create_team, error_codes, running
+from tests.conftest import (
+    JWT_SECRET,
+    GraphQLClient,
+    client_of,
+    create_team,
+    error_codes,
+    running,
+)
 from tests.test_handover_workflow import open_handover
 from tests.webhook_receiver import Receiver, receiver
 
@@ -46,6 +55,13 @@ def documented_verify() -> Callable[..., bool]:
     namespace: dict[str, Any] = {}
     exec(snippet, namespace)
     return namespace["verify"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The receiver listens on 127.0.0.1: these tests allow private addresses (the default
+    refuses them, see test_private_and_metadata_addresses_are_refused_unless_allowed)."""
+    return Settings(database_url=database_url, jwt_secret=JWT_SECRET, webhook_allow_private=True)
 
 
 @pytest.fixture
@@ -327,3 +343,79 @@ async def test_a_handover_with_the_clock_advanced_calls_the_webhook_at_each_dead
         assert len(await received(3)) == 3  # each deadline once
         customer = hooks.received[2].json["data"]["customer"]
         assert customer["name"] == "Acme" and "annualRevenue" not in customer
+
+
+async def test_private_and_metadata_addresses_are_refused_unless_allowed(
+    settings: Settings, clock: FixedClock, hooks: Receiver
+) -> None:
+    strict = replace(settings, webhook_allow_private=False)
+    async with running(strict, clock) as app, client_of(app, clock) as gql:
+        services: Services = app.state.services
+        await create_team(services)
+        for url in (
+            hooks.url,  # http://127.0.0.1:<port>/hook
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.1.2.3/hook",
+            "https://[::1]/hook",
+            "https://[::ffff:192.168.0.1]/hook",
+            "https://metadata.google.internal/computeMetadata",
+            "https://localhost/hook",
+        ):
+            body = await gql.execute("admin", CREATE, {"input": _endpoint(url)})
+            assert error_codes(body) == ["BAD_USER_INPUT"], url
+            [field] = body["errors"][0]["extensions"]["fields"]
+            assert field["path"] == "input.url", url
+            assert "BATON_WEBHOOK_ALLOW_PRIVATE=1" in field["reason"], field
+        assert "link-local" in str(
+            await gql.execute("admin", CREATE, {"input": _endpoint("https://169.254.169.254/")})
+        )
+        # A name that does not resolve (yet) is accepted; each delivery checks it again.
+        await register(gql, "https://hooks.invalid/x", role="admin")
+        log = await gql.data(
+            "admin", '{ auditLog(filter: {entityType: "WebhookEndpoint"}) { totalCount } }'
+        )
+        assert log["auditLog"]["totalCount"] == 1  # the refusals wrote nothing
+
+        # Registered while allowed, delivered while not: refused at delivery, nothing sent.
+        allowed = WebhookService(services.db, services.clock, allow_private=True)
+        await allowed.create(
+            Actor.system(), EndpointInput(hooks.url, ("HANDOVER_OPENED",), "admin")
+        )
+        await open_handover(services, "Acme")
+        deliver = Deliverer(services, replace(strict, webhook_max_attempts=3))
+        assert await deliver.run(clock.now()) == 0
+        assert hooks.received == []
+        body = await gql.data("admin", DELIVERIES)
+        errors = [
+            d["node"]["lastError"]
+            for e in body["webhookEndpoints"]["edges"]
+            for d in e["node"]["deliveries"]["edges"]
+        ]
+        assert any("refused: 127.0.0.1 is a loopback address" in str(x) for x in errors), errors
+        assert any("refused: hooks.invalid does not resolve" in str(x) for x in errors), errors
+
+
+def _endpoint(url: str) -> dict[str, Any]:
+    return {"url": url, "eventTypes": ["HANDOVER_OPENED"], "role": "admin"}
+
+
+async def test_a_delivery_is_pinned_to_the_public_address_it_checked() -> None:
+    target = await addresses.pin("https://93.184.216.34:8443/hook?x=1", allow_private=False)
+    assert target == addresses.Target(
+        "https://93.184.216.34:8443/hook?x=1", "93.184.216.34:8443", None
+    )
+    v6 = await addresses.pin("https://[2606:4700::1111]/hook", allow_private=False)
+    assert v6.url == "https://[2606:4700::1111]/hook" and v6.host_header == "[2606:4700::1111]"
+    for url, reason in (
+        ("https://10.0.0.7/hook", "10.0.0.7 is a private address"),
+        ("https://100.64.1.1/hook", "is a private address"),
+        ("https://[fe80::1]/hook", "link-local"),
+        ("https://0.0.0.0/hook", "0.0.0.0 is a private address"),
+        ("https://224.0.0.1/hook", "is not a public address"),
+        ("https://db.internal/hook", "names an internal host"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            await addresses.pin(url, allow_private=False)
+    # Allowed: used as given (the test receiver on 127.0.0.1).
+    local = await addresses.pin("http://127.0.0.1:8080/hook", allow_private=True)
+    assert (local.url, local.host_header) == ("http://127.0.0.1:8080/hook", "127.0.0.1:8080")

@@ -79,13 +79,15 @@ def leads(log: Path) -> bool:
 
 
 def test_two_workers_one_leads_and_the_other_takes_over_when_it_is_killed(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if database_url.startswith("sqlite"):
         # Real processes are slow to start; SQLite's file lock is covered in-process by
         # test_scheduler, and several hosts means PostgreSQL.
         pytest.skip("PostgreSQL only")
     url = database_url
+    # The receiver is on 127.0.0.1 (the CLI and the workers read this from the environment).
+    monkeypatch.setenv("BATON_WEBHOOK_ALLOW_PRIVATE", "1")
     for user, role, manager in (
         ("tm.a", "team_manager", None),
         ("am.a", "account_manager", "tm.a"),

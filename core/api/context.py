@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 from core.authz.defaults import Scope
 from core.authz.roles import roles_of
 from core.authz.view import PermissionView
+from core.config import Settings
 from core.domain import (
     AssignmentRule,
     Customer,
@@ -44,11 +45,13 @@ class RequestContext:
         viewer: User,
         permissions: PermissionView,
         request_id: str,
+        settings: Settings | None = None,
         session: AsyncSession | None = None,
     ) -> None:
         """``session``: the read session to use (the caller's, e.g. the one that signed the
         viewer in); else one is opened on the first read."""
         self.services = services
+        self.settings = settings or Settings()
         self.viewer = viewer
         self.permissions = permissions
         self.actor = Actor(viewer.id)

@@ -20,6 +20,7 @@ from core.calendar import WorkingCalendar
 from core.domain.enums import HandoverStatus, MeetingKind, ReassignmentTrigger, RequestStatus
 from core.errors import NotFound
 from core.ids import PREFIXES
+from core.notify.risk import visible_events
 from core.services import customers as customer_service
 from core.services.handover import FINAL, deadlines
 from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
@@ -238,8 +239,10 @@ async def _in_scope(info: Info, stmt: Select[Any], customer_column: Any) -> Sele
 @strawberry.type(description="A handover workflow event from the outbox, oldest first.")
 class WorkflowEvent(Node):
     kind: str | None = strawberry.field(
-        description="HANDOVER_OPENED, STEP_DONE, DUE_SOON, OVERDUE, COMPLETED, CANCELLED, or "
-        "TEAM_MEMBER_REMOVED (no handover: a deactivated user left the customer's team)."
+        description="HANDOVER_OPENED, STEP_DONE, DUE_SOON, OVERDUE, COMPLETED, CANCELLED; "
+        "without a handover: TEAM_MEMBER_REMOVED (a deactivated user left the customer's "
+        "team), RISK_WARNING_RAISED and RISK_WARNING_CLEARED (the health sweep; shown only "
+        "to viewers who may read the warning)."
     )
     at: datetime | None
     handover_id: strawberry.ID | None
@@ -279,8 +282,8 @@ class WorkflowEventFilter:
 
 async def events_in_scope(info: Info, f: WorkflowEventFilter) -> Select[Any]:
     """Outbox events matching ``f`` the viewer sees: those of handovers they see, and an event
-    of no handover (a team change) with its customer (the query and the subscription read
-    events through this one statement)."""
+    of no handover (a team change, a risk warning) with its customer, a risk warning only if
+    they may read it (the query and the subscriptions read events through this statement)."""
     model = domain.WorkflowEventRecord
     stmt = _equal(
         select(model),
@@ -289,6 +292,8 @@ async def events_in_scope(info: Info, f: WorkflowEventFilter) -> Select[Any]:
         (model.customer_id, f.customer_id),
     )
     ctx = context_of(info)
+    # Risk warnings (the health sweep's) only where the viewer may read the warning.
+    stmt = stmt.where(visible_events(ctx.permissions, ctx.services.plugins))
     visible = (await ctx.scope()).handovers()
     if visible is None:
         return stmt

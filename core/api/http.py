@@ -116,9 +116,8 @@ class GraphQLEndpoint:
         self, request: Request, request_id: str, reader: AsyncSession
     ) -> Response:
         try:
-            viewer = await self.authenticator.authenticate(
-                request.headers.get("authorization"), reader
-            )
+            header = request.headers.get("authorization")
+            viewer = (await self.authenticator.authenticate(header, reader)).user
         except InvalidToken as exc:
             return error_response(str(exc), ErrorCode.UNAUTHENTICATED, 401, request_id)
         try:
@@ -179,7 +178,9 @@ class GraphQLEndpoint:
     ) -> tuple[Response, bool]:
         """The response, and whether it may be retried: an operation timed out or failed
         unexpectedly, so its transaction was rolled back."""
-        context = RequestContext(self.services, viewer, permissions, request_id, reader)
+        context = RequestContext(
+            self.services, viewer, permissions, request_id, self.settings, reader
+        )
         deadline = asyncio.get_running_loop().time() + self.settings.execution_timeout
         operations = payload if isinstance(payload, list) else [payload]
         try:

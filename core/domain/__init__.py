@@ -44,7 +44,14 @@ from core.domain.models import (
     WorkflowEventRecord,
 )
 from core.domain.notices import LOCALES, EmailCursor, EmailNotice, NoticeStatus
-from core.domain.notify import DeliveryState, ScheduledJob, WebhookDelivery, WebhookEndpoint
+from core.domain.notify import (
+    DeliveryState,
+    RiskWarningState,
+    ScheduledJob,
+    SubscriptionLease,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "LOCALES",
@@ -80,8 +87,10 @@ __all__ = [
     "ReassignmentRequest",
     "ReassignmentTrigger",
     "RequestStatus",
+    "RiskWarningState",
     "ScheduledJob",
     "Strategy",
+    "SubscriptionLease",
     "Survey",
     "SurveyKind",
     "SurveyOccasion",

@@ -79,3 +79,37 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class RiskWarningState(Base):
+    """A risk warning the health sweep found raised on a customer, kept until it clears:
+    the sweep writes ``RISK_WARNING_RAISED`` when a row appears and ``RISK_WARNING_CLEARED``
+    when it goes, so each change is one outbox event however often the sweep runs."""
+
+    __tablename__ = "risk_warning_states"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    level: Mapped[str] = mapped_column(String(32))
+    signal: Mapped[str] = mapped_column(String(100))
+    # The health indicator that raised it (``HealthIndicator.<name>`` guards it); None for a
+    # plugin health signal.
+    indicator: Mapped[str | None] = mapped_column(String(100))
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SubscriptionLease(Base):
+    """One open subscription connection (WebSocket) on PostgreSQL, so that the per-user limit
+    holds across workers and hosts: its worker renews ``expires_at`` while it is open and
+    deletes the row on close; a crashed worker's rows simply expire."""
+
+    __tablename__ = "subscription_leases"
+    __table_args__ = (Index("ix_subscription_leases_user", "user_id", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    worker: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,7 +4,7 @@
 (HTTP, WebSocket subscriptions, the admin console); it raises ``InvalidToken``.
 """
 
-from core.identity.authenticator import Authenticator
+from core.identity.authenticator import Authenticated, Authenticator
 from core.identity.tokens import InvalidToken, issue_token
 
-__all__ = ["Authenticator", "InvalidToken", "issue_token"]
+__all__ = ["Authenticated", "Authenticator", "InvalidToken", "issue_token"]

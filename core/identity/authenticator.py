@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -30,6 +32,14 @@ _WITH_POLICY_VERSION = select(
 _BY_ID = _WITH_POLICY_VERSION.where(User.id == bindparam("user_id"))  # built once
 
 
+@dataclass(frozen=True)
+class Authenticated:
+    """Who a token names, and when the token expires (None: it carries no ``exp``)."""
+
+    user: User
+    expires_at: datetime | None
+
+
 class Authenticator:
     """Checks bearer tokens of both kinds: service tokens (HS256, ``BATON_JWT_SECRET``) and
     the identity provider's tokens (RS256/ES256, ``BATON_OIDC_*``), as configured.
@@ -50,9 +60,10 @@ class Authenticator:
 
     async def authenticate(
         self, authorization_header: str | None, session: AsyncSession | None = None
-    ) -> User:
-        """The active user the header's bearer token names, else ``InvalidToken`` (or
-        ``ServiceUnavailable`` when the identity provider cannot be reached).
+    ) -> Authenticated:
+        """The active user the header's bearer token names and the token's expiry (from the
+        one verified decode), else ``InvalidToken`` (or ``ServiceUnavailable`` when the
+        identity provider cannot be reached).
 
         ``session``: a read session to look the user up with (else one of its own)."""
         token = bearer(authorization_header)
@@ -66,7 +77,7 @@ class Authenticator:
             return await self._provider_user(token, str(algorithm), session)
         raise InvalidToken(f"token algorithm {algorithm!r} is not accepted")
 
-    async def _service_user(self, token: str, session: AsyncSession | None) -> User:
+    async def _service_user(self, token: str, session: AsyncSession | None) -> Authenticated:
         s = self.settings
         if not s.jwt_secret:
             raise InvalidToken(
@@ -84,11 +95,11 @@ class Authenticator:
         user = await self._user(_BY_ID, session, user_id=user_id)
         if user is None:
             raise InvalidToken(f"unknown user {user_id!r}")
-        return _active(user)
+        return _active(user, claims)
 
     async def _provider_user(
         self, token: str, algorithm: str, session: AsyncSession | None
-    ) -> User:
+    ) -> Authenticated:
         if self.provider is None:
             raise InvalidToken("OpenID Connect sign-in is not configured on this server")
         claims = await self.provider.claims(token, algorithm)
@@ -102,7 +113,7 @@ class Authenticator:
                     f"no Baton user matches {claim} {value!r}; ask an admin to add you"
                 )
             user = await self._provision(claims, claim, value)
-        return _active(user)
+        return _active(user, claims)
 
     async def _user(
         self,
@@ -159,7 +170,9 @@ def _text(claims: dict[str, Any], name: str) -> str:
     return value
 
 
-def _active(user: User) -> User:
+def _active(user: User, claims: dict[str, Any]) -> Authenticated:
     if not user.active:
         raise InvalidToken(f"user {user.id!r} is deactivated")
-    return user
+    exp = claims.get("exp")
+    expires = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None
+    return Authenticated(user, expires)

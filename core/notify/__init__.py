@@ -31,14 +31,17 @@ def default_jobs(settings: Settings) -> list[Job]:
     """Every job with its default interval, then the ``BATON_SCHEDULE_*`` intervals applied."""
     from core.insight.service import run as schedule_surveys
     from core.notify.email import EmailNotifier  # they build on this package
+    from core.notify.risk import HEALTH_SWEEP, sweep_health
     from core.notify.webhooks_delivery import webhook_job
 
     jobs = [
         Job(DEADLINE_SWEEP, timedelta(minutes=15), sweep_deadlines),
         Job(TIER_REVIEW, QUARTERLY, review_tiers),
+        # Risk warnings raised and cleared, as outbox events (before the jobs that send them).
+        Job(HEALTH_SWEEP, timedelta(minutes=15), sweep_health),
         webhook_job(settings),
         # Nothing to do (and no connection made) while BATON_SMTP_HOST is unset.
-        Job(EmailNotifier.name, timedelta(minutes=1), EmailNotifier(settings).run),
+        Job(EmailNotifier.name, timedelta(minutes=1), EmailNotifier(settings).run, on_events=True),
         # Quarterly NPS, the post-handover survey a month after completion, post-delivery.
         Job(SURVEYS, timedelta(hours=1), schedule_surveys),
     ]

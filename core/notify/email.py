@@ -1,7 +1,7 @@
 """E-mail delivery: the job that plans notices after commit and sends them over SMTP.
 
 ``EmailNotifier(settings).run(services, now)`` is a scheduler job (``core.notify.scheduler``):
-each run plans the notices of new outbox events and of RED health (``email_plan``), in one
+each run plans the notices of new outbox events (``email_plan``), in one
 transaction, then sends every notice that is due. A notice is claimed (its next attempt moved
 a lease ahead) before it is sent and marked ``SENT`` after, so a failed send is retried with
 exponential backoff up to ``BATON_EMAIL_MAX_ATTEMPTS`` (then ``FAILED``), and a process that
@@ -63,7 +63,6 @@ class EmailNotifier:
         planner = Planner(services, self.templates, self.settings.default_locale)
         async with services.db.transaction() as session:
             planned = await planner.from_outbox(session, now)
-            planned += await planner.from_health(session, now)
         return planned + await self.send_due(services, now)
 
     async def send_due(self, services: Services, now: datetime) -> int:

@@ -1,4 +1,4 @@
-"""Who is told what: e-mail notices planned from the workflow-event outbox and from RED health.
+"""Who is told what: e-mail notices planned from the workflow-event outbox.
 
 Planning renders each notice for its recipient, with only the customer fields that recipient's
 roles may read (the same ``PermissionView`` the API consults), and stores it under a unique
@@ -10,7 +10,8 @@ key, so a notice is planned once however often the job runs or how many workers 
   owners, and to the outgoing owner's manager for the manager's own steps;
 - ``STEP_DONE`` of ``reviewHandbook`` approved → ``customer_notice_draft`` to the outgoing owner
   (the incoming one when there is none), to send to the customer;
-- health RED → ``health_red`` to every manager up the owner's chain.
+- ``RISK_WARNING_RAISED`` while health is RED (the health sweep, ``core.notify.risk``) →
+  ``health_red`` to every manager up the owner's chain, with the warnings they may read.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from core.domain import (
     WorkflowEventRecord,
 )
 from core.notify.email_templates import LABELS, EmailTemplates
+from core.notify.risk import warning_visible
 from core.services import Services
-from core.services.events import DUE_SOON, OVERDUE, STEP_DONE
-from core.services.insight import Health
+from core.services.events import DUE_SOON, OVERDUE, RISK_WARNING_RAISED, STEP_DONE
 from core.services.reassignment import SENSITIVE_TIERS
 
 # Events older than this when first seen are not mailed (e.g. when e-mail is first switched
@@ -97,18 +98,25 @@ class Planner:
         if not events:
             return 0
         cursor.last_event_id = events[-1].id
-        # Handover events only: team changes (no handover) have no e-mail notice yet.
-        fresh = [e for e in events if e.at >= now - MAX_EVENT_AGE and e.handover_id is not None]
+        fresh = [e for e in events if e.at >= now - MAX_EVENT_AGE]
+        # Handover events, and risk warnings raised while the customer's health is RED; team
+        # changes have no e-mail notice yet.
+        steps = [e for e in fresh if e.handover_id is not None]
+        red = [
+            e
+            for e in fresh
+            if e.kind == RISK_WARNING_RAISED and e.payload.get("healthLevel") == "RED"
+        ]
         handovers = {
             h.id: h
             for h in await session.scalars(
-                select(Handover).where(Handover.id.in_({e.handover_id for e in fresh}))
+                select(Handover).where(Handover.id.in_({e.handover_id for e in steps}))
             )
         }
-        customers = await _customers(session, {e.customer_id for e in fresh})
+        customers = await _customers(session, {e.customer_id for e in steps + red})
         users = _Users(session)
         planned: list[Planned] = []
-        for event in fresh:
+        for event in steps:
             handover = handovers[str(event.handover_id)]
             customer = customers[event.customer_id]
             for template, recipient_id, values in await self._for_event(event, handover, users):
@@ -116,36 +124,33 @@ class Planner:
                 if recipient is not None:
                     key = f"event:{event.id}:{recipient.id}:{template}"
                     planned.append(Planned(key, template, recipient, customer, event.id, values))
+        planned += await self._red(red, customers, users)
         return await self._store(session, planned, now)
 
-    async def from_health(self, session: AsyncSession, now: datetime) -> int:
-        """Plan a ``health_red`` notice to each manager up the owner's chain for every owned
-        customer whose health is RED; once per customer and set of warnings (a relapse with a
-        new cause, e.g. a later missed order, is a new notice)."""
-        customers = list(
-            (
-                await session.scalars(
-                    select(Customer).options(selectinload(Customer.active_ownership))
-                )
-            ).all()
-        )
-        owned = [c for c in customers if c.active_ownership is not None]
-        healths = await self.services.tiering.health(session, owned) if owned else []
-        users = _Users(session)
+    async def _red(
+        self,
+        events: Sequence[WorkflowEventRecord],
+        customers: Mapping[str, Customer],
+        users: _Users,
+    ) -> list[Planned]:
+        """A ``health_red`` notice to each manager up the owner's chain per customer whose
+        warnings were raised while its health is RED (the health sweep's events of one
+        planning batch together: one notice listing them). A warning that clears and is
+        raised again is a new event, so a relapse is a new notice."""
+        by_customer: dict[str, list[WorkflowEventRecord]] = {}
+        for event in events:
+            by_customer.setdefault(event.customer_id, []).append(event)
         planned = []
-        for customer, health in zip(owned, healths, strict=True):
-            if health.level != "RED":
+        for customer_id, raised in by_customer.items():
+            customer = customers[customer_id]
+            owner_id = customer.active_ownership.owner_id if customer.active_ownership else None
+            if owner_id is None:
                 continue
-            assert customer.active_ownership is not None
-            owner = await users.get(customer.active_ownership.owner_id)
-            cause = ",".join(
-                f"{w.code}@{w.since.date().isoformat() if w.since else ''}" for w in health.warnings
-            )
-            values = {"owner": owner, "health": health}
-            for manager in await users.managers_of(customer.active_ownership.owner_id):
-                key = f"health:{customer.id}:{cause}:{manager.id}"[:300]
-                planned.append(Planned(key, "health_red", manager, customer, None, values))
-        return await self._store(session, planned, now)
+            values = {"owner": await users.get(owner_id), "raised": raised}
+            for manager in await users.managers_of(owner_id):
+                key = f"health:{customer_id}:{raised[0].id}:{manager.id}"
+                planned.append(Planned(key, "health_red", manager, customer, raised[0].id, values))
+        return planned
 
     async def _for_event(
         self, event: WorkflowEventRecord, handover: Handover, users: _Users
@@ -179,6 +184,10 @@ class Planner:
             if not p.recipient.active or not p.recipient.email:
                 continue
             view = await self.services.authz.view_for(p.recipient.id)
+            if "raised" in p.values and not any(
+                warning_visible(view, e.payload) for e in p.values["raised"]
+            ):
+                continue  # nothing of it that they may read
             locale = p.recipient.locale if p.recipient.locale in LOCALES else self.default_locale
             text = self.templates.render(
                 p.template, locale, _values(view, locale, p.recipient, p.customer, p.values)
@@ -241,7 +250,11 @@ class _Users:
 
 
 async def _customers(session: AsyncSession, ids: Iterable[str]) -> dict[str, Customer]:
-    rows = await session.scalars(select(Customer).where(Customer.id.in_(set(ids))))
+    rows = await session.scalars(
+        select(Customer)
+        .where(Customer.id.in_(set(ids)))
+        .options(selectinload(Customer.active_ownership))
+    )
     return {c.id: c for c in rows}
 
 
@@ -297,13 +310,19 @@ def _values(
         values["contact_names"] = values["contact_names"] or values["customer_name"]
         sensitive = customer.value_tier in SENSITIVE_TIERS
         values["notice_rule"] = labels.notice_rule["key_account" if sensitive else "other"]
-    if (health := extra.get("health")) is not None:
-        values.update(_health_values(view, health))
+    if (raised := extra.get("raised")) is not None:
+        values.update(_health_values(view, raised))
     return values
 
 
-def _health_values(view: PermissionView, health: Health) -> dict[str, str]:
-    score = str(health.score) if view.can_read("CustomerHealth", "score") else "—"
+def _health_values(view: PermissionView, raised: Sequence[WorkflowEventRecord]) -> dict[str, str]:
+    """The score as the sweep found it and the warnings raised, those ``view`` may read."""
+    score = raised[-1].payload.get("healthScore")
     readable = view.can_read("RiskWarning", "message")
-    lines = [f"- [{w.level}] {w.message if readable else w.code}" for w in health.warnings]
-    return {"health_score": score, "warnings": "\n".join(lines)}
+    lines = [
+        f"- [{e.payload.get('level')}] {e.payload.get('message' if readable else 'code')}"
+        for e in raised
+        if warning_visible(view, e.payload)
+    ]
+    shown = str(score) if view.can_read("CustomerHealth", "score") and score is not None else "—"
+    return {"health_score": shown, "warnings": "\n".join(lines)}

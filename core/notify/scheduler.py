@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 from core import metrics
 from core.db import Database
 from core.domain import ScheduledJob
+from core.notify.subscriptions import CHANNEL
 from core.services import Services
 
 log = logging.getLogger("baton.scheduler")
@@ -52,6 +53,8 @@ class Job:
     name: str
     interval: Interval
     run: RunJob
+    # Run at once when an outbox event commits (in any process), besides the interval.
+    on_events: bool = False
 
     def next_due(self, last_success: datetime | None, now: datetime) -> datetime:
         """When the job is due again after succeeding at ``last_success`` (at once if never)."""
@@ -106,11 +109,14 @@ class Leadership:
     """Who leads: a PostgreSQL advisory lock on its own connection, or a file lock (SQLite).
 
     A follower keeps its connection and tries the lock again at each tick, so that waiting
-    costs one cheap statement, not a new connection.
+    costs one cheap statement, not a new connection. The leader also ``LISTEN``s on that
+    connection for new outbox events (the trigger of migration 0015) and calls ``on_event``
+    for each, so jobs that send events run at once whichever process wrote them.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, on_event: Callable[[], None] | None = None) -> None:
         self.db = db
+        self.on_event = on_event
         self._conn: asyncpg.Connection | None = None
         self._file: IO[bytes] | None = None
         self._held = False
@@ -137,6 +143,10 @@ class Leadership:
                 got = await self._conn.fetchval(
                     "SELECT pg_try_advisory_lock($1)", LEADER_LOCK_KEY, timeout=timeout
                 )
+                if got and self.on_event is not None:
+                    on_event = self.on_event
+                    await self._conn.add_listener(CHANNEL, lambda *_: on_event())
+                    on_event()  # what was written before we listened
                 self._held = bool(got)
         except Exception:
             if self._held:
@@ -178,7 +188,7 @@ class Scheduler:
         self.services = services
         self.jobs = list(jobs)
         self.tick = tick
-        self.leadership = Leadership(services.db)
+        self.leadership = Leadership(services.db, self.events_written)
         self._wanted: set[str] = set()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -193,6 +203,14 @@ class Scheduler:
         of the loop; a no-op for jobs this scheduler does not have)."""
         self._wanted.add(job_name)
         self._wakeup.set()
+
+    def events_written(self, *_: object) -> None:
+        """An outbox event committed: run the jobs that send events (``Job.on_events``) now.
+        Called after a commit in this process, and on PostgreSQL for every event of every
+        process through the leader's ``LISTEN`` (the interval stays the fallback)."""
+        for job in self.jobs:
+            if job.on_events:
+                self.wake(job.name)
 
     async def run_due(self) -> dict[str, int]:
         """Run every job that is due now, one after another; returns items per job run."""
@@ -287,11 +305,11 @@ class Scheduler:
         log.info("scheduler started (pid %d): %s", os.getpid(), names)
         try:
             while True:
+                self._wakeup.clear()  # before the step: a wake during it runs the next at once
                 try:
                     await self.step()
                 except Exception:
                     log.exception("scheduler tick failed")
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.tick)
         finally:

@@ -2,12 +2,13 @@
 handler), for subscriptions only.
 
 The ``connection_init`` payload carries ``Authorization: Bearer …``, checked like an HTTP
-request (``authenticate``, the one seam to the token logic). Close codes: ``4401`` a missing,
-invalid or expired token, a deactivated user, and when the token expires on an open
-connection; ``4429`` more than ``BATON_MAX_SUBSCRIPTIONS_PER_USER`` open connections of one user
-in this process; the protocol's own (``4400``, ``4408``, ``4409``) otherwise. Documents pass
-the query limits before they run, queries and mutations are refused (use HTTP), and errors
-carry the same ``extensions.code`` as over HTTP.
+request (``Authenticator.authenticate``, which also gives the token's expiry). Close codes:
+``4401`` a missing, invalid or expired token, a deactivated user, and when the token expires
+on an open connection; ``4429`` more than ``BATON_MAX_SUBSCRIPTIONS_PER_USER`` open connections
+of one user (across every worker on PostgreSQL: ``core.notify.connections``); the protocol's
+own (``4400``, ``4408``, ``4409``) otherwise. Documents pass the query limits before they run,
+queries and mutations are refused (use HTTP), and errors carry the same ``extensions.code`` as
+over HTTP.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 from graphql import GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -39,6 +38,7 @@ from core.config import Settings
 from core.domain import User
 from core.errors import BatonError
 from core.identity import Authenticator, InvalidToken
+from core.notify.connections import ConnectionLimit
 from core.notify.subscriptions import EventHub
 from core.notify.subscriptions_api import SubscriptionContext
 from core.services import Services
@@ -47,18 +47,6 @@ UNAUTHORIZED = 4401
 TOO_MANY = 4429
 # Operations one connection may run at once.
 PER_CONNECTION = 10
-
-
-async def authenticate(
-    authenticator: Authenticator, header: str | None
-) -> tuple[User, float | None]:
-    """The active user a bearer header names and when its token expires (epoch seconds), or
-    InvalidToken: the same ``Authenticator`` as ``/graphql`` over HTTP."""
-    user = await authenticator.authenticate(header)
-    # Verified above; read again only for its expiry.
-    claims = jwt.decode(header.partition(" ")[2].strip(), options={"verify_signature": False})  # type: ignore[union-attr]
-    expires = claims.get("exp")
-    return user, float(expires) if isinstance(expires, int | float) else None
 
 
 class _SubscriptionsOnly:
@@ -80,6 +68,7 @@ class Handler(BaseGraphQLTransportWSHandler[Any, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.viewer: User | None = None
+        self.lease: str | None = None
         self.expiry: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
@@ -93,36 +82,38 @@ class Handler(BaseGraphQLTransportWSHandler[Any, None]):
         endpoint = self.view
         header = payload.get("Authorization")
         try:
-            user, expires = await authenticate(
-                endpoint.authenticator, header if isinstance(header, str) else None
+            signed_in = await endpoint.authenticator.authenticate(
+                header if isinstance(header, str) else None
             )
         except InvalidToken as exc:
             await self.websocket.close(UNAUTHORIZED, f"Unauthorized: {exc}")
             return
-        if not endpoint.admit(user.id):
-            limit = endpoint.settings.max_subscriptions_per_user
+        user, expires = signed_in.user, signed_in.expires_at
+        self.lease = await endpoint.limit.admit(user.id)
+        if self.lease is None:
+            limit = endpoint.limit.limit
             await self.websocket.close(TOO_MANY, f"At most {limit} connections per user")
             return
         self.viewer = user
         permissions = await endpoint.services.authz.view_for(user.id)
         self.context = SubscriptionContext(
-            endpoint.services, user, permissions, uuid.uuid4().hex, endpoint.hub
+            endpoint.services, user, permissions, uuid.uuid4().hex, endpoint.hub, endpoint.settings
         )
         if expires is not None:
             self.expiry = asyncio.create_task(self._close_at(expires))
         await self.send_message({"type": "connection_ack"})
         self.connection_acknowledged = True
 
-    async def _close_at(self, expires: float) -> None:
-        await asyncio.sleep(max(0.0, expires - time.time()))
+    async def _close_at(self, expires: datetime) -> None:
+        await asyncio.sleep(max(0.0, expires.timestamp() - time.time()))
         await self.websocket.close(UNAUTHORIZED, "Unauthorized: token expired")
 
     async def shutdown(self) -> None:
         if self.expiry is not None:
             self.expiry.cancel()
-        if self.viewer is not None:
-            self.view.release(self.viewer.id)
-            self.viewer = None
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            await self.view.limit.release(lease)
         await super().shutdown()
 
     async def _send_result_stream(
@@ -177,19 +168,9 @@ class SubscriptionEndpoint(GraphQL[Any, None]):
         self.settings = settings
         self.hub = hub
         self.authenticator = authenticator
-        self.open: Counter[str] = Counter()
-
-    def admit(self, user_id: str) -> bool:
-        """Count a new connection of ``user_id``, unless they are at the limit."""
-        if self.open[user_id] >= self.settings.max_subscriptions_per_user:
-            return False
-        self.open[user_id] += 1
-        return True
-
-    def release(self, user_id: str) -> None:
-        self.open[user_id] -= 1
-        if self.open[user_id] <= 0:
-            del self.open[user_id]
+        self.limit = ConnectionLimit(
+            services.db, settings.max_subscriptions_per_user, settings.subscription_lease
+        )
 
     async def get_context(self, request: Any, response: Any) -> Any:
         return None  # set once the connection is authenticated (Handler)

@@ -37,6 +37,8 @@ from core.domain import (
 )
 from core.errors import BadUserInput, FieldError, NotFound
 from core.ids import PREFIXES, new_id
+from core.notify import addresses
+from core.notify.risk import warning_visible
 from core.services import events
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, audit_value, to_camel
@@ -48,6 +50,8 @@ EVENT_TYPES = (
     events.OVERDUE,
     events.COMPLETED,
     events.CANCELLED,
+    events.RISK_WARNING_RAISED,
+    events.RISK_WARNING_CLEARED,
 )
 SIGNATURE_HEADER = "Baton-Signature"
 EVENT_ID_HEADER = "Baton-Event-Id"
@@ -149,12 +153,15 @@ def render(
     """The JSON body for one event as the endpoint's role may see it.
 
     Ids, the event type and time are always there (the admin chose the types); the event's
-    details need ``WorkflowEvent.payload``; the customer's fields need their own read
+    details need ``WorkflowEvent.payload`` (and for a risk warning, the right to read that
+    warning: ``core.notify.risk.warning_visible``); the customer's fields need their own read
     permissions and a role whose customer scope is ALL (an endpoint is nobody's owner or
     manager, so OWN and TEAM reach no customer).
     """
     data: dict[str, Any] = {"handoverId": event.handover_id, "customerId": event.customer_id}
-    if view.can_read("WorkflowEvent", "payload"):
+    if view.can_read("WorkflowEvent", "payload") and (
+        event.kind not in events.RISK_KINDS or warning_visible(view, event.payload)
+    ):
         data["details"] = audit_value(dict(event.payload))
     if customer is not None and view.scope is Scope.ALL:
         data["customer"] = _customer_fields(customer, view)
@@ -219,9 +226,10 @@ def _snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
 class WebhookService:
     """Endpoint administration and replays; each change one transaction with its audit."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, allow_private: bool = False) -> None:
         self.db = db
         self.clock = clock
+        self.allow_private = allow_private
 
     async def _validate(
         self, session: AsyncSession, given: EndpointInput, *, creating: bool
@@ -229,6 +237,8 @@ class WebhookService:
         errors: list[FieldError] = []
         if given.url is not None or creating:
             reason = "is required" if given.url is None else _url_error(given.url)
+            if reason is None and given.url is not None:
+                reason = await addresses.url_refusal(given.url, self.allow_private)
             if reason:
                 errors.append(FieldError("url", reason))
         if given.event_types is not None or creating:

@@ -185,8 +185,9 @@ class WebhookDeliveriesPayload:
 
 
 def _service(info: Info) -> w.WebhookService:
-    services = context_of(info).services
-    return w.WebhookService(services.db, services.clock)
+    ctx = context_of(info)
+    allow_private = ctx.settings.webhook_allow_private
+    return w.WebhookService(ctx.services.db, ctx.services.clock, allow_private=allow_private)
 
 
 @strawberry.type

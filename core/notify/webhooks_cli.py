@@ -9,6 +9,7 @@ import typer
 from sqlalchemy import select
 
 from core.cli import DatabaseOption, _run, _settings
+from core.config import Settings
 from core.domain import DeliveryState, WebhookDelivery, WebhookEndpoint
 from core.notify import webhooks as w
 from core.services import Actor, Services
@@ -23,7 +24,8 @@ StateOption = Annotated[DeliveryState | None, typer.Option(help="Only deliveries
 
 
 def _service(services: Services) -> w.WebhookService:
-    return w.WebhookService(services.db, services.clock)
+    allow_private = Settings.from_env().webhook_allow_private
+    return w.WebhookService(services.db, services.clock, allow_private=allow_private)
 
 
 def _echo_secret(endpoint: WebhookEndpoint, secret: str) -> None:

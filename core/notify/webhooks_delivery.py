@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import metrics
 from core.config import Settings
 from core.domain import DeliveryState, WebhookDelivery, WebhookEndpoint, WorkflowEventRecord
+from core.notify import addresses
 from core.notify import webhooks as w
 from core.notify.scheduler import Job
 from core.services import Services
@@ -172,10 +173,20 @@ class Deliverer:
         error: str | None = None
         try:
             async with asyncio.timeout(self.settings.webhook_timeout):
-                response = await client.post(a.endpoint.url, content=a.body, headers=headers)
+                # Resolved and checked now, and sent to that address (DNS rebinding).
+                target = await addresses.pin(a.endpoint.url, self.settings.webhook_allow_private)
+                extensions = {"sni_hostname": target.server_name} if target.server_name else {}
+                response = await client.post(
+                    target.url,
+                    content=a.body,
+                    headers={**headers, "Host": target.host_header},
+                    extensions=extensions,
+                )
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
+        except ValueError as exc:  # the address is not a public one (any more)
+            error = f"refused: {exc}"[:500]
         except TimeoutError:
             error = f"no answer within {self.settings.webhook_timeout:g} s"
         except httpx.HTTPError as exc:
@@ -247,9 +258,9 @@ class Deliverer:
 
 def webhook_job(settings: Settings) -> Job:
     """The ``webhooks`` job: every 10 s by default, and at once after a commit that wrote
-    events in this process (``Scheduler.wake``)."""
+    events, in any process (``Scheduler.events_written``)."""
 
     async def run(services: Services, now: datetime) -> int:
         return await Deliverer(services, settings).run(now)
 
-    return Job(WEBHOOKS, timedelta(seconds=10), run)
+    return Job(WEBHOOKS, timedelta(seconds=10), run, on_events=True)
