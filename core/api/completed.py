@@ -4,8 +4,9 @@ graphql-core resolves and completes every field of every node through a Python c
 three (strawberry's resolver, the permission wrapper, the completion), which is most of a list
 request's time. Most list queries select only what a page already holds: plain fields of the
 nodes (and of their plain objects), the users they reference, cursors, ``pageInfo`` and
-``totalCount``. For those, ``complete_page`` builds the response value directly, and the
-execution context below returns it as the field's completed value.
+``totalCount``. For those, ``PagePlan.complete`` builds the response value directly
+(``core.api.completers``), and the execution context below returns it as the field's
+completed value. A page whose nodes need only columns is loaded as rows, not entities.
 
 The permission view is still the judge, decided once per (type, field) of the selection: the
 page is completed here only when the viewer may read every guarded field the selection
@@ -23,27 +24,27 @@ from types import SimpleNamespace
 from typing import Any
 
 from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLEnumType,
-    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
-    GraphQLScalarType,
-    InlineFragmentNode,
-    SelectionSetNode,
-    is_specified_scalar_type,
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
+from core.api.completers import edge_completer
 from core.api.context import RequestContext
+from core.api.selection import (
+    DEFINITION,
+    Field,
+    Unsupported,
+    named,
+    python_names,
+    select_fields,
+    user_references,
+)
 from core.authz.view import PermissionView
 from core.services.pagination import Page
 
-DEFINITION = "strawberry-definition"
 # The types a connection page is made of, by their role in the page.
 CONNECTION_FIELDS = frozenset({"__typename", "edges", "pageInfo", "totalCount"})
 EDGE_FIELDS = frozenset({"__typename", "cursor", "node"})
@@ -76,32 +77,6 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().complete_value(
             return_type, field_details_list, info, path, result, position_context
         )
-
-
-class Unsupported(Exception):
-    """The selection needs normal execution."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One selected field of an object type: its response key and definition."""
-
-    key: str
-    name: str
-    type: GraphQLOutputType
-    selection: tuple[Field, ...] = ()
-
-
-def _python_names(field: Field) -> tuple[str, ...] | None:
-    """The attributes ``field``'s plain sub-selection reads, or None if it selects deeper."""
-    type_ = _named(field.type)
-    names = []
-    for f in field.selection:
-        if f.selection:
-            return None
-        if f.name != "__typename":
-            names.append(type_.fields[f.name].extensions[DEFINITION].python_name)
-    return tuple(names)
 
 
 # One alias of the users table, and its join, per referencing column; built once (an alias per
@@ -166,8 +141,8 @@ class PagePlan:
 
         rows = Rows({}, [], {})
         for node in self._nodes():
-            type_ = _named(node.type)
-            references = _user_references(type_)
+            type_ = named(node.type)
+            references = user_references(type_)
             for f in node.selection:
                 if f.name == "__typename":
                     continue
@@ -179,7 +154,7 @@ class PagePlan:
                     return None
                 rows.columns[name] = available[name]
                 if f.name in references:
-                    rows.join_user(name, available[name], _python_names(f), User.sql_columns)
+                    rows.join_user(name, available[name], python_names(f), User.sql_columns)
         return rows
 
     def _nodes(self) -> Iterator[Field]:
@@ -209,7 +184,7 @@ class PagePlan:
                 elif f.name == "pageInfo":
                     value[f.key] = _page_info(f, page)
                 else:  # edges
-                    edge = _edge_completer(f)
+                    edge = edge_completer(f)
                     shown = any(e.name == "cursor" for e in f.selection)
                     cursors = page.cursors if shown else itertools.repeat(None, len(nodes))
                     value[f.key] = [edge(pair, users) for pair in zip(cursors, nodes, strict=True)]
@@ -234,73 +209,12 @@ def plan_page(info: Info) -> PagePlan | None:
     try:
         if not isinstance(connection, GraphQLObjectType):
             raise Unsupported
-        selection = _fields(raw.fragments, raw.field_nodes[0].selection_set, connection)
+        selection = select_fields(raw.fragments, raw.field_nodes[0].selection_set, connection)
         _check_shape(selection)
         _check_readable(context.permissions, guarded, selection)
     except Unsupported:
         return None
     return PagePlan(connection, selection)
-
-
-def _fields(
-    fragments: dict[str, FragmentDefinitionNode],
-    selection_set: SelectionSetNode | None,
-    parent: Any,
-) -> tuple[Field, ...]:
-    """The fields selected on ``parent`` (an object type), fragments flattened."""
-    if selection_set is None or not isinstance(parent, GraphQLObjectType):
-        raise Unsupported
-    found: dict[str, Field] = {}
-    for node in _flatten(fragments, selection_set, parent):
-        if node.arguments or node.directives:
-            raise Unsupported
-        name = node.name.value
-        key = node.alias.value if node.alias else name
-        if name == "__typename":
-            field = Field(key, name, parent)
-        else:
-            definition = parent.fields.get(name)
-            if definition is None:
-                raise Unsupported
-            inner = _named(definition.type)
-            sub = (
-                _fields(fragments, node.selection_set, inner)
-                if isinstance(inner, GraphQLObjectType)
-                else ()
-            )
-            field = Field(key, name, definition.type, sub)
-        if key in found and (found[key].name != name or field.selection):
-            raise Unsupported  # merging sub-selections of one key: leave it to execution
-        found[key] = field
-    return tuple(found.values())
-
-
-def _flatten(
-    fragments: dict[str, FragmentDefinitionNode],
-    selection_set: SelectionSetNode,
-    parent: GraphQLObjectType,
-) -> Iterator[FieldNode]:
-    for selection in selection_set.selections:
-        if selection.directives:
-            raise Unsupported
-        if isinstance(selection, FieldNode):
-            yield selection
-        elif isinstance(selection, InlineFragmentNode):
-            condition = selection.type_condition
-            if condition is not None and condition.name.value != parent.name:
-                raise Unsupported
-            yield from _flatten(fragments, selection.selection_set, parent)
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is None or fragment.type_condition.name.value != parent.name:
-                raise Unsupported
-            yield from _flatten(fragments, fragment.selection_set, parent)
-
-
-def _named(type_: Any) -> Any:
-    while isinstance(type_, GraphQLNonNull | GraphQLList):
-        type_ = type_.of_type
-    return type_
 
 
 def _check_shape(connection: tuple[Field, ...]) -> None:
@@ -319,8 +233,8 @@ def _check_shape(connection: tuple[Field, ...]) -> None:
 def _check_plain(field: Field) -> None:
     """Every field below ``field`` is a plain attribute (no resolver of its own), or a user
     reference the node type declares (``user_references``)."""
-    parent = _named(field.type)
-    references = _user_references(parent)
+    parent = named(field.type)
+    references = user_references(parent)
     for f in field.selection:
         if f.name == "__typename":
             continue
@@ -330,13 +244,6 @@ def _check_plain(field: Field) -> None:
             raise Unsupported
         if f.selection:
             _check_plain(f)
-
-
-def _user_references(type_: GraphQLObjectType) -> dict[str, str]:
-    """GraphQL field name → the attribute holding a user id, as the type declares them."""
-    definition = type_.extensions.get(DEFINITION)
-    origin = getattr(definition, "origin", None)
-    return dict(getattr(origin, "user_references", {}))
 
 
 def _check_readable(
@@ -352,7 +259,7 @@ def _check_readable(
 def _touched(selection: tuple[Field, ...]) -> Iterator[tuple[str, str]]:
     for f in selection:
         if f.selection:
-            parent = _named(f.type).name
+            parent = named(f.type).name
             for sub in f.selection:
                 yield parent, sub.name
             yield from _touched(f.selection)
@@ -381,8 +288,8 @@ async def _users(
 
 def _referenced(field: Field, objects: list[Any], ids: set[str]) -> None:
     """Add to ``ids`` the users ``field``'s selection references on ``objects``, at any depth."""
-    type_ = _named(field.type)
-    references = _user_references(type_)
+    type_ = named(field.type)
+    references = user_references(type_)
     for f in field.selection:
         if f.name in references:
             attribute = references[f.name]
@@ -406,144 +313,3 @@ def _page_info(field: Field, page: Page[Any]) -> dict[str, Any]:
         "endCursor": page.cursors[-1] if page.cursors else None,
     }
     return {f.key: values[f.name] for f in field.selection}
-
-
-# A completer turns a value (and the page's users by id) into its response value; built once
-# per selection, so a page pays one call per field, not a walk of the selection per row.
-Completer = Callable[[Any, dict[str, Any]], Any]
-
-
-def _edge_completer(field: Field) -> Completer:
-    """Completes an edge given as ``(cursor, node)``."""
-    parts: list[tuple[str, Completer]] = []
-    for f in field.selection:
-        if f.name == "__typename":
-            parts.append((f.key, _constant(_named(field.type).name)))
-        elif f.name == "cursor":
-            parts.append((f.key, _item(0, _as_is)))
-        else:
-            parts.append((f.key, _item(1, _object_completer(f, _named(f.type)))))
-    return _dict_of(parts)
-
-
-def _object_completer(field: Field, type_: GraphQLObjectType) -> Completer:
-    references = _user_references(type_)
-    parts: list[tuple[str, Completer]] = []
-    for f in field.selection:
-        if f.name == "__typename":
-            parts.append((f.key, _constant(type_.name)))
-        elif f.name in references:
-            parts.append((f.key, _user_completer(f, references[f.name])))
-        else:
-            python_name = type_.fields[f.name].extensions[DEFINITION].python_name
-            parts.append((f.key, _attribute_completer(f, python_name)))
-    return _dict_of(parts)
-
-
-def _dict_of(parts: list[tuple[str, Completer]]) -> Completer:
-    return lambda value, users: {key: part(value, users) for key, part in parts}
-
-
-def _constant(constant: Any) -> Completer:
-    return lambda _value, _users: constant
-
-
-def _as_is(value: Any, _users: dict[str, Any]) -> Any:
-    return value
-
-
-def _item(index: int, then: Completer) -> Completer:
-    return lambda value, users: then(value[index], users)
-
-
-def _attribute(name: str, then: Completer) -> Completer:
-    return lambda value, users: then(getattr(value, name), users)
-
-
-def _user_completer(field: Field, attribute: str) -> Completer:
-    """Completes the user ``attribute`` names; each user once per page (rows share owners)."""
-    user = _object_completer(field, _named(field.type))
-    done: dict[str, Any] = {}
-
-    def complete(obj: Any, users: dict[str, Any]) -> Any:
-        user_id = getattr(obj, attribute)
-        if user_id is None:
-            return None
-        if user_id not in done:
-            found = users.get(user_id)
-            done[user_id] = None if found is None else user(found, users)
-        return done[user_id]
-
-    return complete
-
-
-def _attribute_completer(field: Field, name: str) -> Completer:
-    """Completes the attribute ``name`` of a value: one call for a leaf (the common case)."""
-    required = isinstance(field.type, GraphQLNonNull)
-    type_ = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-    if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-        serialize = _serializer(type_)
-        strings_pass = _passes_strings(type_)
-
-        def leaf(value: Any, _users: dict[str, Any]) -> Any:
-            found = getattr(value, name)
-            if strings_pass and type(found) is str:
-                return found
-            if found is None:
-                if required:
-                    raise Unsupported  # an error to report: execution reports it where it stands
-                return None
-            return serialize(found)
-
-        return leaf
-    return _attribute(name, _value_completer(field, field.type))
-
-
-def _serializer(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
-    """``type_.serialize``, with its answers for an enum remembered (a handful of values) and
-    strings passed through as the specified String and ID scalars pass them."""
-    serialize = type_.serialize
-    if isinstance(type_, GraphQLEnumType):
-        known: dict[Any, Any] = {}
-
-        def enum(value: Any) -> Any:
-            try:
-                return known[value]
-            except KeyError:
-                found = known[value] = serialize(value)
-                return found
-            except TypeError:  # unhashable: not one of the enum's values; serialize says so
-                return serialize(value)
-
-        return enum
-    if _passes_strings(type_):
-        return lambda value: value if type(value) is str else serialize(value)
-    return serialize
-
-
-def _passes_strings(type_: GraphQLScalarType | GraphQLEnumType) -> bool:
-    """The specified String and ID scalars serialise a string as it is."""
-    return is_specified_scalar_type(type_) and type_.name in ("String", "ID")
-
-
-def _value_completer(field: Field, type_: Any) -> Completer:
-    """Completes a value of ``type_`` as graphql-core does."""
-    if isinstance(type_, GraphQLNonNull):
-        inner = _value_completer(field, type_.of_type)
-
-        def required(value: Any, users: dict[str, Any]) -> Any:
-            if value is None:
-                raise Unsupported  # an error to report: execution reports it where it stands
-            return inner(value, users)
-
-        return required
-    if isinstance(type_, GraphQLList):
-        item = _value_completer(field, type_.of_type)
-        return lambda v, u: None if v is None else [item(i, u) for i in v]
-    if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-        serialize = _serializer(type_)
-        return lambda v, _u: None if v is None else serialize(v)
-    if isinstance(type_, GraphQLObjectType):
-        obj = _object_completer(Field(field.key, field.name, type_, field.selection), type_)
-        return lambda v, u: None if v is None else obj(v, u)
-    raise Unsupported
