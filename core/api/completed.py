@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,6 +33,7 @@ from strawberry.types import Info
 
 from core.api.completers import edge_completer
 from core.api.context import RequestContext
+from core.api.json_nodes import JsonEdges, json_edges
 from core.api.selection import (
     DEFINITION,
     Field,
@@ -92,6 +93,7 @@ class Rows:
     columns: dict[str, Any]
     joins: list[tuple[Any, Any]]
     users: dict[str, tuple[str, ...]]
+    tables: dict[str, Any] = field(default_factory=dict)  # attribute → its joined users
 
     def join_user(
         self,
@@ -106,7 +108,7 @@ class Rows:
         if joined is None:
             table = user_columns["id"].table.alias(f"{attribute}_user")
             joined = _USER_TABLES.setdefault((attribute, user_id), (table, table.c.id == user_id))
-        table = joined[0]
+        table = self.tables[attribute] = joined[0]
         self.joins.append(joined)
         for name in names:
             self.columns[f"{attribute}__{name}"] = table.c[user_columns[name].key]
@@ -157,6 +159,14 @@ class PagePlan:
                     rows.join_user(name, available[name], python_names(f), User.sql_columns)
         return rows
 
+    def json_edges(
+        self, available: Mapping[str, Any], rows: Rows, dialect: str
+    ) -> JsonEdges | None:
+        """The nodes as JSON the database writes (``core.api.json_nodes``), when it can."""
+        from core.api.types import User
+
+        return json_edges(self.selection, available, rows.tables, User.sql_columns, dialect)
+
     def _nodes(self) -> Iterator[Field]:
         for f in self.selection:
             for edge_field in f.selection if f.name == "edges" else ():
@@ -170,11 +180,16 @@ class PagePlan:
         nodes: list[Any],
         count: Callable[[], Awaitable[int]],
         users: dict[str, Any] | None = None,
+        edges: dict[str, Any] | None = None,
     ) -> Completed | None:
         """The whole connection value, or None when normal execution must answer (a null
-        where the schema promises a value: execution reports that error where it stands)."""
+        where the schema promises a value: execution reports that error where it stands).
+
+        ``edges``: the value of each ``edges`` field already written (``JsonEdges``)."""
         try:
-            users = await _users(context, self.selection, nodes, users or {})
+            known = users or {}
+            if edges is None:
+                known = await _users(context, self.selection, nodes, known)
             value: dict[str, Any] = {}
             for f in self.selection:
                 if f.name == "__typename":
@@ -183,11 +198,13 @@ class PagePlan:
                     value[f.key] = await count()
                 elif f.name == "pageInfo":
                     value[f.key] = _page_info(f, page)
-                else:  # edges
+                elif edges is not None:
+                    value[f.key] = edges[f.key]
+                else:
                     edge = edge_completer(f)
                     shown = any(e.name == "cursor" for e in f.selection)
                     cursors = page.cursors if shown else itertools.repeat(None, len(nodes))
-                    value[f.key] = [edge(pair, users) for pair in zip(cursors, nodes, strict=True)]
+                    value[f.key] = [edge(pair, known) for pair in zip(cursors, nodes, strict=True)]
         except Unsupported:
             return None
         return Completed(value)

@@ -100,17 +100,27 @@ async def connection(
         )
         return Connection.of(found, convert, count)
     completed = None
-    if (selected := plan.columns(columns or {})) is not None:
+    if columns is not None and (selected := plan.columns(columns)) is not None:
         joined = stmt
         for table, on in selected.joins:
             joined = joined.outerjoin(table, on)
-        rows = await ctx.read(
-            lambda s: fetch_page_rows(
-                s, joined, selected.columns, key, first, after, value_type=value_type
+        dialect = ctx.services.db.engine.dialect.name
+        if (written := plan.json_edges(columns, selected, dialect)) is not None:
+            rows = await ctx.read(
+                lambda s: fetch_page_rows(
+                    s, joined, written.columns, key, first, after, value_type=value_type
+                )
             )
-        )
-        users = selected.joined_users(rows.items)
-        completed = await plan.complete(ctx, rows, rows.items, count, users)
+            edges = written.values(rows.items)
+            completed = await plan.complete(ctx, rows, rows.items, count, edges=edges)
+        else:
+            rows = await ctx.read(
+                lambda s: fetch_page_rows(
+                    s, joined, selected.columns, key, first, after, value_type=value_type
+                )
+            )
+            users = selected.joined_users(rows.items)
+            completed = await plan.complete(ctx, rows, rows.items, count, users)
         info.schema.row_pages += completed is not None  # type: ignore[attr-defined]
     if completed is None:  # entities: the selection needs more than columns, or a null
         found = await ctx.read(

@@ -6,6 +6,7 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar, overload
 
 import orjson
@@ -31,6 +32,13 @@ class SortKey:
     tiebreak: InstrumentedAttribute[Any]
     descending: bool = False
     attribute: str | None = None
+
+    @cached_property
+    def order(self) -> tuple[Any, Any]:
+        """The ORDER BY clauses (built once per key)."""
+        if self.descending:
+            return self.column.desc(), self.tiebreak.desc()
+        return self.column, self.tiebreak
 
     def value_of(self, row: Any) -> Any:
         return getattr(row, self.attribute or self.column.key)
@@ -98,8 +106,8 @@ def _keyset(
 ) -> Select[Any]:
     """``stmt`` after the cursor ``after`` in ``key`` order, one row more than ``first``."""
     check_page_size(first)
-    cols = tuple_(key.column, key.tiebreak)
     if after is not None:
+        cols = tuple_(key.column, key.tiebreak)
         value, tie = decode_cursor(after, value_type)
         # Typed binds, so that e.g. datetimes compare in the column's storage format.
         bound = tuple_(
@@ -107,10 +115,7 @@ def _keyset(
             bindparam(None, tie, type_=key.tiebreak.type),
         )
         stmt = stmt.where(cols < bound if key.descending else cols > bound)
-    order = (
-        (key.column.desc(), key.tiebreak.desc()) if key.descending else (key.column, key.tiebreak)
-    )
-    return stmt.order_by(*order).limit(first + 1)
+    return stmt.order_by(*key.order).limit(first + 1)
 
 
 async def fetch_page(
