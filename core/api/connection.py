@@ -87,9 +87,19 @@ async def connection(
     async def count() -> int:
         return await ctx.read(lambda s: count_rows(s, stmt))
 
-    found = await ctx.read(page)
-    completed = await complete_page(info, found, convert, count)
+    return await page_connection(info, await ctx.read(page), convert, count)
+
+
+async def page_connection(
+    info: Info,
+    page: Page[Any],
+    convert: Callable[[Any], NodeT],
+    count: Callable[[], Awaitable[int]],
+) -> Connection[NodeT]:
+    """``page`` (already read) as a connection, completed at once when the selection allows
+    (``core.api.completed``)."""
+    completed = await complete_page(info, page, convert, count)
     if completed is not None:
         # Execution passes it through as the connection's completed value.
         return cast(Connection[NodeT], completed)
-    return Connection.of(found, convert, count)
+    return Connection.of(page, convert, count)

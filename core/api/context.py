@@ -29,6 +29,7 @@ from core.insight.service import Rfm
 from core.services import Actor, Services, hierarchy
 from core.services.customers import CustomerFilter, CustomerScope, customers_query
 from core.services.ownership import active_account_counts
+from core.services.pagination import Page, count_rows_by, fetch_pages
 from core.services.teams import members_of
 from core.services.users import reports_of
 
@@ -63,6 +64,8 @@ class RequestContext:
         self.overrides = DataLoader(self._load_overrides)
         self.segments = DataLoader(self._load_segments)
         self.teams = DataLoader(self._load_teams)
+        self.children = DataLoader(self._load_children)
+        self.child_counts = DataLoader(self._load_child_counts)
         self.rollups = DataLoader(self._load_rollups)
         self.rollup_health = DataLoader(self._load_rollup_health)
 
@@ -171,6 +174,33 @@ class RequestContext:
         for member in await self.read(lambda s: members_of(s, ids)):
             by_customer[member.customer_id].append(member)
         return [by_customer[i] for i in ids]
+
+    async def _load_children(
+        self, keys: Sequence[tuple[str, int, str | None]]
+    ) -> list[Page[Customer]]:
+        """A page of each ``(parent, first, after)`` key's direct units in the viewer's reading
+        scope: one windowed statement for all parents asking for the same page."""
+        stmt = customers_query(CustomerFilter(), await self.read_scope())
+        parents: dict[tuple[int, str | None], list[str]] = {}
+        for parent, first, after in keys:
+            parents.setdefault((first, after), []).append(parent)
+        found: dict[tuple[str, int, str | None], Page[Customer]] = {}
+        for (first, after), ids in parents.items():
+
+            async def pages(
+                session: AsyncSession, ids: list[str] = ids, first: int = first, after: Any = after
+            ) -> dict[Any, Page[Customer]]:
+                key = hierarchy.UNIT_ORDER
+                return await fetch_pages(session, stmt, key, Customer.parent_id, ids, first, after)
+
+            found.update({(p, first, after): page for p, page in (await self.read(pages)).items()})
+        return [found[k] for k in keys]
+
+    async def _load_child_counts(self, ids: Sequence[str]) -> list[int]:
+        """How many direct units of each account the viewer sees (one statement)."""
+        stmt = customers_query(CustomerFilter(), await self.read_scope())
+        found = await self.read(lambda s: count_rows_by(s, stmt, Customer.parent_id, ids))
+        return [found[i] for i in ids]
 
     async def _load_rollups(self, ids: Sequence[str]) -> list[hierarchy.Totals]:
         """Roll-ups over the units the viewer sees (three statements for all ids)."""

@@ -21,12 +21,15 @@ from sqlalchemy.orm import aliased
 
 from core.domain import Activity, ActivityKind, Customer, Ownership, TeamMember
 from core.errors import BadUserInput, FieldError
+from core.services.pagination import SortKey
 
 # At most this many levels, the top-level account included (a group, its divisions, their
 # plants or branches, ...). Deep enough for real groups, shallow enough for every walk.
 MAX_DEPTH = 8
 # ``orderValue`` of a roll-up sums the orders of the last year.
 ORDER_WINDOW = timedelta(days=365)
+# ``Customer.children`` lists an account's direct units by name.
+UNIT_ORDER = SortKey(Customer.name, Customer.id)
 
 
 def top_level(customer: Customer) -> None:
