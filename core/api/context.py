@@ -210,17 +210,11 @@ class RequestContext:
         return [found[i] for i in ids]
 
     async def _load_rollup_health(self, ids: Sequence[str]) -> list[list[Health]]:
-        """The health of each node's visible accounts (itself included)."""
+        """The health of each node's visible accounts (itself included), assessed in bulk."""
         visible = (await self.read_scope()).clause()
-
-        async def query(session: AsyncSession) -> list[list[Health]]:
-            members = await hierarchy.member_customers(session, ids, visible)
-            distinct = {c.id: c for group in members.values() for c in group}
-            assessed = await self.services.tiering.health(session, list(distinct.values()))
-            by_id = dict(zip(distinct, assessed, strict=True))
-            return [[by_id[c.id] for c in members[i]] for i in ids]
-
-        return await self.read(query)
+        health = self.services.tiering.health
+        found = await self.read(lambda s: hierarchy.member_health(s, ids, visible, health))
+        return [found[i] for i in ids]
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))
