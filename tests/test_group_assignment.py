@@ -129,16 +129,49 @@ async def test_preview_applies_group_rules_to_every_unit(
     data = await gql.data("admin", PREVIEW, {"rules": rules, "ids": list(group.values())})
     preview = data["previewAssignment"]
     moves = {m["customer"]["name"]: (m["fromOwner"], m["toOwner"]) for m in preview["moves"]}
-    # Plant B (am.wu) would follow Hold (am.chen); Loose would get Plant B's am.wu; Plant A
-    # and Line 1 already follow; Hold has no parent and keeps am.chen.
+    # Plant B (am.wu) would follow Hold (am.chen), and Loose, below it, follows Plant B's owner
+    # as decided in the same preview (am.chen, not the stored am.wu); Plant A and Line 1
+    # already follow; Hold has no parent and keeps am.chen.
     assert moves == {
         "Plant B": ({"id": "am.wu"}, {"id": "am.chen"}),
-        "Loose": (None, {"id": "am.wu"}),
+        "Loose": (None, {"id": "am.chen"}),
     }
     assert (preview["unchangedCount"], preview["unassignedCount"]) == (3, 0)
     rules[0]["conditions"] = {"rootValueTiers": ["LOW"]}
     data = await gql.data("admin", PREVIEW, {"rules": rules, "ids": list(group.values())})
     assert data["previewAssignment"]["moves"] == []
+
+
+async def test_a_run_assigns_units_the_owner_their_parent_gets_in_the_same_run(
+    services: Services, group: dict[str, str]
+) -> None:
+    """An unowned group and its unowned unit in one run: the group is assigned by a fixed
+    owner rule, and the unit inherits that new owner, although it was created (and so
+    sorted by id) before the group and moved under it."""
+    unit = await services.customers.create(ADMIN, {"name": "Unit"}, auto_assign=False)
+    hold = await services.customers.create(
+        ADMIN, {"name": "New Hold", "value_tier": ValueTier.STRATEGIC}, auto_assign=False
+    )
+    await services.groups.move(ADMIN, unit.id, unit.version, hold.id)
+    await services.assignment.create_rule(
+        ADMIN,
+        {"name": "Follow", "priority": 1, "strategy": Strategy.INHERIT_PARENT_OWNER},
+    )
+    await services.assignment.create_rule(
+        ADMIN,
+        {
+            "name": "Strategic",
+            "priority": 2,
+            "strategy": Strategy.FIXED_OWNER,
+            "owner_id": "am.zhou",
+            "conditions": {"valueTiers": ["STRATEGIC"]},
+        },
+    )
+    result = await services.assignment.run(ADMIN, [unit.id, hold.id], dry_run=False)
+    assert {(m.customer_id, m.to_owner_id, m.rule.name) for m in result.assigned} == {
+        (hold.id, "am.zhou", "Strategic"),
+        (unit.id, "am.zhou", "Follow"),
+    }
 
 
 async def test_a_group_handover_moves_exactly_the_previewed_units(
