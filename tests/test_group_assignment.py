@@ -258,6 +258,29 @@ async def test_a_plugin_reads_the_group_banking_group_exposure(
     assert not any(cid == alone.id and after == "HIGH" for cid, _, after in moved)
 
 
+async def test_a_plugin_reads_the_plants_of_a_group_manufacturing(
+    services: Services, admin: str
+) -> None:
+    """The manufacturing plugin's needs criterion reads the plants of one group: every account
+    of a group with plants in two regions needs a personal touch (the group's top-level
+    account, which has no needs of its own, included); a stand-alone plant not for that."""
+    hold = await services.customers.create(ADMIN, {"name": "Works Hold"})
+    for name, region in (("East Works", "CN_EAST"), ("Euro Works", "EUROPE")):
+        await services.customers.create(
+            ADMIN,
+            {"name": name},
+            parent_id=hold.id,
+            needs={"manufacturing": {"plant_region": region}},
+        )
+    alone = await services.customers.create(
+        ADMIN, {"name": "Lone Works"}, needs={"manufacturing": {"plant_region": "CN_EAST"}}
+    )
+    result = await services.tiering.review(ADMIN)
+    lifted = {m.customer_id: m.reason for m in result.movements if m.after == "PERSONALIZED"}
+    assert lifted[hold.id] == "manufacturing/multi_region_group: its group has plants in 2 regions"
+    assert "multi_region_group" not in lifted.get(alone.id, "")
+
+
 async def _statements(services: Services, run: Callable[[], Awaitable[Any]]) -> int:
     """How many SQL statements ``run`` takes."""
     counted: list[str] = []
