@@ -23,6 +23,7 @@ from core.domain import (
     TeamMember,
     User,
 )
+from core.errors import BadUserInput
 from core.insight.health import Health
 from core.insight.overrides import Override
 from core.insight.service import Rfm
@@ -177,14 +178,15 @@ class RequestContext:
 
     async def _load_children(
         self, keys: Sequence[tuple[str, int, str | None]]
-    ) -> list[Page[Customer]]:
+    ) -> list[Page[Customer] | BadUserInput]:
         """A page of each ``(parent, first, after)`` key's direct units in the viewer's reading
-        scope: one windowed statement for all parents asking for the same page."""
+        scope: one windowed statement for all parents asking for the same page (a cursor that
+        is not one fails only the fields that pass it)."""
         stmt = customers_query(CustomerFilter(), await self.read_scope())
         parents: dict[tuple[int, str | None], list[str]] = {}
         for parent, first, after in keys:
             parents.setdefault((first, after), []).append(parent)
-        found: dict[tuple[str, int, str | None], Page[Customer]] = {}
+        found: dict[tuple[str, int, str | None], Page[Customer] | BadUserInput] = {}
         for (first, after), ids in parents.items():
 
             async def pages(
@@ -193,7 +195,12 @@ class RequestContext:
                 key = hierarchy.UNIT_ORDER
                 return await fetch_pages(session, stmt, key, Customer.parent_id, ids, first, after)
 
-            found.update({(p, first, after): page for p, page in (await self.read(pages)).items()})
+            try:
+                read = await self.read(pages)
+            except BadUserInput as refused:
+                found.update({(p, first, after): refused for p in ids})
+                continue
+            found.update({(p, first, after): page for p, page in read.items()})
         return [found[k] for k in keys]
 
     async def _load_child_counts(self, ids: Sequence[str]) -> list[int]:

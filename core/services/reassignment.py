@@ -140,6 +140,18 @@ async def open_requests(
         )
         for customer, owner_id in zip(customers, owners, strict=True)
     ]
+    await add_requests(session, actor, requests, now, reason)
+    return requests
+
+
+async def add_requests(
+    session: AsyncSession,
+    actor: Actor,
+    requests: Sequence[ReassignmentRequest],
+    now: datetime,
+    reason: str | None,
+) -> None:
+    """Insert new ``requests`` (one flush for all) and audit each."""
     session.add_all(requests)
     await session.flush()
     audit = AuditWriter(session, actor, now)
@@ -151,7 +163,6 @@ async def open_requests(
             diff({}, snapshot(request, REQUEST_FIELDS)),
             reason,
         )
-    return requests
 
 
 class ReassignmentService:
@@ -375,8 +386,6 @@ async def release_book(
         )
         for cid in (r.customer_id for r in plan if r.opens_request)
     ]
-    session.add_all(requests)
-    await session.flush()
     audit = AuditWriter(session, actor, now)
     for cid in customer_ids:
         audit.record(
@@ -386,12 +395,5 @@ async def release_book(
             [{"field": "owner", "before": user_id, "after": interim.get(cid)}],
             reason,
         )
-    for request in requests:
-        audit.record(
-            "requestReassignment",
-            "ReassignmentRequest",
-            request.id,
-            diff({}, snapshot(request, REQUEST_FIELDS)),
-            reason,
-        )
+    await add_requests(session, actor, requests, now, reason)
     return requests
