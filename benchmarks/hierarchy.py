@@ -137,6 +137,7 @@ async def measure(url: str, units: int, plants: int, repeats: int, health: bool)
     backend = db.engine.dialect.name
     print(f"\n{backend}: seeded a group of {units} units in {time.perf_counter() - began:.1f} s")
     now = datetime.now(UTC)
+    group_node, plant_node = (root, f"{root}/"), (plant, f"{root}/{plant}/")  # (id, path)
     own = CustomerScope(Scope.OWN, frozenset({"am.h00"}), viewer="am.h00").for_reading().clause()
     rows: list[tuple[str, float]] = []
     async with db.reader() as session:
@@ -146,11 +147,13 @@ async def measure(url: str, units: int, plants: int, repeats: int, health: bool)
             Customer.root_id == root
         )
         scan, _ = await best_of(repeats, lambda: session.execute(scan_query))
-        group, found = await best_of(repeats, lambda: hierarchy.totals(session, [root], None, now))
-        mine, mine_found = await best_of(
-            repeats, lambda: hierarchy.totals(session, [root], own, now)
+        group, found = await best_of(
+            repeats, lambda: hierarchy.totals(session, [group_node], None, now)
         )
-        sub, _ = await best_of(repeats, lambda: hierarchy.totals(session, [plant], None, now))
+        mine, mine_found = await best_of(
+            repeats, lambda: hierarchy.totals(session, [group_node], own, now)
+        )
+        sub, _ = await best_of(repeats, lambda: hierarchy.totals(session, [plant_node], None, now))
         rows += [
             ("scan (count and sum by root_id)", scan),
             ("totals, whole group (sales director)", group),
@@ -160,7 +163,9 @@ async def measure(url: str, units: int, plants: int, repeats: int, health: bool)
         if health:
             services = Services.create(db)
             began = time.perf_counter()
-            assessed = await hierarchy.member_health(session, [root], None, services.tiering.health)
+            assessed = await hierarchy.member_health(
+                session, [group_node], None, services.tiering.health
+            )
             rows.append(
                 (f"worst health band ({len(assessed[root])} assessed)", time.perf_counter() - began)
             )

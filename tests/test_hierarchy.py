@@ -275,8 +275,18 @@ async def test_rollups_count_only_what_the_viewer_sees(
     assert Decimal(own["annualRevenue"]) == Decimal("1200")
     assert Decimal(own["orderValue"]) == Decimal("0")
     assert own["owners"] == [{"owner": {"id": "am.chen"}, "count": 2}]
-    sub = (await gql.data("sd.wang", ROLLUP, {"id": group["Plant A"]}))["customer"]["rollup"]
+    # A group and a unit of it asked in one request (one statement for both).
+    both = await gql.data(
+        "sd.wang",
+        """query($hold: ID!, $plant: ID!) {
+          hold: customer(id: $hold) { rollup { unitCount annualRevenue } }
+          plant: customer(id: $plant) { rollup { unitCount annualRevenue orderValue } } }""",
+        {"hold": group["Hold"], "plant": group["Plant A"]},
+    )
+    sub = both["plant"]["rollup"]
     assert (sub["unitCount"], Decimal(sub["annualRevenue"])) == (1, Decimal("240"))
+    assert Decimal(sub["orderValue"]) == Decimal("0")
+    assert both["hold"]["rollup"]["unitCount"] == 3
 
 
 async def test_a_rollup_of_a_field_the_viewer_may_not_read_is_forbidden(

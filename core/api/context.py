@@ -209,19 +209,19 @@ class RequestContext:
         found = await self.read(lambda s: count_rows_by(s, stmt, Customer.parent_id, ids))
         return [found[i] for i in ids]
 
-    async def _load_rollups(self, ids: Sequence[str]) -> list[hierarchy.Totals]:
-        """Roll-ups over the units the viewer sees (three statements for all ids)."""
+    async def _load_rollups(self, nodes: Sequence[hierarchy.Node]) -> list[hierarchy.Totals]:
+        """Roll-ups over the units the viewer sees (one aggregate statement for all nodes)."""
         visible = (await self.read_scope()).clause()
         now = self.services.clock.now()
-        found = await self.read(lambda s: hierarchy.totals(s, ids, visible, now))
-        return [found[i] for i in ids]
+        found = await self.read(lambda s: hierarchy.totals(s, nodes, visible, now))
+        return [found[i] for i, _ in nodes]
 
-    async def _load_rollup_health(self, ids: Sequence[str]) -> list[list[Health]]:
+    async def _load_rollup_health(self, nodes: Sequence[hierarchy.Node]) -> list[list[Health]]:
         """The health of each node's visible accounts (itself included), assessed in bulk."""
         visible = (await self.read_scope()).clause()
         health = self.services.tiering.health
-        found = await self.read(lambda s: hierarchy.member_health(s, ids, visible, health))
-        return [found[i] for i in ids]
+        found = await self.read(lambda s: hierarchy.member_health(s, nodes, visible, health))
+        return [found[i] for i, _ in nodes]
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))

@@ -328,7 +328,7 @@ class Customer(Node):
     def rollup(self) -> Annotated[AccountRollup, strawberry.lazy("core.api.hierarchy")] | None:
         from core.api.hierarchy import AccountRollup
 
-        return AccountRollup(customer_id=str(self.id))
+        return AccountRollup(node=(str(self.id), self.path))
 
     @classmethod
     def from_model(cls, m: domain.Customer) -> Customer:

@@ -45,6 +45,8 @@ Assess = Callable[[AsyncSession, Sequence[Customer], Select[Any]], Awaitable[lis
 MAX_DEPTH = 8
 # ``orderValue`` of a roll-up sums the orders of the last year.
 ORDER_WINDOW = timedelta(days=365)
+# An account a roll-up is asked of: its id and its materialised path.
+Node = tuple[str, str]
 # ``Customer.children`` lists an account's direct units by name.
 UNIT_ORDER = SortKey(Customer.name, Customer.id)
 
@@ -201,40 +203,40 @@ class Totals:
 
 
 def _members(
-    node_ids: Sequence[str], visible: ColumnElement[bool] | None, *, owned: bool = True
-) -> CompoundSelect:
+    nodes: Sequence[Node], visible: ColumnElement[bool] | None, *, owned: bool = True
+) -> Select[Any] | CompoundSelect:
     """``(node_id, id, annual_revenue, owner_id)``: each node with every account of its
     subtree (itself included) that ``visible`` admits, and that account's active owner
     (without ``owned``: only ``(node_id, id)``, every account, no owner joined).
 
-    Two branches, each one index search per node on both databases: a top-level node's
-    subtree is its group (``root_id``, read in table order; a unit's id is never a
-    ``root_id``), a unit's is a range of the path index below it.
+    One branch for the top-level nodes, whose subtree is their group (``root_id``, read in
+    table order), and one per other node, whose subtree is a range of the path index given as
+    constants, so that the planner sees how large each subtree is.
     """
     active = and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
     columns: tuple[Any, ...] = (Customer.id,)
     if owned:
         columns += (Customer.annual_revenue, Ownership.owner_id)
-    groups = select(Customer.root_id.label("node_id"), *columns).where(
-        Customer.root_id.in_(node_ids)
-    )
-    node = aliased(Customer)
-    units = (
-        select(node.id.label("node_id"), *columns)
-        .select_from(node)
-        .join(Customer, within(Customer.path, node.path))
-        .where(node.id.in_(node_ids), node.parent_id.is_not(None))
-    )
+    paths = dict(nodes)
+    tops = [i for i, path in paths.items() if path == i + "/"]
+    branches = [
+        select(literal(i, String).label("node_id"), *columns).where(within(Customer.path, path))
+        for i, path in paths.items()
+        if path != i + "/"
+    ]
+    if tops or not branches:
+        group = select(Customer.root_id.label("node_id"), *columns)
+        branches.append(group.where(Customer.root_id.in_(tops)))
     if owned:
-        groups, units = groups.outerjoin(Ownership, active), units.outerjoin(Ownership, active)
+        branches = [b.outerjoin(Ownership, active) for b in branches]
     if visible is not None:
-        groups, units = groups.where(visible), units.where(visible)
-    return union_all(groups, units)
+        branches = [b.where(visible) for b in branches]
+    return union_all(*branches) if len(branches) > 1 else branches[0]
 
 
 async def totals(
     session: AsyncSession,
-    node_ids: Sequence[str],
+    nodes: Sequence[Node],
     visible: ColumnElement[bool] | None,
     now: datetime,
 ) -> dict[str, Totals]:
@@ -245,8 +247,8 @@ async def totals(
     of its few owner rows. Orders are summed per member first, so that a customer with many
     orders still counts once in the other figures.
     """
-    found = {i: Totals() for i in node_ids}
-    members = _members(node_ids, visible).cte("members")
+    found = {i: Totals() for i, _ in nodes}
+    members = _members(nodes, visible).cte("members")
     recent = and_(Activity.kind == ActivityKind.ORDER, Activity.at >= now - ORDER_WINDOW)
     figures = (
         members.c.node_id,
@@ -257,7 +259,7 @@ async def totals(
     )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         # PostgreSQL hashes the subtrees' orders once and joins them.
-        subtrees = _members(node_ids, None, owned=False).subquery()
+        subtrees = _members(nodes, None, owned=False).subquery()
         orders = (
             select(Activity.customer_id, func.sum(Activity.amount).label("amount"))
             .where(recent, Activity.customer_id.in_(select(subtrees.c.id)))
@@ -290,7 +292,7 @@ async def totals(
 
 async def member_health(
     session: AsyncSession,
-    node_ids: Sequence[str],
+    nodes: Sequence[Node],
     visible: ColumnElement[bool] | None,
     assess: Assess[T],
 ) -> dict[str, list[T]]:
@@ -298,9 +300,9 @@ async def member_health(
     one statement and assessed together by ``assess`` (the batch health API,
     ``TieringService.health``), which reads their activities through a query of their ids
     rather than a list (a large group would pass the databases' limit on bound parameters)."""
-    members = _members(node_ids, visible).cte("members")
+    members = _members(nodes, visible).cte("members")
     stmt = select(members.c.node_id, Customer).join(Customer, Customer.id == members.c.id)
-    found: dict[str, list[Customer]] = {i: [] for i in node_ids}
+    found: dict[str, list[Customer]] = {i: [] for i, _ in nodes}
     for node_id, customer in await session.execute(stmt):
         found[node_id].append(customer)
     distinct = {c.id: c for group in found.values() for c in group}
@@ -308,4 +310,4 @@ async def member_health(
     assessed = dict(
         zip(distinct, await assess(session, list(distinct.values()), among), strict=True)
     )
-    return {i: [assessed[c.id] for c in found[i]] for i in node_ids}
+    return {i: [assessed[c.id] for c in found[i]] for i in found}
