@@ -1,19 +1,21 @@
-"""Roll-ups over one large group: the totals of 100,000 units vs a bare scan of the group.
+"""Roll-ups over one large group: the totals of 100,000 units vs a bare scan of the group,
+on SQLite and on an embedded PostgreSQL.
 
     python -m benchmarks.hierarchy [--units 100000] [--plants 1000] [--database URL]
+                                   [--only sqlite|postgresql] [--health]
 
-One run seeds a group (a top-level account, ``--plants`` plants below it, the other units
-spread under the plants, each owned by one of 50 account managers, some with a year of orders)
-and prints, each the best of ``--repeats``:
+One run per database (a fresh SQLite file, then a throwaway embedded PostgreSQL, unless
+``--database`` names one) seeds a group (a top-level account, ``--plants`` plants below it,
+the other units spread under the plants, each owned by one of 50 account managers, some with
+a year of orders) and prints, each the best of ``--repeats``, with its ratio to the scan:
 
-- scan: one Core query summing the group's revenue by ``root_id`` (the floor);
-- totals: ``hierarchy.totals`` for the group (units, revenue, owners, orders: three statements)
-  as a sales director (no row scope) and as one account manager (OWN scope);
-- plant: the same for one plant (a subtree by path);
-- move: moving a plant (and its units) under another plant (one UPDATE of its subtree).
-
-The totals are three statements (units and revenue, owners, orders) against the scan's one,
-with the row scope applied per unit; the figures show what that costs at this size.
+- scan: one Core query counting and summing the group's revenue by ``root_id`` (the floor);
+- totals: ``hierarchy.totals`` for the group (units, revenue, owners, orders: one aggregate
+  statement) as a sales director (no row scope) and as one account manager (OWN scope);
+- plant: the same for one plant (a subtree: a range of the path index);
+- move: moving a plant (and its units) under another plant (one UPDATE of its subtree);
+- with ``--health``: the worst health band of the group's units through the batch health API
+  (``hierarchy.member_health`` with ``TieringService.health``), timed once.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
+from benchmarks.pg import migrated_database
 from core.authz.defaults import Scope
 from core.db import Database
 from core.domain import Activity, Customer, Ownership
@@ -126,24 +129,46 @@ def _row(
     }
 
 
-async def measure(url: str, units: int, plants: int, repeats: int) -> int:
+async def measure(url: str, units: int, plants: int, repeats: int, health: bool) -> None:
     db = Database(url)
     rng = random.Random(20)
     began = time.perf_counter()
     root, plant = await seed(db, units, plants, rng)
-    print(f"seeded a group of {units} units in {time.perf_counter() - began:.1f} s ({url[:10]})")
+    backend = db.engine.dialect.name
+    print(f"\n{backend}: seeded a group of {units} units in {time.perf_counter() - began:.1f} s")
     now = datetime.now(UTC)
+    group_node, plant_node = (root, f"{root}/"), (plant, f"{root}/{plant}/")  # (id, path)
     own = CustomerScope(Scope.OWN, frozenset({"am.h00"}), viewer="am.h00").for_reading().clause()
+    rows: list[tuple[str, float]] = []
     async with db.reader() as session:
+        if backend == "postgresql":
+            await session.execute(text("ANALYZE"))
         scan_query = select(func.count(), func.sum(Customer.annual_revenue)).where(
             Customer.root_id == root
         )
         scan, _ = await best_of(repeats, lambda: session.execute(scan_query))
-        group, found = await best_of(repeats, lambda: hierarchy.totals(session, [root], None, now))
-        mine, mine_found = await best_of(
-            repeats, lambda: hierarchy.totals(session, [root], own, now)
+        group, found = await best_of(
+            repeats, lambda: hierarchy.totals(session, [group_node], None, now)
         )
-        sub, _ = await best_of(repeats, lambda: hierarchy.totals(session, [plant], None, now))
+        mine, mine_found = await best_of(
+            repeats, lambda: hierarchy.totals(session, [group_node], own, now)
+        )
+        sub, _ = await best_of(repeats, lambda: hierarchy.totals(session, [plant_node], None, now))
+        rows += [
+            ("scan (count and sum by root_id)", scan),
+            ("totals, whole group (sales director)", group),
+            (f"totals, whole group (OWN: {mine_found[root].units} units)", mine),
+            ("totals, one plant", sub),
+        ]
+        if health:
+            services = Services.create(db)
+            began = time.perf_counter()
+            assessed = await hierarchy.member_health(
+                session, [group_node], None, services.tiering.health
+            )
+            rows.append(
+                (f"worst health band ({len(assessed[root])} assessed)", time.perf_counter() - began)
+            )
     async with db.transaction() as session:
         plant_row = await session.get(Customer, plant)
         assert plant_row is not None
@@ -152,22 +177,15 @@ async def measure(url: str, units: int, plants: int, repeats: int) -> int:
         )
         began = time.perf_counter()
         await hierarchy.place(session, plant_row, other, None)
-        move = time.perf_counter() - began
+        rows.append(("move a plant with its units", time.perf_counter() - began))
         await session.rollback()
     await db.dispose()
     totals = found[root]
     print(f"group: {totals.units} units, {len(totals.owners)} owners")
     print(f"{'run':<44} {'seconds':>8} {'vs scan':>8}")
-    for label, seconds in (
-        ("scan (count and sum by root_id)", scan),
-        ("totals, whole group (sales director)", group),
-        (f"totals, whole group (OWN: {mine_found[root].units} units)", mine),
-        ("totals, one plant", sub),
-        ("move a plant with its units", move),
-    ):
+    for label, seconds in rows:
         print(f"{label:<44} {seconds:>8.3f} {seconds / scan:>7.2f}x")
-    print(f"totals vs scan: {group / scan:.2f}x (three statements against one)")
-    return 0
+    print(f"{backend}: totals vs scan {group / scan:.2f}x (one aggregate statement against one)")
 
 
 def main() -> int:
@@ -175,10 +193,23 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=100_000)
     parser.add_argument("--plants", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
+    parser.add_argument("--database", help="one database to use instead of the two")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--health", action="store_true", help="time the worst health band too")
     args = parser.parse_args()
-    url = args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'hierarchy.db'}"
-    return asyncio.run(measure(url, args.units, args.plants, args.repeats))
+
+    def run(url: str) -> None:
+        asyncio.run(measure(url, args.units, args.plants, args.repeats, args.health))
+
+    if args.database:
+        run(args.database)
+        return 0
+    if args.only != "postgresql":
+        run(f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'hierarchy.db'}")
+    if args.only != "sqlite":
+        with migrated_database("baton_hierarchy") as url:
+            run(url)
+    return 0
 
 
 if __name__ == "__main__":

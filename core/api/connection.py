@@ -9,7 +9,7 @@ import strawberry
 from sqlalchemy import Select
 from strawberry.types import Info
 
-from core.api.completed import plan_page
+from core.api.completed import PagePlan, plan_page
 from core.api.context import context_of
 from core.services.pagination import (
     Page,
@@ -94,41 +94,70 @@ async def connection(
         return await ctx.read(lambda s: count_rows(s, stmt))
 
     plan = plan_page(info)
-    if plan is None:
-        found = await ctx.read(
-            lambda s: fetch_page(s, stmt, key, first, after, value_type=value_type)
+    if plan is not None and columns is not None:
+        completed = await _row_page(
+            info, plan, stmt, key, (first, after), value_type, columns, count
         )
-        return Connection.of(found, convert, count)
-    completed = None
-    if columns is not None and (selected := plan.columns(columns)) is not None:
-        joined = stmt
-        for table, on in selected.joins:
-            joined = joined.outerjoin(table, on)
-        dialect = ctx.services.db.engine.dialect.name
-        if (written := plan.json_edges(columns, selected, dialect)) is not None:
-            rows = await ctx.read(
-                lambda s: fetch_page_rows(
-                    s, joined, written.columns, key, first, after, value_type=value_type
-                )
-            )
-            edges = written.values(rows.items)
-            completed = await plan.complete(ctx, rows, rows.items, count, edges=edges)
-        else:
-            rows = await ctx.read(
-                lambda s: fetch_page_rows(
-                    s, joined, selected.columns, key, first, after, value_type=value_type
-                )
-            )
-            users = selected.joined_users(rows.items)
-            completed = await plan.complete(ctx, rows, rows.items, count, users)
-        info.schema.row_pages += completed is not None  # type: ignore[attr-defined]
-    if completed is None:  # entities: the selection needs more than columns, or a null
-        found = await ctx.read(
-            lambda s: fetch_page(s, stmt, key, first, after, value_type=value_type)
+        if completed is not None:
+            return completed
+    found = await ctx.read(lambda s: fetch_page(s, stmt, key, first, after, value_type=value_type))
+    return await page_connection(info, found, convert, count, plan)
+
+
+async def _row_page(
+    info: Info,
+    plan: PagePlan,
+    stmt: Select[Any],
+    key: SortKey,
+    window: tuple[int, str | None],
+    value_type: type,
+    columns: Mapping[str, Any],
+    count: Callable[[], Awaitable[int]],
+) -> Any:
+    """The page loaded as rows of ``columns`` and completed, when the nodes need nothing else
+    (their JSON written by the database when it can be); else None."""
+    ctx = context_of(info)
+    selected = plan.columns(columns)
+    if selected is None:
+        return None
+    first, after = window
+    joined = stmt
+    for table, on in selected.joins:
+        joined = joined.outerjoin(table, on)
+    written = plan.json_edges(columns, selected, ctx.services.db.engine.dialect.name)
+    chosen = written.columns if written is not None else selected.columns
+    rows = await ctx.read(
+        lambda s: fetch_page_rows(s, joined, chosen, key, first, after, value_type=value_type)
+    )
+    if written is not None:
+        completed = await plan.complete(
+            ctx, rows, rows.items, count, edges=written.values(rows.items)
         )
-        completed = await plan.complete(ctx, found, [convert(i) for i in found.items], count)
-        if completed is None:
-            return Connection.of(found, convert, count)
+    else:
+        users = selected.joined_users(rows.items)
+        completed = await plan.complete(ctx, rows, rows.items, count, users)
+    if completed is None:  # a null where the schema promises a value: execution reports it
+        return None
+    info.schema.row_pages += 1  # type: ignore[attr-defined]
     info.schema.completed_pages += 1  # type: ignore[attr-defined]
-    # Execution passes it through as the connection's completed value.
-    return cast(Connection[NodeT], completed)
+    return completed
+
+
+async def page_connection(
+    info: Info,
+    page: Page[Any],
+    convert: Callable[[Any], NodeT],
+    count: Callable[[], Awaitable[int]],
+    plan: PagePlan | None = None,
+) -> Connection[NodeT]:
+    """``page`` (already read) as a connection, completed at once when the selection allows
+    (``core.api.completed``; ``plan`` if already made)."""
+    plan = plan or plan_page(info)
+    if plan is not None:
+        nodes = [convert(i) for i in page.items]
+        completed = await plan.complete(context_of(info), page, nodes, count)
+        if completed is not None:
+            info.schema.completed_pages += 1  # type: ignore[attr-defined]
+            # Execution passes it through as the connection's completed value.
+            return cast(Connection[NodeT], completed)
+    return Connection.of(page, convert, count)

@@ -24,12 +24,14 @@ from core.domain import (
     TeamMember,
     User,
 )
+from core.errors import BadUserInput
 from core.insight.health import Health
 from core.insight.overrides import Override
 from core.insight.service import Rfm
 from core.services import Actor, Services, hierarchy
 from core.services.customers import CustomerFilter, CustomerScope, customers_query
 from core.services.ownership import active_account_counts
+from core.services.pagination import Page, count_rows_by, fetch_pages
 from core.services.teams import members_of
 from core.services.users import reports_of
 
@@ -73,6 +75,8 @@ class RequestContext:
         self.overrides = DataLoader(self._load_overrides)
         self.segments = DataLoader(self._load_segments)
         self.teams = DataLoader(self._load_teams)
+        self.children = DataLoader(self._load_children)
+        self.child_counts = DataLoader(self._load_child_counts)
         self.rollups = DataLoader(self._load_rollups)
         self.rollup_health = DataLoader(self._load_rollup_health)
 
@@ -182,25 +186,52 @@ class RequestContext:
             by_customer[member.customer_id].append(member)
         return [by_customer[i] for i in ids]
 
-    async def _load_rollups(self, ids: Sequence[str]) -> list[hierarchy.Totals]:
-        """Roll-ups over the units the viewer sees (three statements for all ids)."""
-        visible = (await self.read_scope()).clause()
-        now = self.services.clock.now()
-        found = await self.read(lambda s: hierarchy.totals(s, ids, visible, now))
+    async def _load_children(
+        self, keys: Sequence[tuple[str, int, str | None]]
+    ) -> list[Page[Customer] | BadUserInput]:
+        """A page of each ``(parent, first, after)`` key's direct units in the viewer's reading
+        scope: one windowed statement for all parents asking for the same page (a cursor that
+        is not one fails only the fields that pass it)."""
+        stmt = customers_query(CustomerFilter(), await self.read_scope())
+        parents: dict[tuple[int, str | None], list[str]] = {}
+        for parent, first, after in keys:
+            parents.setdefault((first, after), []).append(parent)
+        found: dict[tuple[str, int, str | None], Page[Customer] | BadUserInput] = {}
+        for (first, after), ids in parents.items():
+
+            async def pages(
+                session: AsyncSession, ids: list[str] = ids, first: int = first, after: Any = after
+            ) -> dict[Any, Page[Customer]]:
+                key = hierarchy.UNIT_ORDER
+                return await fetch_pages(session, stmt, key, Customer.parent_id, ids, first, after)
+
+            try:
+                read = await self.read(pages)
+            except BadUserInput as refused:
+                found.update({(p, first, after): refused for p in ids})
+                continue
+            found.update({(p, first, after): page for p, page in read.items()})
+        return [found[k] for k in keys]
+
+    async def _load_child_counts(self, ids: Sequence[str]) -> list[int]:
+        """How many direct units of each account the viewer sees (one statement)."""
+        stmt = customers_query(CustomerFilter(), await self.read_scope())
+        found = await self.read(lambda s: count_rows_by(s, stmt, Customer.parent_id, ids))
         return [found[i] for i in ids]
 
-    async def _load_rollup_health(self, ids: Sequence[str]) -> list[list[Health]]:
-        """The health of each node's visible accounts (itself included)."""
+    async def _load_rollups(self, nodes: Sequence[hierarchy.Node]) -> list[hierarchy.Totals]:
+        """Roll-ups over the units the viewer sees (one aggregate statement for all nodes)."""
         visible = (await self.read_scope()).clause()
+        now = self.services.clock.now()
+        found = await self.read(lambda s: hierarchy.totals(s, nodes, visible, now))
+        return [found[i] for i, _ in nodes]
 
-        async def query(session: AsyncSession) -> list[list[Health]]:
-            members = await hierarchy.member_customers(session, ids, visible)
-            distinct = {c.id: c for group in members.values() for c in group}
-            assessed = await self.services.tiering.health(session, list(distinct.values()))
-            by_id = dict(zip(distinct, assessed, strict=True))
-            return [[by_id[c.id] for c in members[i]] for i in ids]
-
-        return await self.read(query)
+    async def _load_rollup_health(self, nodes: Sequence[hierarchy.Node]) -> list[list[Health]]:
+        """The health of each node's visible accounts (itself included), assessed in bulk."""
+        visible = (await self.read_scope()).clause()
+        health = self.services.tiering.health
+        found = await self.read(lambda s: hierarchy.member_health(s, nodes, visible, health))
+        return [found[i] for i, _ in nodes]
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))

@@ -63,21 +63,22 @@ class RollupOwner:
     "Each field is as readable as the customer field it adds up."
 )
 class AccountRollup:
-    customer_id: strawberry.Private[str]
+    # The account (its id and materialised path): what the roll-up loaders are keyed by.
+    node: strawberry.Private[tuple[str, str]]
 
     @strawberry.field(
         description="How many units are below the account (at any depth).",
         metadata={"authz": "Customer.children"},
     )
     async def unit_count(self, info: Info) -> int | None:
-        return (await context_of(info).rollups.load(self.customer_id)).units
+        return (await context_of(info).rollups.load(self.node)).units
 
     @strawberry.field(
         description="Annual revenue of the account and its units.",
         metadata={"authz": "Customer.annualRevenue"},
     )
     async def annual_revenue(self, info: Info) -> Decimal | None:
-        return (await context_of(info).rollups.load(self.customer_id)).annual_revenue
+        return (await context_of(info).rollups.load(self.node)).annual_revenue
 
     @strawberry.field(
         description="Orders of the account and its units over the last 365 days (read like "
@@ -85,14 +86,14 @@ class AccountRollup:
         metadata={"authz": "Customer.annualRevenue"},
     )
     async def order_value(self, info: Info) -> Decimal | None:
-        return (await context_of(info).rollups.load(self.customer_id)).order_value
+        return (await context_of(info).rollups.load(self.node)).order_value
 
     @strawberry.field(
         description="The worst health band of the account and its units.",
         metadata={"authz": "CustomerHealth.level"},
     )
     async def worst_health_level(self, info: Info) -> HealthLevel | None:
-        found = await context_of(info).rollup_health.load(self.customer_id)
+        found = await context_of(info).rollup_health.load(self.node)
         levels = [h.level for h in found]
         return HealthLevel(max(levels, key=BANDS.index)) if levels else None
 
@@ -101,7 +102,7 @@ class AccountRollup:
         metadata={"authz": "CustomerHealth.warnings"},
     )
     async def open_warning_count(self, info: Info) -> int | None:
-        found: list[insight.Health] = await context_of(info).rollup_health.load(self.customer_id)
+        found: list[insight.Health] = await context_of(info).rollup_health.load(self.node)
         return sum(len(h.warnings) for h in found)
 
     @strawberry.field(
@@ -109,7 +110,7 @@ class AccountRollup:
         metadata={"authz": "Customer.owner"},
     )
     async def owners(self, info: Info) -> list[RollupOwner] | None:
-        counts = (await context_of(info).rollups.load(self.customer_id)).owners
+        counts = (await context_of(info).rollups.load(self.node)).owners
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return [RollupOwner(owner_id=owner, count=n) for owner, n in ranked]
 

@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from core import domain
-from core.api.connection import Connection, connection
+from core.api.connection import Connection, page_connection
 from core.api.context import context_of
 from core.api.enums import (
     AssignedBy,
@@ -29,9 +29,8 @@ from core.authz.view import PermissionView
 from core.errors import NotFound
 from core.ids import PREFIXES
 from core.plugins import Plugin
-from core.services import customers as customer_service
 from core.services import hierarchy
-from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
+from core.services.pagination import DEFAULT_PAGE_SIZE, check_page_size
 from core.services.special_needs import policy_object
 
 if TYPE_CHECKING:
@@ -342,12 +341,13 @@ class Customer(Node):
     async def children(
         self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Customer] | None:
+        check_page_size(first)
         ctx = context_of(info)
-        stmt = customer_service.customers_query(
-            customer_service.CustomerFilter(parent_id=str(self.id)), await ctx.read_scope()
+        parent = str(self.id)
+        page = await ctx.children.load((parent, first, after))
+        return await page_connection(
+            info, page, Customer.from_model, lambda: ctx.child_counts.load(parent)
         )
-        key = SortKey(domain.Customer.name, domain.Customer.id)
-        return await connection(info, stmt, key, first, after, Customer.from_model)
 
     @strawberry.field(
         description="The group account director (top-level accounts): sees every unit."
@@ -371,7 +371,7 @@ class Customer(Node):
     def rollup(self) -> Annotated[AccountRollup, strawberry.lazy("core.api.hierarchy")] | None:
         from core.api.hierarchy import AccountRollup
 
-        return AccountRollup(customer_id=str(self.id))
+        return AccountRollup(node=(str(self.id), self.path))
 
     @classmethod
     def from_model(cls, m: domain.Customer) -> Customer:

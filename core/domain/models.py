@@ -127,7 +127,12 @@ class Customer(Base):
     # (``root/…/self/``, for subtree queries in one statement) and the depth (root: 0).
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
     root_id: Mapped[str] = mapped_column(String(40), index=True, default=_own_id)
-    path: Mapped[str] = mapped_column(String(512), index=True, default=_own_path)
+    # Compared byte by byte on PostgreSQL too, so that a subtree is a range of the index.
+    path: Mapped[str] = mapped_column(
+        String(512).with_variant(String(512, collation="C"), "postgresql"),
+        index=True,
+        default=_own_path,
+    )
     depth: Mapped[int] = mapped_column(Integer, default=0)
     # A top-level account's group account director: sees every unit of the group.
     group_director_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)

@@ -7,7 +7,7 @@ workforce, whatever the number of customers. Writes are one transaction with the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -124,8 +124,8 @@ def _facts_and_owner(
     cid, territory, industry, value_tier, product_lines, stage, contact, owner, *rest = row
     group = NO_GROUP
     if grouped:
-        group = Group(*rest[:4])
-        rest = rest[4:]
+        group = Group(*rest[:6])
+        rest = rest[6:]
     extra = NO_EXTRA
     if dimensions and rest and rest[0]:
         read = {name: d.read(rest[0]) for name, d in dimensions.items()}
@@ -166,6 +166,8 @@ GROUP_COLUMNS = (
     _ROOT.territory,
     _ROOT.industry,
     type_coerce(_ROOT.value_tier, String).label("root_value_tier"),
+    Customer.parent_id,
+    Customer.depth,
 )
 
 
@@ -239,7 +241,15 @@ def plan(
     """
     result = Plan(load_before=dict(staff.load))
     evaluator = Evaluator(rules)
+    # A unit inheriting its parent's owner follows the owner its parent is given in this same
+    # batch (assigned, or requested), not the one stored: parents are decided first.
+    inherits = any(r.strategy is Strategy.INHERIT_PARENT_OWNER for r in rules)
+    decided: dict[str, str | None] = {}
+    if inherits:
+        facts = sorted(facts, key=lambda fact: fact[0].group.depth)
     for c, current in facts:
+        if c.group.parent_id in decided:
+            c.group = replace(c.group, parent_owner_id=decided[c.group.parent_id])
         if current is not None:
             staff.release(current)
         decision = evaluator.decide(c, staff, commit=False)
@@ -251,6 +261,9 @@ def plan(
         else:
             staff.commit(decision)
             result.moves.append(Move(c.id, current, decision.owner_id, decision.rule))
+            current = decision.owner_id
+        if inherits:
+            decided[c.id] = current
     result.load_after = dict(staff.load)
     return result
 

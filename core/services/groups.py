@@ -31,7 +31,7 @@ from core.services.customers import (
     customers_query,
     load_customer,
 )
-from core.services.reassignment import open_request
+from core.services.reassignment import open_requests
 
 # Applies the live rules to customers after a reorganisation, opening REORGANIZATION
 # requests where the outcome differs: (session, actor, customer ids, now).
@@ -171,13 +171,8 @@ class GroupService:
                     "preview; preview again",
                     currentUnitIds=[u.id for u in units],
                 )
-            requests = [
-                await open_request(session, actor, customer, to_owner_id, trigger, reason, now)
-            ]
-            for unit in units:  # the owner was checked with the group
-                requests.append(
-                    await open_request(
-                        session, actor, unit, to_owner_id, trigger, reason, now, check_owner=False
-                    )
-                )
-            return requests
+            # The group first, then its units by path: each one's own request, reviewed and
+            # handed over under its own tier's rules.
+            return await open_requests(
+                session, actor, [customer, *units], to_owner_id, trigger, reason, now
+            )

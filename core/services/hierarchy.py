@@ -9,24 +9,46 @@ subtree, an ancestor chain or a roll-up is one statement whatever the size of th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    String,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.domain import Activity, ActivityKind, Customer, Ownership, TeamMember
 from core.errors import BadUserInput, FieldError
+from core.services.pagination import SortKey
+
+T = TypeVar("T")
+# ``TieringService.health``: customers, and a query of their ids, to one assessment each.
+Assess = Callable[[AsyncSession, Sequence[Customer], Select[Any]], Awaitable[list[T]]]
 
 # At most this many levels, the top-level account included (a group, its divisions, their
 # plants or branches, ...). Deep enough for real groups, shallow enough for every walk.
 MAX_DEPTH = 8
 # ``orderValue`` of a roll-up sums the orders of the last year.
 ORDER_WINDOW = timedelta(days=365)
+# An account a roll-up is asked of: its id and its materialised path.
+Node = tuple[str, str]
+# ``Customer.children`` lists an account's direct units by name.
+UNIT_ORDER = SortKey(Customer.name, Customer.id)
 
 
 def top_level(customer: Customer) -> None:
@@ -38,8 +60,15 @@ def top_level(customer: Customer) -> None:
 
 
 def within(path: Any, node_path: Any) -> ColumnElement[bool]:
-    """``path`` is ``node_path`` or below it (an exact prefix test: ids may hold ``_``)."""
-    return func.substr(path, 1, func.length(node_path)) == node_path
+    """``path`` is ``node_path`` or below it: the range ``node/ <= path < node0`` (``0``
+    follows ``/``), which the path index answers, compared byte by byte (the column's
+    collation is "C" on PostgreSQL, SQLite's default is binary). ``node_path`` is a string or
+    a column."""
+    if isinstance(node_path, str):
+        upper: Any = node_path[:-1] + "0"
+    else:
+        upper = func.substr(node_path, 1, func.length(node_path) - 1, type_=String) + "0"
+    return and_(path >= node_path, path < upper)
 
 
 def ancestor_ids(path: str) -> list[str]:
@@ -177,76 +206,112 @@ class Totals:
     owners: Counter[str] = field(default_factory=Counter)
 
 
-def _members(node_ids: Sequence[str], visible: ColumnElement[bool] | None) -> tuple[Any, Any]:
-    """``(node id, member)`` pairs: each node with every account of its subtree (itself
-    included) that ``visible`` admits, as a select over ``Customer`` (the members) joined to
-    their active ownership, so that the one scope clause applies to the members."""
-    node = aliased(Customer)
-    stmt = (
-        select(node.id.label("node_id"))
-        .join(
-            Customer,
-            and_(
-                Customer.root_id == node.root_id,
-                # a top-level node's subtree is its whole group: no path test per row
-                or_(node.parent_id.is_(None), within(Customer.path, node.path)),
-            ),
-        )
-        .outerjoin(
-            Ownership, and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
-        )
-        .where(node.id.in_(node_ids))
-    )
-    return (stmt if visible is None else stmt.where(visible)), node
+def _members(
+    nodes: Sequence[Node], visible: ColumnElement[bool] | None, *, owned: bool = True
+) -> Select[Any] | CompoundSelect:
+    """``(node_id, id, annual_revenue, owner_id)``: each node with every account of its
+    subtree (itself included) that ``visible`` admits, and that account's active owner
+    (without ``owned``: only ``(node_id, id)``, every account, no owner joined).
+
+    One branch for the top-level nodes, whose subtree is their group (``root_id``, read in
+    table order), and one per other node, whose subtree is a range of the path index given as
+    constants, so that the planner sees how large each subtree is.
+    """
+    active = and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
+    columns: tuple[Any, ...] = (Customer.id,)
+    if owned:
+        columns += (Customer.annual_revenue, Ownership.owner_id)
+    paths = dict(nodes)
+    tops = [i for i, path in paths.items() if path == i + "/"]
+    branches = [
+        select(literal(i, String).label("node_id"), *columns).where(within(Customer.path, path))
+        for i, path in paths.items()
+        if path != i + "/"
+    ]
+    if tops or not branches:
+        group = select(Customer.root_id.label("node_id"), *columns)
+        branches.append(group.where(Customer.root_id.in_(tops)))
+    if owned:
+        branches = [b.outerjoin(Ownership, active) for b in branches]
+    if visible is not None:
+        branches = [b.where(visible) for b in branches]
+    return union_all(*branches) if len(branches) > 1 else branches[0]
 
 
 async def totals(
     session: AsyncSession,
-    node_ids: Sequence[str],
+    nodes: Sequence[Node],
     visible: ColumnElement[bool] | None,
     now: datetime,
 ) -> dict[str, Totals]:
-    """Each node's roll-up (three statements for any number of nodes and units): its units
-    (below it), and the revenue, last year's orders and owners of it and its units."""
-    found = {i: Totals() for i in node_ids}
-    members, node = _members(node_ids, visible)
-    counts = members.add_columns(
-        func.count(case((Customer.id != node.id, 1))), func.sum(Customer.annual_revenue)
-    ).group_by(node.id)
-    for node_id, n, revenue in await session.execute(counts):
-        found[node_id].units = int(n)
-        found[node_id].annual_revenue = revenue
-    owners = members.add_columns(Ownership.owner_id, func.count()).where(
-        Ownership.owner_id.is_not(None)
+    """Each node's roll-up, in one aggregate statement for any number of nodes and units: its
+    units (below it), and the revenue, last year's orders and owners of it and its units.
+
+    The statement groups the members by node and owner; the figures of a node are the sums
+    of its few owner rows. Orders are summed per member first, so that a customer with many
+    orders still counts once in the other figures.
+    """
+    found = {i: Totals() for i, _ in nodes}
+    members = _members(nodes, visible).cte("members")
+    recent = and_(Activity.kind == ActivityKind.ORDER, Activity.at >= now - ORDER_WINDOW)
+    figures = (
+        members.c.node_id,
+        members.c.owner_id,
+        func.count(),
+        func.count(case((members.c.id != members.c.node_id, 1))),
+        func.sum(members.c.annual_revenue),
     )
-    owners = owners.group_by(node.id, Ownership.owner_id)
-    for node_id, owner_id, n in await session.execute(owners):
-        found[node_id].owners[owner_id] = int(n)
-    orders = (
-        members.join(
-            Activity,
-            and_(
-                Activity.customer_id == Customer.id,
-                Activity.kind == ActivityKind.ORDER,
-                Activity.at >= now - ORDER_WINDOW,
-            ),
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # PostgreSQL hashes the subtrees' orders once and joins them.
+        subtrees = _members(nodes, None, owned=False).subquery()
+        orders = (
+            select(Activity.customer_id, func.sum(Activity.amount).label("amount"))
+            .where(recent, Activity.customer_id.in_(select(subtrees.c.id)))
+            .group_by(Activity.customer_id)
+            .subquery()
         )
-        .add_columns(func.sum(Activity.amount))
-        .group_by(node.id)
-    )
-    for node_id, amount in await session.execute(orders):
-        found[node_id].order_value = amount or Decimal(0)
+        stmt = select(*figures, func.sum(orders.c.amount)).outerjoin(
+            orders, orders.c.customer_id == members.c.id
+        )
+    else:
+        # SQLite sums each member's orders from the (customer, at) index as it goes; a joined
+        # derived table would be materialised with an automatic index first.
+        amount = (
+            select(func.sum(Activity.amount))
+            .where(recent, Activity.customer_id == members.c.id)
+            .scalar_subquery()
+        )
+        stmt = select(*figures, func.sum(amount))
+    stmt = stmt.group_by(members.c.node_id, members.c.owner_id)
+    for node_id, owner_id, accounts, units, revenue, amount in await session.execute(stmt):
+        totals = found[node_id]
+        totals.units += int(units)
+        if revenue is not None:
+            totals.annual_revenue = (totals.annual_revenue or Decimal(0)) + revenue
+        totals.order_value += amount or Decimal(0)
+        if owner_id is not None:
+            totals.owners[owner_id] = int(accounts)
     return found
 
 
-async def member_customers(
-    session: AsyncSession, node_ids: Sequence[str], visible: ColumnElement[bool] | None
-) -> dict[str, list[Customer]]:
-    """Each node's visible accounts (itself included), for roll-ups computed per account
-    (health); one statement."""
-    members, _ = _members(node_ids, visible)
-    stmt = members.add_columns(Customer)
-    found: dict[str, list[Customer]] = {i: [] for i in node_ids}
+async def member_health(
+    session: AsyncSession,
+    nodes: Sequence[Node],
+    visible: ColumnElement[bool] | None,
+    assess: Assess[T],
+) -> dict[str, list[T]]:
+    """The health of each node's visible accounts (itself included): the members are read in
+    one statement and assessed together by ``assess`` (the batch health API,
+    ``TieringService.health``), which reads their activities through a query of their ids
+    rather than a list (a large group would pass the databases' limit on bound parameters)."""
+    members = _members(nodes, visible).cte("members")
+    stmt = select(members.c.node_id, Customer).join(Customer, Customer.id == members.c.id)
+    found: dict[str, list[Customer]] = {i: [] for i, _ in nodes}
     for node_id, customer in await session.execute(stmt):
         found[node_id].append(customer)
-    return found
+    distinct = {c.id: c for group in found.values() for c in group}
+    among = select(members.c.id).distinct()
+    assessed = dict(
+        zip(distinct, await assess(session, list(distinct.values()), among), strict=True)
+    )
+    return {i: [assessed[c.id] for c in found[i]] for i in found}

@@ -101,21 +101,36 @@ def check_page_size(first: int) -> None:
         raise BadUserInput.one("first", f"must be between 0 and {MAX_PAGE_SIZE}", root="")
 
 
+def _after(stmt: Select[Any], key: SortKey, after: str | None, value_type: type) -> Select[Any]:
+    """``stmt`` narrowed to the rows after the cursor ``after`` in ``key`` order."""
+    if after is None:
+        return stmt
+    value, tie = decode_cursor(after, value_type)
+    # Typed binds, so that e.g. datetimes compare in the column's storage format.
+    bound = tuple_(
+        bindparam(None, value, type_=key.column.type),
+        bindparam(None, tie, type_=key.tiebreak.type),
+    )
+    cols = tuple_(key.column, key.tiebreak)
+    return stmt.where(cols < bound if key.descending else cols > bound)
+
+
 def _keyset(
     stmt: Select[Any], key: SortKey, first: int, after: str | None, value_type: type
 ) -> Select[Any]:
     """``stmt`` after the cursor ``after`` in ``key`` order, one row more than ``first``."""
     check_page_size(first)
-    if after is not None:
-        cols = tuple_(key.column, key.tiebreak)
-        value, tie = decode_cursor(after, value_type)
-        # Typed binds, so that e.g. datetimes compare in the column's storage format.
-        bound = tuple_(
-            bindparam(None, value, type_=key.column.type),
-            bindparam(None, tie, type_=key.tiebreak.type),
-        )
-        stmt = stmt.where(cols < bound if key.descending else cols > bound)
-    return stmt.order_by(*key.order).limit(first + 1)
+    return _after(stmt, key, after, value_type).order_by(*key.order).limit(first + 1)
+
+
+def _page(rows: list[Any], key: SortKey, first: int) -> Page[Any]:
+    """The page of the first ``first`` of ``rows`` (one more, if fetched, means more follow)."""
+    items = rows[:first]
+    return Page(
+        items=items,
+        cursors=[encode_cursor(key.value_of(r), key.tie_of(r)) for r in items],
+        has_next=len(rows) > first,
+    )
 
 
 async def fetch_page(
@@ -129,12 +144,32 @@ async def fetch_page(
 ) -> Page[Any]:
     """Rows of ``stmt`` after the cursor ``after`` in ``key`` order, at most ``first``."""
     rows = list((await session.scalars(_keyset(stmt, key, first, after, value_type))).unique())
-    items = rows[:first]
-    return Page(
-        items=items,
-        cursors=[encode_cursor(key.value_of(r), key.tie_of(r)) for r in items],
-        has_next=len(rows) > first,
-    )
+    return _page(rows, key, first)
+
+
+async def fetch_pages(
+    session: AsyncSession,
+    stmt: Select[Any],
+    key: SortKey,
+    partition: Any,
+    values: Sequence[Any],
+    first: int,
+    after: str | None,
+) -> dict[Any, Page[Any]]:
+    """``fetch_page`` for each value of the column ``partition`` among ``values`` (the units
+    of many parents, say) in one statement: the rows are numbered within their partition
+    (``row_number() over (partition by ...)``) and the first ``first + 1`` of each are read."""
+    check_page_size(first)
+    stmt = _after(stmt, key, after, str)
+    order = key.order
+    rank = func.row_number().over(partition_by=partition, order_by=order).label("rank")
+    ranked = stmt.where(partition.in_(values)).with_only_columns(key.tiebreak, rank).subquery()
+    chosen = select(ranked.c[0]).where(ranked.c.rank <= first + 1)
+    rows = await session.scalars(stmt.where(key.tiebreak.in_(chosen)).order_by(partition, *order))
+    found: dict[Any, list[Any]] = {v: [] for v in values}
+    for row in rows.unique():
+        found[getattr(row, partition.key)].append(row)
+    return {v: _page(found[v], key, first) for v in values}
 
 
 async def fetch_page_rows(
@@ -166,6 +201,19 @@ async def count_rows(session: AsyncSession, stmt: Select[Any]) -> int:
     return int(
         await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     )
+
+
+async def count_rows_by(
+    session: AsyncSession, stmt: Select[Any], partition: Any, values: Sequence[Any]
+) -> dict[Any, int]:
+    """``count_rows`` for each value of the column ``partition`` among ``values``, in one
+    statement."""
+    sub = stmt.order_by(None).where(partition.in_(values)).with_only_columns(partition).subquery()
+    column = sub.c[0]
+    found: dict[Any, int] = dict(
+        (await session.execute(select(column, func.count()).group_by(column))).all()
+    )
+    return {v: int(found.get(v, 0)) for v in values}
 
 
 def page_of_sorted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,60 +82,87 @@ async def load_handover(session: AsyncSession, handover_id: str, scope: Customer
     return handover
 
 
-async def open_request(
+async def open_requests(
     session: AsyncSession,
     actor: Actor,
-    customer: Customer,
+    customers: Sequence[Customer],
     to_owner_id: str,
     trigger: ReassignmentTrigger,
     reason: str | None,
     now: datetime,
     *,
     check_owner: bool = True,
-) -> ReassignmentRequest:
-    """Inside the caller's transaction: a pending request for an owned ``customer`` (loaded
+) -> list[ReassignmentRequest]:
+    """Inside the caller's transaction: a pending request for each owned customer (loaded
     with its ownership and locked) to move to ``to_owner_id`` (checked eligible unless the
-    caller did already); one open request per customer, audited."""
-    current = customer.active_ownership
-    if current is None:
-        raise InvalidState(
-            f"Customer {customer.id!r} has no owner; use assignOwner", state="UNOWNED"
-        )
-    if current.owner_id == to_owner_id:
-        raise BadUserInput.one("toOwnerId", "is already the owner")
+    caller did already); one open request per customer, audited. Set-based: one query for
+    open requests and one INSERT however many customers; the first customer that cannot
+    have a request refuses them all."""
+    owners: list[str] = []
+    for customer in customers:
+        current = customer.active_ownership
+        if current is None:
+            raise InvalidState(
+                f"Customer {customer.id!r} has no owner; use assignOwner", state="UNOWNED"
+            )
+        if current.owner_id == to_owner_id:
+            raise BadUserInput.one("toOwnerId", "is already the owner")
+        owners.append(current.owner_id)
     if check_owner:
         await check_eligible_owner(session, to_owner_id, "toOwnerId")
-    pending = await session.scalar(
-        select(ReassignmentRequest.id).where(
-            ReassignmentRequest.customer_id == customer.id,
-            ReassignmentRequest.status == RequestStatus.PENDING,
-        )
+    pending = dict(
+        (
+            await session.execute(
+                select(ReassignmentRequest.customer_id, ReassignmentRequest.id).where(
+                    ReassignmentRequest.customer_id.in_([c.id for c in customers]),
+                    ReassignmentRequest.status == RequestStatus.PENDING,
+                )
+            )
+        ).all()
     )
-    if pending is not None:
-        raise InvalidState(
-            f"Customer {customer.id!r} has an open request {pending!r}", state="REQUEST_PENDING"
+    for customer in customers:
+        if (open_id := pending.get(customer.id)) is not None:
+            raise InvalidState(
+                f"Customer {customer.id!r} has an open request {open_id!r}",
+                state="REQUEST_PENDING",
+            )
+    requests = [
+        ReassignmentRequest(
+            id=new_id("ReassignmentRequest"),
+            customer_id=customer.id,
+            from_owner_id=owner_id,
+            to_owner_id=to_owner_id,
+            trigger=trigger,
+            reason=reason,
+            status=RequestStatus.PENDING,
+            requested_by_id=actor.user_id,
+            created_at=now,
         )
-    request = ReassignmentRequest(
-        id=new_id("ReassignmentRequest"),
-        customer_id=customer.id,
-        from_owner_id=current.owner_id,
-        to_owner_id=to_owner_id,
-        trigger=trigger,
-        reason=reason,
-        status=RequestStatus.PENDING,
-        requested_by_id=actor.user_id,
-        created_at=now,
-    )
-    session.add(request)
+        for customer, owner_id in zip(customers, owners, strict=True)
+    ]
+    await add_requests(session, actor, requests, now, reason)
+    return requests
+
+
+async def add_requests(
+    session: AsyncSession,
+    actor: Actor,
+    requests: Sequence[ReassignmentRequest],
+    now: datetime,
+    reason: str | None,
+) -> None:
+    """Insert new ``requests`` (one flush for all) and audit each."""
+    session.add_all(requests)
     await session.flush()
-    AuditWriter(session, actor, now).record(
-        "requestReassignment",
-        "ReassignmentRequest",
-        request.id,
-        diff({}, snapshot(request, REQUEST_FIELDS)),
-        reason,
-    )
-    return request
+    audit = AuditWriter(session, actor, now)
+    for request in requests:
+        audit.record(
+            "requestReassignment",
+            "ReassignmentRequest",
+            request.id,
+            diff({}, snapshot(request, REQUEST_FIELDS)),
+            reason,
+        )
 
 
 class ReassignmentService:
@@ -161,7 +189,10 @@ class ReassignmentService:
         now = self.clock.now()
         async with self.db.transaction() as session:
             customer = await load_customer(session, customer_id, scope, lock=True)
-            return await open_request(session, actor, customer, to_owner_id, trigger, reason, now)
+            (request,) = await open_requests(
+                session, actor, [customer], to_owner_id, trigger, reason, now
+            )
+            return request
 
     async def review(
         self,
@@ -355,8 +386,6 @@ async def release_book(
         )
         for cid in (r.customer_id for r in plan if r.opens_request)
     ]
-    session.add_all(requests)
-    await session.flush()
     audit = AuditWriter(session, actor, now)
     for cid in customer_ids:
         audit.record(
@@ -366,12 +395,5 @@ async def release_book(
             [{"field": "owner", "before": user_id, "after": interim.get(cid)}],
             reason,
         )
-    for request in requests:
-        audit.record(
-            "requestReassignment",
-            "ReassignmentRequest",
-            request.id,
-            diff({}, snapshot(request, REQUEST_FIELDS)),
-            reason,
-        )
+    await add_requests(session, actor, requests, now, reason)
     return requests

@@ -50,12 +50,16 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class Group:
     """What rules can look at of a customer's group: its parent's owner and its top-level
-    account's territory, industry and value tier (a top-level account is its own root)."""
+    account's territory, industry and value tier (a top-level account is its own root);
+    and its parent and depth."""
 
     parent_owner_id: str | None = None
     territory: str | None = None
     industry: str | None = None
     value_tier: str | None = None
+    # Where the customer sits, so that a batch decides parents before their units.
+    parent_id: str | None = None
+    depth: int = 0
 
 
 NO_GROUP = Group()

@@ -72,11 +72,27 @@ def baton_tier_criteria() -> list[TierCriterion]:
             return TierVote("PERSONALIZED", f"buys in {len(c.year.categories)} categories")
         return None
 
+    def multi_region_group(c: CustomerSnapshot) -> TierVote | None:
+        # The plants of one group: supplying a group whose plants sit in several regions
+        # means coordinating deliveries and quality across them, for each of its accounts.
+        regions = {
+            m.special_needs.get("manufacturing", {}).get("plant_region") for m in c.group
+        } - {None}
+        if len(regions) >= 2:
+            return TierVote("PERSONALIZED", f"its group has plants in {len(regions)} regions")
+        return None
+
     return [
         TierCriterion(
             "procurement_volume", "value", "Annual procurement volume.", procurement_volume
         ),
         TierCriterion("category_breadth", "needs", "Breadth of categories.", category_breadth),
+        TierCriterion(
+            "multi_region_group",
+            "needs",
+            "An account of a group with plants in several regions.",
+            multi_region_group,
+        ),
     ]
 
 
