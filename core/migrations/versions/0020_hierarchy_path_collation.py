@@ -1,7 +1,7 @@
 """customer paths compared byte by byte on PostgreSQL (subtrees as index ranges)
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-04 17:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
