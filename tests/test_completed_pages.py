@@ -177,8 +177,9 @@ async def test_the_list_of_the_benchmark_is_completed_at_once(
 async def test_the_benchmark_list_loads_only_the_columns_it_shows(
     app: Starlette, gql: GraphQLClient, services: Services, customers: None
 ) -> None:
-    """The page is loaded as rows of the selected columns: a profile column nobody asked for
-    (and which a role may not read) is never fetched from the database."""
+    """The page is loaded as rows of the selected columns, each node written as JSON by the
+    database: a profile column nobody asked for (and which a role may not read) is never
+    fetched from the database."""
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -199,6 +200,8 @@ async def test_the_benchmark_list_loads_only_the_columns_it_shows(
     assert len(listing) == 1, statements
     for column in ("annual_revenue", "payment_terms_days", "contacts", "special_needs"):
         assert column not in listing[0]
+    # Every node field is a string or an enum stored by name: the database writes the JSON.
+    assert "json_object(" in listing[0] or "json_build_object(" in listing[0]
 
 
 async def test_a_denied_field_is_left_to_normal_execution(
