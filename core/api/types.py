@@ -217,40 +217,13 @@ class Customer(Node):
         "firstContact": "first_contact_id",
     }
     # Attributes that are a column of the customers list's rows, unchanged by ``from_model``:
-    # a page needing only these is loaded as rows (``core.api.connection``).
+    # a page needing only these is loaded as rows (``core.api.connection``). Every column of
+    # the table is one, except those ``from_model`` converts (list a new converted one here).
     sql_columns: ClassVar[dict[str, Any]] = {
         **{
-            name: getattr(domain.Customer, name)
-            for name in (
-                "id",
-                "version",
-                "name",
-                "kind",
-                "industry",
-                "territory",
-                "product_lines",
-                "lifecycle_stage",
-                "first_contact_at",
-                "value_tier",
-                "needs_tier",
-                "loyalty_tier",
-                "annual_revenue",
-                "profit_contribution",
-                "growth_potential",
-                "strategic_fit",
-                "payment_terms_days",
-                "payment_method",
-                "invoice_requirements",
-                "communication_preference",
-                "created_at",
-                "updated_at",
-                "backup_owner_id",
-                "first_contact_id",
-                "parent_id",
-                "root_id",
-                "path",
-                "group_director_id",
-            )
+            column.key: getattr(domain.Customer, column.key)
+            for column in domain.Customer.__table__.columns
+            if column.key not in ("contacts", "special_needs")  # converted by from_model
         },
         "owner_id": domain.Ownership.owner_id,
     }
