@@ -8,39 +8,32 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
-from core.calendar import WorkingCalendar
+from core.cli_access import policy_app, role_app, user_app
+from core.cli_imports import import_app
+from core.cli_records import audit_app, db_app, events_app, schema_app
+from core.cli_support import DatabaseOption, console, exit_on_error, run, settings_for
 from core.clock import SystemClock
 from core.config import SECRET_HELP, Settings
-from core.db import Database, NotMigrated
-from core.errors import BatonError
-from core.logs import LogFormat, current_request_id, logging_config
-from core.plugins import PluginError, builtin_plugins, load_plugins
+from core.logs import LogFormat, logging_config
+from core.notify.webhooks_cli import webhooks_app
+from core.plugins import load_plugins
 from core.services import Actor, Services
-from core.services.audit_chain import VerifyResult
-from sdk.specs import WorkflowEvent
 
 app = typer.Typer(help="Baton: key-account ownership service.", no_args_is_help=True)
-user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 handovers_app = typer.Typer(help="Handovers and their deadlines.", no_args_is_help=True)
-policy_app = typer.Typer(help="Role permissions (Casbin policies).", no_args_is_help=True)
-role_app = typer.Typer(help="Which users have which roles.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(policy_app, name="policy")
 app.add_typer(handovers_app, name="handovers")
-events_app = typer.Typer(help="The workflow-event outbox, for integrations.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 tiers_app = typer.Typer(help="Value, needs and loyalty tiers.", no_args_is_help=True)
 app.add_typer(tiers_app, name="tiers")
@@ -49,56 +42,7 @@ app.add_typer(plugin_app, name="plugin")
 app.add_typer(role_app, name="role")
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
-
-console = Console(stderr=True)
-T = TypeVar("T")
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option("--database", help="Database URL; else BATON_DATABASE_URL, else ./baton.db."),
-]
-SCHEMA_FILE = Path("schema/schema.graphql")
-
-
-def _settings(database: str | None) -> Settings:
-    return Settings.from_env(database_url=database)
-
-
-def _run(
-    settings: Settings, work: Callable[[Services], Awaitable[T]], *, prepare: bool = True
-) -> T:
-    """Run one piece of async work against the database, turning domain errors into exit 1."""
-
-    async def main() -> T:
-        db = Database(settings.database_url)
-        try:
-            services = Services.create(
-                db,
-                calendar=WorkingCalendar(settings.holidays),
-                plugins=load_plugins(settings.plugins),
-            )
-            if prepare:
-                await services.prepare()
-            return await work(services)
-        finally:
-            await db.dispose()
-
-    current_request_id.set("cli")
-    with _exit_on_error():
-        return asyncio.run(main())
-
-
-@contextmanager
-def _exit_on_error(*more: type[Exception]) -> Iterator[None]:
-    """Print a domain error (or one of ``more``) as one line and exit 1, without a traceback."""
-    handled: tuple[type[Exception], ...] = (BatonError, NotMigrated, PluginError, *more)
-    try:
-        yield
-    except handled as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -135,7 +79,7 @@ def serve(
 
     from core.identity.tokens import demo_secret, issue_service_token
 
-    settings = replace(_settings(database), scheduler=scheduler)
+    settings = replace(settings_for(database), scheduler=scheduler)
     if demo and not settings.jwt_secret:
         # A random secret made on the first demo run and kept beside its database, so that
         # the printed token and `baton token` keep working across restarts.
@@ -197,7 +141,7 @@ def worker(
     from core.notify import scheduler_for
 
     logging.config.dictConfig(logging_config(log_format))
-    settings = _settings(database)
+    settings = settings_for(database)
 
     async def work(services: Services) -> None:
         stop = asyncio.Event()
@@ -209,7 +153,7 @@ def worker(
         await stop.wait()
         await runner.stop()
 
-    _run(settings, work)
+    run(settings, work)
 
 
 @contextmanager
@@ -239,7 +183,7 @@ def _seed(settings: Settings, customers: int) -> None:
             task = bar.add_task("Seeding demo customers", total=customers)
             return await seed_demo(services, customers, progress=lambda n: bar.advance(task, n))
 
-    if not _run(settings, work):
+    if not run(settings, work):
         console.print("Database already has users; demo data not added.")
 
 
@@ -249,7 +193,7 @@ def demo(
     database: DatabaseOption = None,
 ) -> None:
     """Seed the demo data set into an empty database."""
-    _seed(_settings(database), customers)
+    _seed(settings_for(database), customers)
 
 
 @app.command()
@@ -295,7 +239,7 @@ def assign(
                 bar.advance(task, len(chunk))
         return assigned, requests, -1
 
-    assigned, requests, unassigned = _run(_settings(database), work)
+    assigned, requests, unassigned = run(settings_for(database), work)
     prefix = "would assign" if dry_run else "assigned"
     typer.echo(
         f"{prefix} {assigned} customers; "
@@ -315,13 +259,13 @@ def token(
     from core.identity.tokens import demo_secret, issue_service_token
     from core.services.users import load_user
 
-    settings = _settings(database)
+    settings = settings_for(database)
 
     async def work(services: Services) -> bool:
         async with services.db.reader() as session:
             return (await load_user(session, user_id)).active
 
-    if not _run(settings, work):
+    if not run(settings, work):
         console.print(f"[red]error:[/red] user {user_id!r} is deactivated")
         raise typer.Exit(1)
     if not settings.jwt_secret:
@@ -335,8 +279,8 @@ def token(
 @app.command()
 def doctor(database: DatabaseOption = None) -> None:
     """Print the effective settings (secrets masked) and each problem found; exit 1 if any."""
-    with _exit_on_error(ValueError):
-        settings = _settings(database)
+    with exit_on_error(ValueError):
+        settings = settings_for(database)
     for name, value in settings.effective().items():
         typer.echo(f"{name}={value}")
     problems = settings.problems()
@@ -345,160 +289,6 @@ def doctor(database: DatabaseOption = None) -> None:
     if problems:
         raise typer.Exit(1)
     typer.echo("no problems found")
-
-
-@user_app.command("add")
-def user_add(
-    user_id: Annotated[str, typer.Argument(metavar="ID", help="Lower-case id, e.g. am.chen.")],
-    name: Annotated[str, typer.Option(help="Display name.")],
-    role: Annotated[list[str] | None, typer.Option(help="A role; repeat for more.")] = None,
-    manager: Annotated[str | None, typer.Option(help="Id of the user's manager.")] = None,
-    team: Annotated[str | None, typer.Option(help="Team name.")] = None,
-    email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
-    capacity: Annotated[int | None, typer.Option(help="Most customers the user may own.")] = None,
-    locale: Annotated[str | None, typer.Option(help="E-mail language: zh or en.")] = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Create a user with roles (stored in the policy store)."""
-
-    async def work(services: Services) -> None:
-        await services.users.create(
-            Actor.system(),
-            user_id,
-            name,
-            email=email,
-            roles=role or [],
-            manager_id=manager,
-            team=team,
-            capacity=capacity,
-            locale=locale,
-        )
-
-    _run(_settings(database), work)
-    typer.echo(f"created user {user_id}")
-
-
-@user_app.command("locale")
-def user_locale(
-    user_id: Annotated[str, typer.Argument(metavar="ID")],
-    locale: Annotated[str, typer.Argument(help="zh or en; 'default' for the server's default.")],
-    database: DatabaseOption = None,
-) -> None:
-    """Set the language of a user's e-mails (audited)."""
-
-    async def work(services: Services) -> None:
-        chosen = None if locale == "default" else locale
-        await services.users.set_locale(Actor.system(), user_id, chosen)
-
-    _run(_settings(database), work)
-    typer.echo(f"user {user_id}: e-mail locale {locale}")
-
-
-RoleArg = Annotated[str, typer.Argument(help="Role, e.g. finance.")]
-ObjectArg = Annotated[str, typer.Argument(help="Type.field, Type.*, Mutation.name or *.")]
-ActionArg = Annotated[str, typer.Argument(help="read, write or call.")]
-
-
-@policy_app.command("list")
-def policy_list(
-    role: Annotated[str | None, typer.Option(help="Only this role.")] = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Print each role's inherited roles and own permissions."""
-
-    async def work(services: Services) -> None:
-        async with services.db.reader() as session:
-            for policy in await services.policies.role_policies(session, role):
-                inherits = f" (inherits {', '.join(policy.inherits)})" if policy.inherits else ""
-                typer.echo(f"{policy.role}{inherits}")
-                for obj, action in policy.permissions:
-                    typer.echo(f"  {action:<12} {obj}")
-
-    _run(_settings(database), work)
-
-
-@policy_app.command("matrix")
-def policy_matrix() -> None:
-    """Print the default roles' permissions on every guarded field and operation (Markdown)."""
-    from core.api.guard import policy_objects
-    from core.api.schema import build_schema
-    from core.authz.matrix import default_views, matrix_markdown
-
-    builtins = builtin_plugins()
-    fields, operations = policy_objects(build_schema(builtins)._schema)
-    typer.echo(matrix_markdown(fields, operations, default_views(builtins.plugins)), nl=False)
-
-
-@policy_app.command("grant")
-def policy_grant(
-    role: RoleArg, obj: ObjectArg, action: ActionArg, database: DatabaseOption = None
-) -> None:
-    """Allow a role an action on an object (a new role is created by its first grant)."""
-
-    async def work(services: Services) -> None:
-        await services.policies.grant(Actor.system(), role, obj, action)
-
-    _run(_settings(database), work)
-    typer.echo(f"granted {action} on {obj} to {role}")
-
-
-@policy_app.command("revoke")
-def policy_revoke(
-    role: RoleArg, obj: ObjectArg, action: ActionArg, database: DatabaseOption = None
-) -> None:
-    """Withdraw a permission from a role."""
-
-    async def work(services: Services) -> None:
-        await services.policies.revoke(Actor.system(), role, obj, action)
-
-    _run(_settings(database), work)
-    typer.echo(f"revoked {action} on {obj} from {role}")
-
-
-def _assign(user_id: str, role: str, database: str | None, *, add: bool) -> None:
-    async def work(services: Services) -> object:
-        return await services.policies.assign_role(Actor.system(), user_id, role, add=add)
-
-    _run(_settings(database), work)
-    typer.echo(f"{'assigned' if add else 'unassigned'} {role} {'to' if add else 'from'} {user_id}")
-
-
-@role_app.command("assign")
-def role_assign(
-    user_id: Annotated[str, typer.Argument(metavar="USER")],
-    role: RoleArg,
-    database: DatabaseOption = None,
-) -> None:
-    """Give a user a role."""
-    _assign(user_id, role, database, add=True)
-
-
-@role_app.command("unassign")
-def role_unassign(
-    user_id: Annotated[str, typer.Argument(metavar="USER")],
-    role: RoleArg,
-    database: DatabaseOption = None,
-) -> None:
-    """Take a role away from a user."""
-    _assign(user_id, role, database, add=False)
-
-
-@user_app.command("deactivate")
-def user_deactivate(
-    user_id: Annotated[str, typer.Argument(metavar="ID")],
-    reason: Annotated[str | None, typer.Option(help="Recorded in the audit log.")] = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Deactivate a user; their customers pass to backups (INTERIM) with OWNER_LEFT requests."""
-
-    async def work(services: Services) -> int:
-        with Progress(console=console, transient=True) as bar:
-            bar.add_task(f"Releasing {user_id}'s customers (one transaction)", total=None)
-            _, requests, _ = await services.users.deactivate(Actor.system(), user_id, reason)
-        return len(requests)
-
-    opened = _run(_settings(database), work)
-    typer.echo(f"deactivated {user_id}; opened {opened} OWNER_LEFT requests")
 
 
 @handovers_app.command("overdue")
@@ -515,7 +305,7 @@ def handovers_overdue(database: DatabaseOption = None) -> None:
             stmt = select(Handover).where(Handover.status.not_in(FINAL), Handover.due_at < now)
             return list(await session.scalars(stmt.order_by(Handover.due_at)))
 
-    late = _run(_settings(database), work)
+    late = run(settings_for(database), work)
     for h in late:
         typer.echo(
             f"{h.id}  {h.status:<18} due {h.due_at:%Y-%m-%d %H:%M}  customer {h.customer_id}"
@@ -532,7 +322,7 @@ def handovers_sweep(database: DatabaseOption = None) -> None:
     async def work(services: Services) -> dict[str, int]:
         return await services.handover.sweep_deadlines()
 
-    counts = _run(_settings(database), work)
+    counts = run(settings_for(database), work)
     typer.echo(", ".join(f"{n} new {kind}" for kind, n in counts.items()))
 
 
@@ -555,7 +345,7 @@ def tiers_review(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
 
-    result = _run(_settings(database), work)
+    result = run(settings_for(database), work)
     for m in result.movements:
         typer.echo(f"{m.customer_id}  {m.tier:<8} {m.before or '-'} -> {m.after}  ({m.reason})")
     summary = f"reviewed {result.reviewed} customers, {len(result.movements)} tier movement(s)"
@@ -565,7 +355,7 @@ def tiers_review(
 @app.command("plugins")
 def plugins_list() -> None:
     """List the plugins this installation loads (BATON_PLUGINS applies): name, version, hooks."""
-    with _exit_on_error():
+    with exit_on_error():
         registry = load_plugins(Settings.from_env().plugins)
     for p in registry.plugins:
         typer.echo(f"{p.name} {p.version}")
@@ -582,126 +372,10 @@ def plugin_new(
     """Scaffold an installable plugin package whose contract tests pass out of the box."""
     from core.scaffold import scaffold
 
-    with _exit_on_error(ValueError, FileExistsError):
+    with exit_on_error(ValueError, FileExistsError):
         root = scaffold(name, directory)
     typer.echo(f"created {root}: cd there, `pip install -e .`, then `pytest`")
 
 
-@events_app.command("list")
-def events_list(
-    after: Annotated[int | None, typer.Option(help="Only events after this id.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
-    database: DatabaseOption = None,
-) -> None:
-    """Print outbox events as JSON lines, oldest first; poll with --after LAST_ID."""
-    import json
-
-    from core.services.events import list_events
-
-    async def work(services: Services) -> list[WorkflowEvent]:
-        async with services.db.reader() as session:
-            return await list_events(session, after, limit)
-
-    for event in _run(_settings(database), work):
-        typer.echo(
-            json.dumps(
-                {
-                    "id": event.id,
-                    "kind": event.kind,
-                    "at": event.at.isoformat(),
-                    "handoverId": event.handover_id,
-                    "customerId": event.customer_id,
-                    "payload": dict(event.payload),
-                }
-            )
-        )
-
-
-@db_app.command("upgrade")
-def db_upgrade(database: DatabaseOption = None) -> None:
-    """Apply all pending migrations."""
-
-    async def work(services: Services) -> str | None:
-        await services.db.upgrade()
-        return await services.db.current_revision()
-
-    typer.echo(f"database at revision {_run(_settings(database), work, prepare=False)}")
-
-
-def _verify_chain(database: str | None, anchor: Path | None) -> VerifyResult:
-    """Verify the audit chain (against ``anchor``) without migrating the database."""
-    from core.services.audit_chain import Anchor, verify
-
-    try:
-        expected = Anchor.read(anchor) if anchor is not None else None
-    except (OSError, ValueError) as exc:
-        console.print(f"[red]error:[/red] cannot read the anchor {str(anchor)!r}: {exc}")
-        raise typer.Exit(2) from exc
-
-    async def work(services: Services) -> VerifyResult:
-        await services.db.require_current()  # verifying must not migrate what it checks
-        async with services.db.reader() as session:
-            return await verify(session, expected)
-
-    return _run(_settings(database), work, prepare=False)
-
-
-@audit_app.command("verify")
-def audit_verify(
-    anchor: Annotated[
-        Path | None,
-        typer.Option(
-            help="A head written earlier by `baton audit anchor`; also catches a removed tail "
-            "and a rewritten chain."
-        ),
-    ] = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Check the audit log's hash chain; exit 1 naming the first bad entry."""
-    result = _verify_chain(database, anchor)
-    typer.echo(result.message())
-    if not result.ok:
-        raise typer.Exit(1)
-
-
-@audit_app.command("anchor")
-def audit_anchor(
-    out: Annotated[
-        Path | None, typer.Option(help="Write the head here (else to standard output).")
-    ] = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Verify the chain, then write its head as {"seq": n, "hash": h}; keep it off the server
-    (e.g. in a ticket or a write-once bucket) for `baton audit verify --anchor`."""
-    result = _verify_chain(database, None)
-    if not result.ok:
-        typer.echo(result.message())
-        console.print("[red]error:[/red] the chain is broken; no anchor written")
-        raise typer.Exit(1)
-    if out is None:
-        typer.echo(result.head.to_json(), nl=False)
-    else:
-        out.write_text(result.head.to_json())
-        typer.echo(f"wrote {out}: seq {result.head.seq}, hash {result.head.hash}")
-
-
-@schema_app.command("export")
-def schema_export(
-    output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = SCHEMA_FILE,
-) -> None:
-    """Write the GraphQL schema (SDL) that frontends and codegen use."""
-    from core.api.schema import export_sdl
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(export_sdl())
-    typer.echo(f"wrote {output}")
-
-
-# Last: the webhooks commands build on the helpers above.
-from core.notify.webhooks_cli import webhooks_app  # noqa: E402
-
 app.add_typer(webhooks_app, name="webhooks")
-# Last: the import commands use the helpers above.
-from core.cli_imports import import_app  # noqa: E402
-
 app.add_typer(import_app, name="import")

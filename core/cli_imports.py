@@ -22,7 +22,7 @@ FileArgument = Annotated[
 
 
 def _load(path: Path, convert: Any, database: str | None, write: Any) -> int:
-    from core.cli import _run, _settings, console
+    from core.cli_support import console, run, settings_for
 
     total = sum(1 for _ in path.open(encoding="utf-8"))
     with Progress(console=console) as bar:
@@ -43,7 +43,7 @@ def _load(path: Path, convert: Any, database: str | None, write: Any) -> int:
             bar.add_task("Writing", total=None)
             return int(await write(services, [row for _, row in rows]))
 
-    return _run(_settings(database), work)
+    return run(settings_for(database), work)
 
 
 @import_app.command("activities")

@@ -52,6 +52,9 @@ RANKS = {
     "core.app": 5,
     "core.cli": 6,
     "core.cli_imports": 6,
+    "core.cli_access": 6,
+    "core.cli_records": 6,
+    "core.cli_support": 6,
     "sdk.testing": 6,  # partners' pytest plugin: runs the whole app
 }
 # Libraries that belong to the API layer only.

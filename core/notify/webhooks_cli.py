@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from core.cli import DatabaseOption, _run, _settings
+from core.cli_support import DatabaseOption, run, settings_for
 from core.config import Settings
 from core.domain import DeliveryState, WebhookDelivery, WebhookEndpoint
 from core.notify import webhooks as w
@@ -46,7 +46,7 @@ def webhooks_add(
         given = w.EndpointInput(url, event or [], role, description)
         return await _service(services).create(Actor.system(), given)
 
-    _echo_secret(*_run(_settings(database), work))
+    _echo_secret(*run(settings_for(database), work))
 
 
 @webhooks_app.command("update")
@@ -67,7 +67,7 @@ def webhooks_update(
         given = w.EndpointInput(url, event, role, description, active)
         return await _service(services).update(Actor.system(), endpoint_id, given)
 
-    endpoint = _run(_settings(database), work)
+    endpoint = run(settings_for(database), work)
     typer.echo(f"updated {endpoint.id}")
 
 
@@ -80,7 +80,7 @@ def webhooks_rotate(
     async def work(services: Services) -> tuple[WebhookEndpoint, str]:
         return await _service(services).rotate_secret(Actor.system(), endpoint_id)
 
-    _echo_secret(*_run(_settings(database), work))
+    _echo_secret(*run(settings_for(database), work))
 
 
 @webhooks_app.command("list")
@@ -92,7 +92,7 @@ def webhooks_list(database: DatabaseOption = None) -> None:
             stmt = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
             return list(await session.scalars(stmt))
 
-    found = _run(_settings(database), work)
+    found = run(settings_for(database), work)
     for e in found:
         state = "active" if e.active else "paused"
         typer.echo(f"{e.id}  {state:<6}  {e.role:<16} {','.join(e.event_types)}  {e.url}")
@@ -116,7 +116,7 @@ def webhooks_deliveries(
         async with services.db.reader() as session:
             return list(await session.scalars(stmt))
 
-    for d in _run(_settings(database), work):
+    for d in run(settings_for(database), work):
         typer.echo(
             f"{w.delivery_id(d)}  evt_{d.event_id}  {d.state.value:<9} attempts {d.attempts}"
             f"  last {d.last_status or '-'} {d.last_error or ''}".rstrip()
@@ -142,4 +142,4 @@ def webhooks_replay(
             state=state,
         )
 
-    typer.echo(f"queued {len(_run(_settings(database), work))} delivery(ies) again")
+    typer.echo(f"queued {len(run(settings_for(database), work))} delivery(ies) again")
