@@ -29,6 +29,7 @@ from core.notify.webhooks_cli import webhooks_app
 from core.plugins import load_plugins
 from core.services import Actor, Services
 
+WORKER_HEALTHCHECK_SECONDS = 30
 app = typer.Typer(help="Baton: key-account ownership service.", no_args_is_help=True)
 handovers_app = typer.Typer(help="Handovers and their deadlines.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -122,7 +123,15 @@ def serve(
         if settings.jwt_secret:  # the demo's secret, when it came from its file
             os.environ["BATON_JWT_SECRET"] = settings.jwt_secret
         os.environ["BATON_SCHEDULER"] = "1" if scheduler else "0"
-        uvicorn.run("core.app:create_app", factory=True, workers=workers, **options)
+        # uvicorn replaces a worker that misses one health check; its 5 s default killed
+        # workers still starting (plugins, policies, the first pool) on a loaded 2-core host.
+        uvicorn.run(
+            "core.app:create_app",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
 
 
 @app.command()
