@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import ColumnElement, Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -95,6 +95,14 @@ def _ping_on_checkout(engine: AsyncEngine, timeout: float) -> None:
 
 _AFTER_COMMIT = "baton_after_commit"
 _BEFORE_COMMIT = "baton_before_commit"
+
+
+def one_of(column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``, as ``column = value`` for a single value: an IN list is rendered
+    anew for every execution (its length may change), an equality is compiled once."""
+    if len(values) == 1:
+        return column == next(iter(values))
+    return column.in_(values)
 
 
 def in_transaction(session: AsyncSession) -> bool:

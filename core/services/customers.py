@@ -14,7 +14,7 @@ from sqlalchemy.orm import contains_eager
 
 from core.authz.defaults import Scope
 from core.clock import Clock
-from core.db import Database
+from core.db import Database, one_of
 from core.domain import (
     Customer,
     CustomerKind,
@@ -174,9 +174,9 @@ class CustomerScope:
         owned: ColumnElement[bool] = false()
         if self.level != Scope.NONE and self.members:
             owned = or_(
-                Ownership.owner_id.in_(self.members),
-                Customer.backup_owner_id.in_(self.members),
-                and_(Ownership.id.is_(None), Customer.first_contact_id.in_(self.members)),
+                one_of(Ownership.owner_id, self.members),
+                one_of(Customer.backup_owner_id, self.members),
+                and_(Ownership.id.is_(None), one_of(Customer.first_contact_id, self.members)),
             )
         if not self.reading:
             return owned

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from core.db import one_of
 from core.domain import Activity, ActivityKind, Customer, Ownership, TeamMember
 from core.errors import BadUserInput, FieldError
 from core.services.pagination import SortKey
@@ -97,12 +98,14 @@ def has_children() -> ColumnElement[bool]:
 # roll-up over a large group under a narrow scope stays a scan.
 def directed_by(members: frozenset[str]) -> ColumnElement[bool]:
     """For ``Customer`` rows: accounts of groups whose group director is one of ``members``."""
-    return Customer.root_id.in_(select(_ROOT.id).where(_ROOT.group_director_id.in_(members)))
+    return Customer.root_id.in_(select(_ROOT.id).where(one_of(_ROOT.group_director_id, members)))
 
 
 def on_team(members: frozenset[str]) -> ColumnElement[bool]:
     """For ``Customer`` rows: accounts on whose team one of ``members`` is."""
-    return Customer.id.in_(select(TeamMember.customer_id).where(TeamMember.user_id.in_(members)))
+    return Customer.id.in_(
+        select(TeamMember.customer_id).where(one_of(TeamMember.user_id, members))
+    )
 
 
 async def place(

@@ -23,10 +23,10 @@ RECEIVING = (S.HANDBOOK_PENDING, S.HANDBOOK_SUBMITTED, S.HANDBOOK_APPROVED, S.CU
 def receiving(user_id: str) -> ColumnElement[bool]:
     """For ``Customer`` rows: customers with an open handover to ``user_id`` (an uncorrelated
     subquery, evaluated once per statement rather than once per row)."""
+    # Equalities, not an IN list: a list is rendered anew at every execution.
+    open_ = or_(*(Handover.status == status for status in RECEIVING))
     return Customer.id.in_(
-        select(Handover.customer_id).where(
-            Handover.to_owner_id == user_id, Handover.status.in_(RECEIVING)
-        )
+        select(Handover.customer_id).where(Handover.to_owner_id == user_id, open_)
     )
 
 
