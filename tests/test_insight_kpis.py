@@ -75,7 +75,7 @@ async def test_retention_kpis_per_owner_and_team(
 
 
 async def test_the_portfolio_counts_each_owners_customers_by_tier_and_health(
-    gql: GraphQLClient, admin: str
+    gql: GraphQLClient, admin: str, services: Services
 ) -> None:
     await owned(gql, "am.chen", [("ORDER", 10, 100)])
     await owned(gql, "am.chen", [("LEAVE_INTENT", 1, None)])
@@ -86,6 +86,12 @@ async def test_the_portfolio_counts_each_owners_customers_by_tier_and_health(
           roles: ["account_manager"], managerId: "tm.li", capacity: 4}) { user { id } } }""",
     )
     await owned(gql, "am.zhu", [])
+    data = await gql.data("tm.li", PORTFOLIO)
+    # Health levels are stored by the refresh job: none yet, so no level and no warnings.
+    assert {"tier": None, "count": 2} in next(
+        p for p in data["portfolio"] if p["owner"]["id"] == "am.chen"
+    )["byHealthLevel"]
+    assert await services.tiering.refresh_health() == 4
     data = await gql.data("tm.li", PORTFOLIO)
     found = {p["owner"]["id"]: p for p in data["portfolio"]}
     assert sorted(found) == ["am.chen", "am.wu", "am.zhu"]

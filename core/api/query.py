@@ -183,12 +183,11 @@ class Query(
             ),
             scope,
         )
-        stmt = narrowed(info, stmt, f.engagement_stages, f.rfm_segments)
+        stmt = narrowed(stmt, f.engagement_stages, f.rfm_segments)
         descending = order.direction == OrderDirection.DESC
         value_type: type = int
-        if computed := computed_order(info, order.field.value, descending):
-            key, load = computed
-            stmt = stmt.options(load)
+        if computed := computed_order(stmt, order.field.value, descending):
+            stmt, key = computed
         else:
             column = getattr(domain.Customer, order.field.value)
             key = SortKey(column, domain.Customer.id, descending)

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.db import Database
-from core.domain import Activity, ActivityKind, Customer
+from core.domain import Activity, ActivityKind, Customer, CustomerHealthRow, CustomerInsight
 from core.errors import BadUserInput, FieldError, NotFound
 from core.insight import health as health_model
 from core.insight import indicators as ind
-from core.insight import overrides, thresholds
+from core.insight import materialised, overrides, thresholds
 from core.insight.facts import PERIOD, CustomerFacts, load_facts
 from core.plugins import PluginRegistry
 from core.services import insight
@@ -36,6 +36,8 @@ from sdk.specs import CustomerSnapshot
 
 TIERS = ("value_tier", "needs_tier", "loyalty_tier")
 REVIEW_CHUNK = 500
+HEALTH_BATCH = 2000  # customers whose stored health one refresh recomputes
+HEALTH_EVERY = timedelta(days=1)  # stored health is recomputed at least this often
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class TieringService:
                     actor_id=actor.user_id,
                 )
             )
+            await materialised.mark(session, [customer.id], now)
             await session.flush()
             (snapshot,) = await insight.load_snapshots(
                 session, [customer], now, self.plugins.plugins
@@ -228,6 +231,7 @@ class TieringService:
                 )
                 for r in rows
             )
+            await materialised.mark(session, wanted, now)
             AuditWriter(session, actor, now).record_import(
                 "importActivities", "activity", (r.customer_id for r in rows)
             )
@@ -350,6 +354,50 @@ class TieringService:
         ids = among if among is not None else [c.id for c in customers]
         return await self._assess(session, snapshots, ids, now)
 
+    async def refresh_health(self, limit: int = HEALTH_BATCH, now: datetime | None = None) -> int:
+        """Store the health of up to ``limit`` customers that are due, oldest first: those
+        without a stored health, those whose insight row was refreshed since (a new activity,
+        answer or override) and those computed more than ``HEALTH_EVERY`` ago. One
+        transaction, a constant number of statements; returns how many were stored."""
+        now = now or self.clock.now()
+        h, i = CustomerHealthRow, CustomerInsight
+        due = (
+            select(Customer)
+            .outerjoin(h, h.customer_id == Customer.id)
+            .outerjoin(i, i.customer_id == Customer.id)
+            .where(
+                or_(
+                    h.customer_id.is_(None),
+                    h.computed_at < i.refreshed_at,
+                    h.computed_at <= now - HEALTH_EVERY,
+                )
+            )
+            .order_by(h.computed_at.nulls_first(), Customer.id)
+            .limit(limit)
+        )
+        async with self.db.transaction() as session:
+            customers = list((await session.scalars(due)).unique())
+            if not customers:
+                return 0
+            ids = [c.id for c in customers]
+            snapshots = await insight.load_snapshots(session, customers, now, self.plugins.plugins)
+            found = await self._assess(session, snapshots, ids, now)
+            await session.execute(delete(h).where(h.customer_id.in_(ids)))
+            await session.execute(
+                insert(h),
+                [
+                    {
+                        "customer_id": c.id,
+                        "score": health.score,
+                        "level": health.level,
+                        "warnings": len(health.warnings),
+                        "computed_at": now,
+                    }
+                    for c, health in zip(customers, found, strict=True)
+                ],
+            )
+        return len(customers)
+
     async def _assess(
         self,
         session: AsyncSession,
@@ -382,10 +430,8 @@ class TieringService:
         (none when no plugin has one)."""
         if all(i.source == "core" for i in self.indicators):
             return []
-        return [
-            await insight.snapshots_as_of(session, snapshots, now - k * PERIOD, ids)
-            for k in range(1, ind.TREND_POINTS)
-        ]
+        moments = [now - k * PERIOD for k in range(1, ind.TREND_POINTS)]
+        return await insight.snapshots_at(session, snapshots, moments, ids)
 
     async def at_risk(
         self,
