@@ -2,6 +2,7 @@
 
     python -m benchmarks.insight [--customers 1000000] [--activities 10] [--repeats 3]
                                  [--database URL [--seeded]] [--health-batches N]
+                                 [--health-seconds S]
 
 Seeds 100 owners in 10 teams, customers, ``--activities`` activities per customer over two
 years and a recent NPS answer for every other customer with COPY (a throwaway embedded
@@ -19,7 +20,8 @@ as the sales director asks for it through the app in process:
 
 First the refresh work: a full re-rank of the materialised engagement and RFM rows, an
 incremental refresh of 1,000 dirty customers, and the stored health of everyone (or
-``--health-batches`` batches), with the time per customer.
+``--health-batches`` batches, or what ``--health-seconds`` allows), with the time per
+customer.
 """
 
 from __future__ import annotations
@@ -205,9 +207,11 @@ def report(name: str, seconds: float, statements: int | None = None) -> None:
     print(f"{name:<44} {seconds * 1000:11.1f} ms {sent}", flush=True)
 
 
-async def maintain(url: str, statements: Statements, health_batches: int | None) -> None:
+async def maintain(
+    url: str, statements: Statements, health_batches: int | None, health_seconds: float | None
+) -> None:
     """The refresh work: a full re-rank, an incremental refresh of 1,000 dirty customers,
-    and stored health batch by batch (``health_batches``; None: everyone)."""
+    and stored health batch by batch (at most ``health_batches``, or ``health_seconds``)."""
     db = Database(url)
     services = Services.create(db, plugins=builtin_plugins())
     try:
@@ -225,7 +229,9 @@ async def maintain(url: str, statements: Statements, health_batches: int | None)
             statements.count - before,
         )
         stored, batches, start = 0, 0, time.perf_counter()
-        while health_batches is None or batches < health_batches:
+        while (health_batches is None or batches < health_batches) and (
+            health_seconds is None or time.perf_counter() - start < health_seconds
+        ):
             n = await services.tiering.refresh_health(limit=HEALTH_BATCH)
             if not n:
                 break
@@ -313,6 +319,9 @@ def main() -> int:
         type=int,
         help=f"Store health for this many batches of {HEALTH_BATCH} (default: everyone).",
     )
+    parser.add_argument(
+        "--health-seconds", type=float, help="Stop storing health after this long (bounded runs)."
+    )
     args = parser.parse_args()
     statements = Statements()
 
@@ -328,7 +337,7 @@ def main() -> int:
                 f"activities in {time.perf_counter() - start:.1f} s",
                 flush=True,
             )
-        await maintain(url, statements, args.health_batches)
+        await maintain(url, statements, args.health_batches, args.health_seconds)
         await measure(url, statements, args.repeats)
 
     if args.database:

@@ -91,7 +91,9 @@ async def test_the_portfolio_counts_each_owners_customers_by_tier_and_health(
     assert {"tier": None, "count": 2} in next(
         p for p in data["portfolio"] if p["owner"]["id"] == "am.chen"
     )["byHealthLevel"]
+    await services.insight.refresh()  # the job: insight rows first, then their health
     assert await services.tiering.refresh_health() == 4
+    assert await services.tiering.refresh_health() == 0  # nothing due until a row changes
     data = await gql.data("tm.li", PORTFOLIO)
     found = {p["owner"]["id"]: p for p in data["portfolio"]}
     assert sorted(found) == ["am.chen", "am.wu", "am.zhu"]

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.domain.base import Base, UTCDateTime
@@ -24,6 +24,7 @@ class CustomerInsight(Base):
         Index("ix_customer_insight_rfm", "rfm_score", "customer_id"),
         Index("ix_customer_insight_segment", "segment"),
         Index("ix_customer_insight_stale_at", "stale_at"),
+        Index("ix_customer_insight_health_due", "health_due", "customer_id"),
     )
 
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
@@ -40,6 +41,8 @@ class CustomerInsight(Base):
     rfm_score: Mapped[int] = mapped_column(Integer)
     segment: Mapped[str | None] = mapped_column(String(16))
     stale_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by every refresh of the row, cleared once the customer's health is stored again.
+    health_due: Mapped[bool] = mapped_column(Boolean)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -70,7 +73,6 @@ class CustomerHealthRow(Base):
     counts over many customers, e.g. the portfolio; ``Customer.health`` is computed live)."""
 
     __tablename__ = "customer_health"
-    __table_args__ = (Index("ix_customer_health_computed_at", "computed_at"),)
 
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     score: Mapped[int] = mapped_column(Integer)

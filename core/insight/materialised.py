@@ -1,14 +1,15 @@
 """Materialised engagement stages and RFM: the ``customer_insight`` rows, refreshed
 incrementally (the definitions are in ``core.insight.segments``).
 
-- A write that changes what a row is computed from (a recorded or imported activity, an
-  engagement override set or cleared) marks the customer dirty (``mark``) in its own
-  transaction: an append-only marker, so concurrent writers never contend on it.
-- ``refresh`` recomputes, set-based, the rows of the dirty customers, of customers without a
-  row yet, and of rows whose ``stale_at`` has passed (time alone moved their stage, an order
-  left the RFM year, or an override expired), in batches of ``BATCH`` customers (two
-  statements a batch). Their RFM is scored against the quintile boundaries of the last
-  re-rank.
+- A write that changes what a row is computed from (a new customer, a recorded or imported
+  activity or survey answer, an engagement override set or cleared) marks the customer dirty
+  (``mark``) in its own transaction: an append-only marker, so concurrent writers never
+  contend on it.
+- ``refresh`` recomputes, set-based, the rows of the dirty customers and of rows whose
+  ``stale_at`` has passed (time alone moved their stage, an order left the RFM year, or an
+  override expired), in batches of ``BATCH`` customers (two statements a batch). Their RFM is
+  scored against the quintile boundaries of the last re-rank. Every recomputed row is
+  ``health_due``: its stored health follows (``TieringService.refresh_health``).
 - ``rerank`` recomputes every row in one ``INSERT … SELECT`` with ``NTILE(5)`` and stores the
   new boundaries. The scheduler's ``insight_refresh`` job (every minute) re-ranks when the
   last re-rank is older than ``RERANK_EVERY`` (or there is none) and refreshes otherwise.
@@ -34,13 +35,13 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    exists,
     func,
     insert,
     literal,
     null,
     or_,
     select,
+    true,
     tuple_,
     union,
 )
@@ -77,6 +78,7 @@ COLUMNS = (
     "rfm_score",
     "segment",
     "stale_at",
+    "health_due",
     "refreshed_at",
 )
 
@@ -182,6 +184,7 @@ def _row(m: Any, scores: Sequence[Any], rule: EngagementRule, now: datetime, dia
         func.coalesce(r * 100 + f * 10 + mon, 0).cast(Integer),
         case((r.is_not(None), segment_of(r, f, mon)), else_=null()),
         _earliest(stage_changes, window_changes),
+        true(),
         bindparam("refreshed_at", now, type_=UTCDateTime()),
     )
 
@@ -280,13 +283,8 @@ def _typed(measure: str, value: Any) -> Any:
 
 
 def _due(now: datetime, marked: int | None) -> Any:
-    """The ids of the customers whose rows are due: dirty, missing or stale."""
-    parts = [
-        select(Customer.id.label("id")).where(
-            ~exists().where(CustomerInsight.customer_id == Customer.id)
-        ),
-        select(CustomerInsight.customer_id.label("id")).where(CustomerInsight.stale_at <= now),
-    ]
+    """The ids of the customers whose rows are due: dirty or stale (two index range scans)."""
+    parts = [select(CustomerInsight.customer_id.label("id")).where(CustomerInsight.stale_at <= now)]
     if marked is not None:
         parts.append(select(InsightDirty.customer_id.label("id")).where(InsightDirty.id <= marked))
     return union(*parts).subquery("due")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
@@ -37,7 +37,6 @@ from sdk.specs import CustomerSnapshot
 TIERS = ("value_tier", "needs_tier", "loyalty_tier")
 REVIEW_CHUNK = 500
 HEALTH_BATCH = 2000  # customers whose stored health one refresh recomputes
-HEALTH_EVERY = timedelta(days=1)  # stored health is recomputed at least this often
 
 
 @dataclass(frozen=True)
@@ -355,24 +354,17 @@ class TieringService:
         return await self._assess(session, snapshots, ids, now)
 
     async def refresh_health(self, limit: int = HEALTH_BATCH, now: datetime | None = None) -> int:
-        """Store the health of up to ``limit`` customers that are due, oldest first: those
-        without a stored health, those whose insight row was refreshed since (a new activity,
-        answer or override) and those computed more than ``HEALTH_EVERY`` ago. One
-        transaction, a constant number of statements; returns how many were stored."""
+        """Store the health of up to ``limit`` customers whose insight row was refreshed since
+        their health was last stored (``health_due``: a new activity, answer or override, a
+        stage that time moved, and everyone at the daily re-rank). One transaction, a
+        constant number of statements (an index range for the due ones); returns how many."""
         now = now or self.clock.now()
         h, i = CustomerHealthRow, CustomerInsight
         due = (
             select(Customer)
-            .outerjoin(h, h.customer_id == Customer.id)
-            .outerjoin(i, i.customer_id == Customer.id)
-            .where(
-                or_(
-                    h.customer_id.is_(None),
-                    h.computed_at < i.refreshed_at,
-                    h.computed_at <= now - HEALTH_EVERY,
-                )
-            )
-            .order_by(h.computed_at.nulls_first(), Customer.id)
+            .join(i, i.customer_id == Customer.id)
+            .where(i.health_due.is_(True))
+            .order_by(i.health_due, i.customer_id)
             .limit(limit)
         )
         async with self.db.transaction() as session:
@@ -396,6 +388,8 @@ class TieringService:
                     for c, health in zip(customers, found, strict=True)
                 ],
             )
+            stored = update(i).where(i.customer_id.in_(ids), i.refreshed_at <= now)
+            await session.execute(stored.values(health_due=False))
         return len(customers)
 
     async def _assess(

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("rfm_score", sa.Integer(), nullable=False),
         sa.Column("segment", sa.String(length=16), nullable=True),
         sa.Column("stale_at", moment, nullable=True),
+        sa.Column("health_due", sa.Boolean(), nullable=False),
         sa.Column("refreshed_at", moment, nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
@@ -49,6 +50,9 @@ def upgrade() -> None:
     op.create_index("ix_customer_insight_rfm", "customer_insight", ["rfm_score", "customer_id"])
     op.create_index("ix_customer_insight_segment", "customer_insight", ["segment"])
     op.create_index("ix_customer_insight_stale_at", "customer_insight", ["stale_at"])
+    op.create_index(
+        "ix_customer_insight_health_due", "customer_insight", ["health_due", "customer_id"]
+    )
     op.create_table(
         "insight_dirty",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -81,15 +85,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_health")),
     )
-    op.create_index("ix_customer_health_computed_at", "customer_health", ["computed_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_customer_health_computed_at", table_name="customer_health")
     op.drop_table("customer_health")
     op.drop_table("insight_ranks")
     op.drop_index(op.f("ix_insight_dirty_customer_id"), table_name="insight_dirty")
     op.drop_table("insight_dirty")
+    op.drop_index("ix_customer_insight_health_due", table_name="customer_insight")
     op.drop_index("ix_customer_insight_stale_at", table_name="customer_insight")
     op.drop_index("ix_customer_insight_segment", table_name="customer_insight")
     op.drop_index("ix_customer_insight_rfm", table_name="customer_insight")
