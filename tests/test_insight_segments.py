@@ -79,6 +79,7 @@ async def test_engagement_stages_follow_the_activity_windows_and_overrides(
                 "tier": "ENGAGEMENT",
                 "value": "ACTIVE",
                 "reason": "weekly calls off the books",
+                "expiresAt": (gql.clock.now() + timedelta(hours=1)).isoformat(),
             }
         },
     )
@@ -86,6 +87,10 @@ async def test_engagement_stages_follow_the_activity_windows_and_overrides(
     assert await names(gql, filter={"engagementStages": ["ACTIVE"]}) == ["active"]
     assert await services.insight.refresh() == Refreshed(rows=1, reranked=False)
     assert await names(gql, filter={"engagementStages": ["ACTIVE"]}) == ["active", "dormant"]
+    # Once the override expires, time alone makes the row due again: DORMANT as computed.
+    later = gql.clock.now() + timedelta(hours=2)
+    assert await services.insight.refresh(now=later) == Refreshed(rows=1, reranked=False)
+    assert await names(gql, filter={"engagementStages": ["ACTIVE"]}) == ["active"]
 
 
 async def test_rfm_quintiles_and_segments_are_the_hand_computed_ones(

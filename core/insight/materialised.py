@@ -99,8 +99,8 @@ async def mark(session: AsyncSession, customer_ids: Iterable[str], now: datetime
 
 def _later(moment: ColumnElement[Any], days: int, dialect: str) -> ColumnElement[Any]:
     """``moment`` plus ``days`` days, in SQL."""
-    if dialect == "sqlite":  # stored as text; %f keeps the milliseconds
-        return func.strftime("%Y-%m-%d %H:%M:%f", moment, f"+{days} days")
+    if dialect == "sqlite":  # stored as text, as SQLAlchemy writes it (six fraction digits)
+        return func.strftime("%Y-%m-%d %H:%M:%f000", moment, f"+{days} days")
     return moment + literal(timedelta(days=days), type_=Interval())
 
 
