@@ -24,7 +24,7 @@ class CustomerInsight(Base):
         Index("ix_customer_insight_rfm", "rfm_score", "customer_id"),
         Index("ix_customer_insight_segment", "segment"),
         Index("ix_customer_insight_stale_at", "stale_at"),
-        Index("ix_customer_insight_health_due", "health_due", "customer_id"),
+        Index("ix_customer_insight_health_due", "health_due", "refreshed_at", "customer_id"),
     )
 
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)

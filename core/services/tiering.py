@@ -356,15 +356,16 @@ class TieringService:
     async def refresh_health(self, limit: int = HEALTH_BATCH, now: datetime | None = None) -> int:
         """Store the health of up to ``limit`` customers whose insight row was refreshed since
         their health was last stored (``health_due``: a new activity, answer or override, a
-        stage that time moved, and everyone at the daily re-rank). One transaction, a
-        constant number of statements (an index range for the due ones); returns how many."""
+        stage that time moved, and everyone at the daily re-rank), the latest refreshed first
+        so that a new activity is not queued behind a re-rank. One transaction, a constant
+        number of statements (an index range for the due ones); returns how many."""
         now = now or self.clock.now()
         h, i = CustomerHealthRow, CustomerInsight
         due = (
             select(Customer)
             .join(i, i.customer_id == Customer.id)
             .where(i.health_due.is_(True))
-            .order_by(i.health_due, i.customer_id)
+            .order_by(i.refreshed_at.desc(), i.customer_id.desc())  # newest changes first
             .limit(limit)
         )
         async with self.db.transaction() as session:

@@ -51,7 +51,9 @@ def upgrade() -> None:
     op.create_index("ix_customer_insight_segment", "customer_insight", ["segment"])
     op.create_index("ix_customer_insight_stale_at", "customer_insight", ["stale_at"])
     op.create_index(
-        "ix_customer_insight_health_due", "customer_insight", ["health_due", "customer_id"]
+        "ix_customer_insight_health_due",
+        "customer_insight",
+        ["health_due", "refreshed_at", "customer_id"],
     )
     op.create_table(
         "insight_dirty",
