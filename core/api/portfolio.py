@@ -121,7 +121,10 @@ class PortfolioQuery:
         ctx.permissions.require_read("Customer", ["owner", "valueTier"], "group")
         ctx.permissions.require_read("CustomerHealth", ["level", "warnings"], "group")
         scope = await ctx.scope()
-        in_scope = customers_query(CustomerFilter(unassigned=False), scope)
+        # Everyone (no scope clause): no need to narrow the assigned customers any further.
+        in_scope = None
+        if scope.clause() is not None:
+            in_scope = customers_query(CustomerFilter(unassigned=False), scope)
 
         async def load(session: AsyncSession) -> Any:
             groups = list(await session.execute(kpi_rules.portfolio_counts(in_scope)))

@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import strawberry
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import with_expression
 from strawberry.types import Info
 
@@ -68,40 +68,33 @@ class RfmSegmentCount:
     )
 
 
+ORDERS = {"engagement_stage": "stage_rank", "rfm_score": "rfm_score"}
+
+
 def narrowed(
     stmt: Select[Any],
     stages: list[EngagementStage] | None,
     segments: list[RfmSegment] | None,
-) -> Select[Any]:
-    """``stmt`` (customers) narrowed to these engagement stages and RFM segments (the
-    materialised rows)."""
+    order_field: str,
+    descending: bool,
+) -> tuple[Select[Any], SortKey | None]:
+    """``stmt`` (customers) joined to their materialised insight rows when it filters on
+    engagement stages or RFM segments or orders by a computed field (customers appear once
+    their first row is computed), and the sort key of that order (else None). One join, so
+    that a filtered page in RFM order walks the RFM index instead of sorting every match."""
     t = domain.CustomerInsight
+    if not (stages or segments or order_field in ORDERS):
+        return stmt, None
+    stmt = stmt.join(t, t.customer_id == domain.Customer.id)
     if stages:
-        chosen = select(t.customer_id).where(t.engagement_stage.in_([s.value for s in stages]))
-        stmt = stmt.where(domain.Customer.id.in_(chosen))
+        stmt = stmt.where(t.engagement_stage.in_([s.value for s in stages]))
     if segments:
-        chosen = select(t.customer_id).where(t.segment.in_([s.value for s in segments]))
-        stmt = stmt.where(domain.Customer.id.in_(chosen))
-    return stmt
-
-
-ORDERS = {"engagement_stage": "stage_rank", "rfm_score": "rfm_score"}
-
-
-def computed_order(
-    stmt: Select[Any], field: str, descending: bool
-) -> tuple[Select[Any], SortKey] | None:
-    """For ordering by a computed field: ``stmt`` joined to the materialised rows (customers
-    appear once their first row is computed) and the sort key, else None."""
-    if field not in ORDERS:
-        return None
-    t = domain.CustomerInsight
-    value = getattr(t, ORDERS[field])
+        stmt = stmt.where(t.segment.in_([s.value for s in segments]))
+    if order_field not in ORDERS:
+        return stmt, None
+    value = getattr(t, ORDERS[order_field])
     key = SortKey(value, domain.Customer.id, descending, attribute="sort_value")
-    joined = stmt.join(t, t.customer_id == domain.Customer.id).options(
-        with_expression(domain.Customer.sort_value, value)
-    )
-    return joined, key
+    return stmt.options(with_expression(domain.Customer.sort_value, value)), key
 
 
 @strawberry.type

@@ -162,12 +162,13 @@ async def overdue_handovers(
 
 
 def portfolio_counts(
-    in_scope: Select[Any],
+    in_scope: Select[Any] | None,
 ) -> Select[str, ValueTier | None, str, int, int, datetime]:
-    """The customers of ``in_scope`` (assigned ones) per owner, value tier and stored health
-    level, with their warnings and the oldest stored health (one grouped statement)."""
+    """The assigned customers (of ``in_scope``, a query of customers; None: everyone) per
+    owner, value tier and stored health level, with their warnings and the oldest stored
+    health (one grouped statement)."""
     h = CustomerHealthRow
-    return (
+    stmt = (
         select(
             Ownership.owner_id,
             Customer.value_tier,
@@ -179,6 +180,8 @@ def portfolio_counts(
         .select_from(Customer)
         .join(Ownership, and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None)))
         .outerjoin(h, h.customer_id == Customer.id)
-        .where(Customer.id.in_(in_scope.with_only_columns(Customer.id)))
         .group_by(Ownership.owner_id, Customer.value_tier, h.level)
     )
+    if in_scope is not None:
+        stmt = stmt.where(Customer.id.in_(in_scope.with_only_columns(Customer.id)))
+    return stmt
