@@ -22,6 +22,9 @@ class CustomerInsight(Base):
     __table_args__ = (
         Index("ix_customer_insight_stage", "stage_rank", "customer_id"),
         Index("ix_customer_insight_rfm", "rfm_score", "customer_id"),
+        # One stage in RFM order (the dormant key accounts): a dormant customer's RFM is low,
+        # so walking the RFM index from the top would pass every active one first.
+        Index("ix_customer_insight_stage_rfm", "engagement_stage", "rfm_score", "customer_id"),
         Index("ix_customer_insight_segment", "segment"),
         Index("ix_customer_insight_stale_at", "stale_at"),
         Index("ix_customer_insight_health_due", "health_due", "refreshed_at", "customer_id"),

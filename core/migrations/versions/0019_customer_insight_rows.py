@@ -48,6 +48,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_customer_insight_stage", "customer_insight", ["stage_rank", "customer_id"])
     op.create_index("ix_customer_insight_rfm", "customer_insight", ["rfm_score", "customer_id"])
+    op.create_index(
+        "ix_customer_insight_stage_rfm",
+        "customer_insight",
+        ["engagement_stage", "rfm_score", "customer_id"],
+    )
     op.create_index("ix_customer_insight_segment", "customer_insight", ["segment"])
     op.create_index("ix_customer_insight_stale_at", "customer_insight", ["stale_at"])
     op.create_index(
@@ -97,6 +102,7 @@ def downgrade() -> None:
     op.drop_index("ix_customer_insight_health_due", table_name="customer_insight")
     op.drop_index("ix_customer_insight_stale_at", table_name="customer_insight")
     op.drop_index("ix_customer_insight_segment", table_name="customer_insight")
+    op.drop_index("ix_customer_insight_stage_rfm", table_name="customer_insight")
     op.drop_index("ix_customer_insight_rfm", table_name="customer_insight")
     op.drop_index("ix_customer_insight_stage", table_name="customer_insight")
     op.drop_table("customer_insight")
