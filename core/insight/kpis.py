@@ -80,7 +80,12 @@ async def kpis(
                 "referrals"
             ),
         )
-        .where(Activity.at >= before, Activity.at < until)
+        .where(
+            Activity.at >= before,
+            Activity.at < until,
+            # Only these kinds count: the rest need not be read and grouped at all.
+            Activity.kind.in_((ActivityKind.ORDER, ActivityKind.REFERRAL)),
+        )
         .group_by(Activity.customer_id)
         .subquery()
     )
