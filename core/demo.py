@@ -320,6 +320,7 @@ async def seed_demo(
     await services.tiering.import_activities(system, history)
     await services.insight.import_answers(system, answers)
     await services.tiering.review(system)
+    await services.insight.refresh(full=True)  # engagement and RFM rows for everyone
     return True
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from core.insight.service import refresh_job
 from core.services import Actor, Services
 from tests.conftest import GraphQLClient, error_codes
 
@@ -75,7 +76,7 @@ async def test_retention_kpis_per_owner_and_team(
 
 
 async def test_the_portfolio_counts_each_owners_customers_by_tier_and_health(
-    gql: GraphQLClient, admin: str
+    gql: GraphQLClient, admin: str, services: Services
 ) -> None:
     await owned(gql, "am.chen", [("ORDER", 10, 100)])
     await owned(gql, "am.chen", [("LEAVE_INTENT", 1, None)])
@@ -86,6 +87,14 @@ async def test_the_portfolio_counts_each_owners_customers_by_tier_and_health(
           roles: ["account_manager"], managerId: "tm.li", capacity: 4}) { user { id } } }""",
     )
     await owned(gql, "am.zhu", [])
+    data = await gql.data("tm.li", PORTFOLIO)
+    # Health levels are stored by the refresh job: none yet, so no level and no warnings.
+    assert {"tier": None, "count": 2} in next(
+        p for p in data["portfolio"] if p["owner"]["id"] == "am.chen"
+    )["byHealthLevel"]
+    # The scheduler's job: the four customers' insight rows (a first re-rank), then their health.
+    assert await refresh_job(services, gql.clock.now()) == 4 + 4
+    assert await services.tiering.refresh_health() == 0  # nothing due until a row changes
     data = await gql.data("tm.li", PORTFOLIO)
     found = {p["owner"]["id"]: p for p in data["portfolio"]}
     assert sorted(found) == ["am.chen", "am.wu", "am.zhu"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from core.insight.materialised import Refreshed
 from core.services import Actor, Services
 from tests.conftest import GraphQLClient, error_codes
 
@@ -47,6 +48,7 @@ async def test_engagement_stages_follow_the_activity_windows_and_overrides(
     await customer(gql, "active", [(200, 10), (10, 10)])
     dormant = await customer(gql, "dormant", [(200, 10)])
     await customer(gql, "churned", [(400, 10)])
+    await services.insight.refresh()  # the first refresh re-ranks everyone
     data = await gql.data("admin", LIST, {"first": 50})
     stages = {e["node"]["name"]: e["node"]["engagementStage"] for e in data["customers"]["edges"]}
     assert stages == {
@@ -77,21 +79,30 @@ async def test_engagement_stages_follow_the_activity_windows_and_overrides(
                 "tier": "ENGAGEMENT",
                 "value": "ACTIVE",
                 "reason": "weekly calls off the books",
+                "expiresAt": (gql.clock.now() + timedelta(hours=1)).isoformat(),
             }
         },
     )
+    # The override marked the row dirty: the next (incremental) refresh applies it.
+    assert await names(gql, filter={"engagementStages": ["ACTIVE"]}) == ["active"]
+    assert await services.insight.refresh() == Refreshed(rows=1, reranked=False)
     assert await names(gql, filter={"engagementStages": ["ACTIVE"]}) == ["active", "dormant"]
+    # Once the override expires, time alone makes the row due again: DORMANT as computed.
+    later = gql.clock.now() + timedelta(hours=2)
+    assert await services.insight.refresh(now=later) == Refreshed(rows=1, reranked=False)
+    assert await names(gql, filter={"engagementStages": ["ACTIVE"]}) == ["active"]
 
 
 async def test_rfm_quintiles_and_segments_are_the_hand_computed_ones(
-    gql: GraphQLClient, admin: str
+    gql: GraphQLClient, admin: str, services: Services
 ) -> None:
     await customer(gql, "c1", [(300, 100)])
     await customer(gql, "c2", [(300, 50), (275, 50), (250, 50), (225, 50), (200, 50)])
     await customer(gql, "c3", [(30, 1000), (5, 1000)])
     await customer(gql, "c4", [(90, 300), (70, 300), (50, 300)])
     await customer(gql, "c5", [(80, 600), (60, 600), (40, 600), (20, 600)])
-    await customer(gql, "c6", [])
+    c6 = await customer(gql, "c6", [])
+    await services.insight.refresh(full=True)
     order = {"field": "RFM_SCORE", "direction": "DESC"}
     data = await gql.data("admin", LIST, {"first": 50, "order": order})
     found = [(e["node"]["name"], e["node"]["rfm"]) for e in data["customers"]["edges"]]
@@ -115,6 +126,23 @@ async def test_rfm_quintiles_and_segments_are_the_hand_computed_ones(
         "POTENTIAL": 1,
     }
     assert await names(gql, filter={"rfmSegments": ["AT_RISK", "LOST"]}) == ["c1", "c2"]
+    # An order now marks c6 dirty; the incremental refresh scores it against the stored
+    # quintile starts: recency after c3's (5), one order below c3's two (1), 5000 above c5's
+    # 2400 (5): 515, NEW. Nobody else is recomputed until the next re-rank.
+    await gql.data(
+        "admin", RECORD, {"input": {"customerId": c6, "kind": "ORDER", "amount": "5000"}}
+    )
+    assert await services.insight.refresh() == Refreshed(rows=1, reranked=False)
+    data = await gql.data("admin", LIST, {"first": 2, "order": order})
+    found = [(e["node"]["name"], e["node"]["rfm"]) for e in data["customers"]["edges"]]
+    assert found == [
+        ("c3", {"recency": 5, "frequency": 2, "monetary": 4, "score": 524, "segment": "NEW"}),
+        ("c6", {"recency": 5, "frequency": 1, "monetary": 5, "score": 515, "segment": "NEW"}),
+    ]
+    counts = await gql.data("admin", "{ rfmSegments { segment count refreshedAt } }")
+    new = next(c for c in counts["rfmSegments"] if c["segment"] == "NEW")
+    assert new["count"] == 2
+    assert datetime.fromisoformat(new["refreshedAt"]) <= gql.clock.now()
 
 
 async def test_filtering_ordering_or_counting_by_an_unreadable_field_is_forbidden(

@@ -205,6 +205,7 @@ def test_intervals_come_from_the_environment_and_a_misspelt_job_is_refused() -> 
         ("webhooks", timedelta(seconds=10)),
         ("email", timedelta(minutes=1)),
         ("surveys", timedelta(hours=1)),
+        ("insight_refresh", timedelta(minutes=1)),
     ]
     assert parse_interval("90") == timedelta(seconds=90)
     assert parse_interval("2d") == timedelta(days=2)

@@ -176,7 +176,7 @@ class RequestContext:
         found = await self.read(lambda s: self.services.insight.overrides_of(s, list(ids)))
         return [found.get(i, {}) for i in ids]
 
-    async def _load_segments(self, ids: Sequence[str]) -> list[tuple[str, Rfm | None]]:
+    async def _load_segments(self, ids: Sequence[str]) -> list[tuple[str | None, Rfm | None]]:
         found = await self.read(lambda s: self.services.insight.segments_of(s, list(ids)))
         return [found[i] for i in ids]
 

@@ -71,6 +71,11 @@ class PortfolioOwner:
     overdue_handovers: int = strawberry.field(
         description="Open handovers past their step's deadline, outgoing or incoming."
     )
+    refreshed_at: datetime | None = strawberry.field(
+        description="The oldest stored health the levels and warnings rest on (they are "
+        "recomputed at least daily and soon after a new activity; a customer not yet "
+        "computed counts under a null level)."
+    )
 
 
 async def _among(info: Info) -> Select[Any] | None:
@@ -116,15 +121,14 @@ class PortfolioQuery:
         ctx.permissions.require_read("Customer", ["owner", "valueTier"], "group")
         ctx.permissions.require_read("CustomerHealth", ["level", "warnings"], "group")
         scope = await ctx.scope()
-        in_scope = customers_query(CustomerFilter(unassigned=False), scope)
+        # Everyone (no scope clause): no need to narrow the assigned customers any further.
+        in_scope = None
+        if scope.clause() is not None:
+            in_scope = customers_query(CustomerFilter(unassigned=False), scope)
 
         async def load(session: AsyncSession) -> Any:
-            customers = list(
-                (await session.scalars(in_scope.order_by(domain.Customer.id))).unique()
-            )
-            among = in_scope.with_only_columns(domain.Customer.id)
-            health = await ctx.services.tiering.health(session, customers, among)
-            owners = sorted({_owner(c) for c in customers})
+            groups = list(await session.execute(kpi_rules.portfolio_counts(in_scope)))
+            owners = sorted({g.owner_id for g in groups})
             users = {
                 u.id: u
                 for u in await session.scalars(
@@ -132,17 +136,21 @@ class PortfolioQuery:
                 )
             }
             overdue = await kpi_rules.overdue_handovers(session, owners, ctx.services.clock.now())
-            return customers, health, users, overdue
+            return groups, users, overdue
 
-        customers, health, users, overdue = await ctx.read(load)
+        groups, users, overdue = await ctx.read(load)
         tiers: dict[str, Counter[str | None]] = {}
         levels: dict[str, Counter[str | None]] = {}
         warnings: Counter[str] = Counter()
-        for c, h in zip(customers, health, strict=True):
-            owner = _owner(c)
-            tiers.setdefault(owner, Counter())[c.value_tier.value if c.value_tier else None] += 1
-            levels.setdefault(owner, Counter())[h.level] += 1
-            warnings[owner] += len(h.warnings)
+        oldest: dict[str, datetime | None] = {}
+        for g in groups:
+            tier = g.value_tier.value if g.value_tier else None
+            tiers.setdefault(g.owner_id, Counter())[tier] += g.customers
+            levels.setdefault(g.owner_id, Counter())[g.level] += g.customers
+            warnings[g.owner_id] += int(g.warnings or 0)
+            if g.computed_at is not None:
+                was = oldest.get(g.owner_id)
+                oldest[g.owner_id] = g.computed_at if was is None else min(was, g.computed_at)
         result = []
         for owner_id in sorted(tiers):
             user = users[owner_id]
@@ -157,14 +165,10 @@ class PortfolioQuery:
                     by_health_level=_counts(levels[owner_id]),
                     open_warnings=warnings[owner_id],
                     overdue_handovers=overdue[owner_id],
+                    refreshed_at=oldest.get(owner_id),
                 )
             )
         return result
-
-
-def _owner(c: domain.Customer) -> str:
-    assert c.active_ownership is not None  # the portfolio lists assigned customers only
-    return c.active_ownership.owner_id
 
 
 def _counts(counter: Counter[str | None]) -> list[TierCount]:

@@ -21,7 +21,7 @@ from core.api.indicators import IndicatorQuery
 from core.api.inputs import AuditFilter, CustomerFilter, CustomerOrder, OrderDirection, UserFilter
 from core.api.insight import InsightQuery
 from core.api.portfolio import PortfolioQuery
-from core.api.segments import SegmentQuery, computed_order, narrowed
+from core.api.segments import SegmentQuery, narrowed
 from core.api.surveys import SurveyQuery
 from core.api.types import (
     AuditEntry,
@@ -183,12 +183,13 @@ class Query(
             ),
             scope,
         )
-        stmt = narrowed(info, stmt, f.engagement_stages, f.rfm_segments)
         descending = order.direction == OrderDirection.DESC
+        stmt, computed = narrowed(
+            stmt, f.engagement_stages, f.rfm_segments, order.field.value, descending
+        )
         value_type: type = int
-        if computed := computed_order(info, order.field.value, descending):
-            key, load = computed
-            stmt = stmt.options(load)
+        if computed is not None:
+            key = computed
         else:
             column = getattr(domain.Customer, order.field.value)
             key = SortKey(column, domain.Customer.id, descending)

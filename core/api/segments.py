@@ -3,18 +3,18 @@ order they add, and the segment counts."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar
 
 import strawberry
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select
 from sqlalchemy.orm import with_expression
 from strawberry.types import Info
 
 from core import domain
 from core.api.context import context_of
 from core.api.enums import EngagementStage
-from core.insight.segments import engagement_stage, rfm_table, stage_rank
 from core.insight.service import Rfm
 from core.services.customers import CustomerFilter, customers_query
 from core.services.pagination import SortKey
@@ -40,6 +40,10 @@ class RfmScore:
     monetary: int
     score: int = strawberry.field(description="R·100 + F·10 + M, e.g. 545.")
     segment: RfmSegment
+    refreshed_at: datetime = strawberry.field(
+        description="When these scores (and the engagement stage) were computed: they follow "
+        "the customer's activities within about a minute (docs/guides/health-and-surveys.md)."
+    )
 
     @classmethod
     def of(cls, r: Rfm) -> RfmScore:
@@ -49,6 +53,7 @@ class RfmScore:
             monetary=r.monetary,
             score=r.score,
             segment=RfmSegment(r.segment),
+            refreshed_at=r.refreshed_at,
         )
 
 
@@ -58,43 +63,38 @@ class RfmSegmentCount:
 
     segment: RfmSegment
     count: int
+    refreshed_at: datetime | None = strawberry.field(
+        description="The oldest refresh among the counted customers (null: none counted)."
+    )
+
+
+ORDERS = {"engagement_stage": "stage_rank", "rfm_score": "rfm_score"}
 
 
 def narrowed(
-    info: Info,
     stmt: Select[Any],
     stages: list[EngagementStage] | None,
     segments: list[RfmSegment] | None,
-) -> Select[Any]:
-    """``stmt`` (customers) narrowed to these engagement stages and RFM segments."""
-    insight = context_of(info).services.insight
-    now = insight.clock.now()
+    order_field: str,
+    descending: bool,
+) -> tuple[Select[Any], SortKey | None]:
+    """``stmt`` (customers) joined to their materialised insight rows when it filters on
+    engagement stages or RFM segments or orders by a computed field (customers appear once
+    their first row is computed), and the sort key of that order (else None). One join, so
+    that a filtered page in RFM order walks the RFM index instead of sorting every match."""
+    t = domain.CustomerInsight
+    if not (stages or segments or order_field in ORDERS):
+        return stmt, None
+    stmt = stmt.join(t, t.customer_id == domain.Customer.id)
     if stages:
-        stmt = stmt.where(engagement_stage(insight.engagement, now).in_([s.value for s in stages]))
+        stmt = stmt.where(t.engagement_stage.in_([s.value for s in stages]))
     if segments:
-        rfm = rfm_table(now)
-        stmt = stmt.join(rfm, rfm.c.customer_id == domain.Customer.id).where(
-            rfm.c.segment.in_([s.value for s in segments])
-        )
-    return stmt
-
-
-def computed_order(info: Info, field: str, descending: bool) -> tuple[SortKey, Any] | None:
-    """The sort key and loader option for ordering by a computed field, else None."""
-    insight = context_of(info).services.insight
-    now = insight.clock.now()
-    if field == "engagement_stage":
-        value = stage_rank(engagement_stage(insight.engagement, now))
-    elif field == "rfm_score":
-        rfm = rfm_table(now)
-        value = func.coalesce(
-            select(rfm.c.score).where(rfm.c.customer_id == domain.Customer.id).scalar_subquery(),
-            0,
-        )
-    else:
-        return None
+        stmt = stmt.where(t.segment.in_([s.value for s in segments]))
+    if order_field not in ORDERS:
+        return stmt, None
+    value = getattr(t, ORDERS[order_field])
     key = SortKey(value, domain.Customer.id, descending, attribute="sort_value")
-    return key, with_expression(domain.Customer.sort_value, value)
+    return stmt.options(with_expression(domain.Customer.sort_value, value)), key
 
 
 @strawberry.type
@@ -108,4 +108,7 @@ class SegmentQuery:
         if scope.clause() is not None:
             among = customers_query(CustomerFilter(), scope).with_only_columns(domain.Customer.id)
         found = await ctx.read(lambda s: ctx.services.insight.rfm_segments(s, among))
-        return [RfmSegmentCount(segment=RfmSegment(k), count=n) for k, n in found.items()]
+        return [
+            RfmSegmentCount(segment=RfmSegment(k), count=n, refreshed_at=at)
+            for k, (n, at) in found.items()
+        ]

@@ -254,11 +254,12 @@ class Customer(Node):
 
     @strawberry.field(
         description="Where the customer stands by its own activity: NEW, ACTIVE, DORMANT or "
-        "CHURNED (not the sales `lifecycleStage`)."
+        "CHURNED (not the sales `lifecycleStage`); as of `rfm.refreshedAt`, null until first "
+        "computed (within about a minute of creation)."
     )
     async def engagement_stage(self, info: Info) -> EngagementStage | None:
         stage, _ = await context_of(info).segments.load(str(self.id))
-        return EngagementStage(stage)
+        return EngagementStage(stage) if stage is not None else None
 
     @strawberry.field(description="RFM quintiles and segment; null without an order in a year.")
     async def rfm(

@@ -23,6 +23,7 @@ from core.domain.enums import (
     TeamRole,
     ValueTier,
 )
+from core.domain.insight import CustomerHealthRow, CustomerInsight, InsightDirty, InsightRank
 from core.domain.models import (
     Activity,
     AssignmentRule,
@@ -64,6 +65,8 @@ __all__ = [
     "CasbinRule",
     "CommunicationChannel",
     "Customer",
+    "CustomerHealthRow",
+    "CustomerInsight",
     "CustomerKind",
     "DeliveryState",
     "EmailCursor",
@@ -75,6 +78,8 @@ __all__ = [
     "IdempotencyKey",
     "IdempotencyState",
     "IndicatorThreshold",
+    "InsightDirty",
+    "InsightRank",
     "LifecycleStage",
     "LoyaltyTier",
     "MeetingKind",

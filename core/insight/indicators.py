@@ -105,7 +105,10 @@ def _counted(count: Callable[[Period], int]) -> Callable[[Inputs, int], float | 
 
     def compute(i: Inputs, k: int) -> float | None:
         p = i.facts.get(k)
-        return float(count(p)) if p is not None and _ever(i, count) else None
+        if p is None:
+            return None
+        n = count(p)
+        return float(n) if n or _ever(i, count) else None
 
     return compute
 

@@ -22,7 +22,17 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.domain import Activity, ActivityKind, Customer, Handover, HandoverStatus, Ownership, User
+from core.domain import (
+    Activity,
+    ActivityKind,
+    Customer,
+    CustomerHealthRow,
+    Handover,
+    HandoverStatus,
+    Ownership,
+    User,
+    ValueTier,
+)
 from core.insight import surveys
 
 
@@ -70,7 +80,12 @@ async def kpis(
                 "referrals"
             ),
         )
-        .where(Activity.at >= before, Activity.at < until)
+        .where(
+            Activity.at >= before,
+            Activity.at < until,
+            # Only these kinds count: the rest need not be read and grouped at all.
+            Activity.kind.in_((ActivityKind.ORDER, ActivityKind.REFERRAL)),
+        )
         .group_by(Activity.customer_id)
         .subquery()
     )
@@ -149,3 +164,29 @@ async def overdue_handovers(
             if owner is not None:
                 found[owner] += int(n)
     return found
+
+
+def portfolio_counts(
+    in_scope: Select[Any] | None,
+) -> Select[str, ValueTier | None, str, int, int, datetime]:
+    """The assigned customers (of ``in_scope``, a query of customers; None: everyone) per
+    owner, value tier and stored health level, with their warnings and the oldest stored
+    health (one grouped statement)."""
+    h = CustomerHealthRow
+    stmt = (
+        select(
+            Ownership.owner_id,
+            Customer.value_tier,
+            h.level,
+            func.count().label("customers"),
+            func.sum(h.warnings).label("warnings"),
+            func.min(h.computed_at).label("computed_at"),
+        )
+        .select_from(Customer)
+        .join(Ownership, and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None)))
+        .outerjoin(h, h.customer_id == Customer.id)
+        .group_by(Ownership.owner_id, Customer.value_tier, h.level)
+    )
+    if in_scope is not None:
+        stmt = stmt.where(Customer.id.in_(in_scope.with_only_columns(Customer.id)))
+    return stmt

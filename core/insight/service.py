@@ -12,12 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.db import Database
-from core.domain import Customer, Survey, SurveyKind, SurveyOccasion, SurveyStatus, TierOverride
+from core.domain import (
+    Customer,
+    CustomerInsight,
+    Survey,
+    SurveyKind,
+    SurveyOccasion,
+    SurveyStatus,
+    TierOverride,
+)
 from core.errors import BadUserInput, FieldError
 from core.ids import new_id
-from core.insight import overrides, surveys, thresholds
+from core.insight import materialised, overrides, surveys, thresholds
 from core.insight.indicators import Indicator, Thresholds, registry
-from core.insight.segments import SEGMENTS, EngagementRule, engagement_stage, rfm_table
+from core.insight.materialised import Refreshed
+from core.insight.segments import SEGMENTS, EngagementRule
 from core.plugins import PluginRegistry
 from core.services.assignment import AssignmentService
 from core.services.audit import Actor, AuditWriter, audit_value
@@ -32,6 +41,7 @@ class Rfm:
     frequency: int
     monetary: int
     segment: str
+    refreshed_at: datetime
 
     @property
     def score(self) -> int:
@@ -72,38 +82,54 @@ class InsightService:
 
     async def segments_of(
         self, session: AsyncSession, customer_ids: list[str]
-    ) -> dict[str, tuple[str, Rfm | None]]:
-        """Each customer's engagement stage and RFM (one statement)."""
-        now = self.clock.now()
-        rfm = rfm_table(now)
+    ) -> dict[str, tuple[str | None, Rfm | None]]:
+        """Each customer's engagement stage and RFM as last refreshed (one statement; no
+        stage before the customer's first refresh)."""
+        t = CustomerInsight
         rows = await session.execute(
             select(
-                Customer.id,
-                engagement_stage(self.engagement, now),
-                rfm.c.recency,
-                rfm.c.frequency,
-                rfm.c.monetary,
-                rfm.c.segment,
-            )
-            .outerjoin(rfm, rfm.c.customer_id == Customer.id)
-            .where(Customer.id.in_(customer_ids))
+                t.customer_id,
+                t.engagement_stage,
+                t.recency,
+                t.frequency,
+                t.monetary,
+                t.segment,
+                t.refreshed_at,
+            ).where(t.customer_id.in_(customer_ids))
         )
-        return {
-            cid: (stage, Rfm(r, f, m, segment) if r is not None else None)
-            for cid, stage, r, f, m, segment in rows
-        }
+        found: dict[str, tuple[str | None, Rfm | None]] = dict.fromkeys(customer_ids, (None, None))
+        for cid, stage, r, f, m, segment, at in rows:
+            rfm = None
+            if r is not None and f is not None and m is not None and segment is not None:
+                rfm = Rfm(r, f, m, segment, at)
+            found[cid] = (stage, rfm)
+        return found
 
     async def rfm_segments(
         self, session: AsyncSession, among: Select[Any] | None
-    ) -> dict[str, int]:
-        """How many customers (of ``among``, a query of ids) are in each RFM segment."""
-        rfm = rfm_table(self.clock.now())
-        stmt = select(rfm.c.segment, func.count()).group_by(rfm.c.segment)
+    ) -> dict[str, tuple[int, datetime | None]]:
+        """How many customers (of ``among``, a query of ids) are in each RFM segment, and
+        the oldest refresh those counts rest on (one statement over the materialised rows)."""
+        t = CustomerInsight
+        stmt = (
+            select(t.segment, func.count(), func.min(t.refreshed_at))
+            .where(t.segment.is_not(None))
+            .group_by(t.segment)
+        )
         if among is not None:
-            stmt = stmt.where(rfm.c.customer_id.in_(among))
-        found = {segment: 0 for segment in SEGMENTS}
-        found.update({segment: int(n) for segment, n in await session.execute(stmt)})
+            stmt = stmt.where(t.customer_id.in_(among))
+        found: dict[str, tuple[int, datetime | None]] = {s: (0, None) for s in SEGMENTS}
+        found.update({str(s): (int(n), at) for s, n, at in await session.execute(stmt)})
         return found
+
+    async def refresh(self, full: bool = False, now: datetime | None = None) -> Refreshed:
+        """Bring the materialised engagement and RFM rows up to date (``full``: re-rank
+        everyone now); see ``core.insight.materialised``."""
+        at = now or self.clock.now()
+        async with self.db.transaction() as session:
+            if full:
+                return await materialised.rerank(session, self.engagement, at)
+            return await materialised.refresh(session, self.engagement, at)
 
     async def thresholds(self, session: AsyncSession) -> dict[str, Thresholds]:
         """Each indicator's thresholds now (tuned or default)."""
@@ -152,6 +178,8 @@ class InsightService:
             if column is not None and before != typed:
                 setattr(customer, column, typed)
                 customer.updated_at = now
+            if tier == "engagement":
+                await materialised.mark(session, [customer.id], now)
             await session.flush()
             until = f" until {expires_at.isoformat()}" if expires_at else ""
             AuditWriter(session, actor, now).record(
@@ -192,6 +220,8 @@ class InsightService:
                         TierOverride.customer_id == customer.id, TierOverride.tier == tier
                     )
                 )
+                if tier == "engagement":
+                    await materialised.mark(session, [customer.id], now)
                 AuditWriter(session, actor, now).record(
                     "clearTierOverride",
                     "Customer",
@@ -225,6 +255,7 @@ class InsightService:
                 survey_id=answer.survey_id,
                 occasion=answer.occasion,
             )
+            await materialised.mark(session, [customer.id], now)  # its health moves
             AuditWriter(session, actor, now).record(
                 "recordSurveyAnswer", "Customer", customer.id, [surveys.audit_change(survey)]
             )
@@ -256,6 +287,7 @@ class InsightService:
                 )
                 for a in answers
             )
+            await materialised.mark(session, wanted, now)
             AuditWriter(session, actor, now).record_import(
                 "importSurveys", "surveys", (a.customer_id for a in answers)
             )
@@ -286,3 +318,11 @@ async def run(services: Any, now: datetime) -> int:
     """The scheduler's "surveys due" job: create the surveys due at ``now``."""
     service: InsightService = services.insight
     return await service.schedule_surveys(now)
+
+
+async def refresh_job(services: Any, now: datetime) -> int:
+    """The scheduler's ``insight_refresh`` job: the engagement and RFM rows that are due
+    (everyone on a re-rank), then a batch of stored health; returns the rows recomputed."""
+    service: InsightService = services.insight
+    rows = (await service.refresh(now=now)).rows
+    return rows + int(await services.tiering.refresh_health(now=now))

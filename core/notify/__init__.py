@@ -29,6 +29,7 @@ async def review_tiers(services: Services, now: datetime) -> int:
 
 def default_jobs(settings: Settings) -> list[Job]:
     """Every job with its default interval, then the ``BATON_SCHEDULE_*`` intervals applied."""
+    from core.insight.service import refresh_job
     from core.insight.service import run as schedule_surveys
     from core.notify.email import EmailNotifier  # they build on this package
     from core.notify.risk import HEALTH_SWEEP, sweep_health
@@ -44,6 +45,8 @@ def default_jobs(settings: Settings) -> list[Job]:
         Job(EmailNotifier.name, timedelta(minutes=1), EmailNotifier(settings).run, on_events=True),
         # Quarterly NPS, the post-handover survey a month after completion, post-delivery.
         Job(SURVEYS, timedelta(hours=1), schedule_surveys),
+        # Materialised engagement and RFM rows: the due ones, or a daily re-rank of everyone.
+        Job("insight_refresh", timedelta(minutes=1), refresh_job),
     ]
     return configure(jobs, dict(settings.schedules))
 

@@ -26,6 +26,7 @@ from core.domain import (
 )
 from core.errors import BadUserInput, Conflict, FieldError, Forbidden, NotFound
 from core.ids import new_id
+from core.insight import materialised
 from core.plugins import Plugin
 from core.services import hierarchy, parties, special_needs
 from core.services import validation as v
@@ -357,6 +358,7 @@ class CustomerService:
             hierarchy.top_level(customer)
             session.add(customer)
             await session.flush()
+            await materialised.mark(session, [customer.id], now)  # its first insight row
             changes = diff({}, self._snapshot(customer))
             if parent_id is not None:
                 await hierarchy.place(session, customer, parent_id, scope.for_reading().clause())

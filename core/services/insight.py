@@ -138,43 +138,62 @@ class _Windows:
 async def _activity_windows(
     session: AsyncSession, customer_ids: Sequence[str] | Select[Any], as_of: datetime
 ) -> dict[str, _Windows]:
-    recent_from, previous_from = as_of - RECENT, as_of - 2 * RECENT
-    in_recent = Activity.at >= recent_from
-    in_previous = and_(Activity.at >= previous_from, Activity.at < recent_from)
+    (found,) = await _windows_at(session, customer_ids, [as_of])
+    return found
+
+
+async def _windows_at(
+    session: AsyncSession, customer_ids: Sequence[str] | Select[Any], moments: Sequence[datetime]
+) -> list[dict[str, _Windows]]:
+    """The activity windows as of each of ``moments`` (one aggregate statement for all)."""
+    columns = []
+    for as_of in moments:
+        recent_from, previous_from = as_of - RECENT, as_of - 2 * RECENT
+        upto = Activity.at <= as_of
+        in_recent = and_(Activity.at >= recent_from, upto)
+        in_previous = and_(Activity.at >= previous_from, Activity.at < recent_from)
+        in_year = and_(Activity.at >= as_of - YEAR, upto)
+        columns += [
+            func.sum(case((in_recent, 1), else_=0)),
+            func.sum(case((in_recent, Activity.amount), else_=0)),
+            func.sum(case((in_previous, 1), else_=0)),
+            func.sum(case((in_previous, Activity.amount), else_=0)),
+            func.sum(case((in_year, 1), else_=0)),
+            func.coalesce(func.sum(case((in_year, Activity.amount), else_=0)), 0),
+            func.max(case((in_year, Activity.at))),
+        ]
     stmt = (
-        select(
-            Activity.customer_id,
-            Activity.kind,
-            Activity.category,
-            func.sum(case((in_recent, 1), else_=0)).label("recent_n"),
-            func.sum(case((in_recent, Activity.amount), else_=0)).label("recent_amount"),
-            func.sum(case((in_previous, 1), else_=0)).label("previous_n"),
-            func.sum(case((in_previous, Activity.amount), else_=0)).label("previous_amount"),
-            func.count().label("year_n"),
-            func.coalesce(func.sum(Activity.amount), 0).label("year_amount"),
-            func.max(Activity.at).label("last_at"),
-        )
+        select(Activity.customer_id, Activity.kind, Activity.category, *columns)
         .where(
             Activity.customer_id.in_(customer_ids),
-            Activity.at >= as_of - YEAR,
-            Activity.at <= as_of,
+            Activity.at >= min(moments) - YEAR,
+            Activity.at <= max(moments),
         )
         .group_by(Activity.customer_id, Activity.kind, Activity.category)
     )
-    found: dict[str, _Windows] = {}
+    found: list[dict[str, _Windows]] = [{} for _ in moments]
     for row in await session.execute(stmt):
-        w = found.setdefault(row.customer_id, _Windows())
-        kind = ActivityKind(row.kind)
-        for tally, n, amount in (
-            (w.recent, row.recent_n, row.recent_amount),
-            (w.previous, row.previous_n, row.previous_amount),
-            (w.year, row.year_n, row.year_amount),
-        ):
-            if n:
-                tally.add(kind, int(n), amount, row.category)
-        last = _aware(row.last_at)
-        if kind not in w.last or last > w.last[kind]:
-            w.last[kind] = last
+        customer_id, kind, category = row[0], ActivityKind(row[1]), row[2]
+        for j, at_j in enumerate(found):
+            (recent_n, recent_amount, previous_n, previous_amount, year_n, year_amount, last) = row[
+                3 + 7 * j : 10 + 7 * j
+            ]
+            if not (year_n or previous_n):
+                continue
+            w = at_j.get(customer_id)
+            if w is None:
+                w = at_j[customer_id] = _Windows()
+            for tally, n, amount in (
+                (w.recent, recent_n, recent_amount),
+                (w.previous, previous_n, previous_amount),
+                (w.year, year_n, year_amount),
+            ):
+                if n:
+                    tally.add(kind, int(n), amount, category)
+            if last is not None:
+                last = _aware(last)
+                if kind not in w.last or last > w.last[kind]:
+                    w.last[kind] = last
     return found
 
 
@@ -226,17 +245,23 @@ def _window_fields(w: _Windows | None) -> dict[str, Any]:
     }
 
 
-async def snapshots_as_of(
+async def snapshots_at(
     session: AsyncSession,
     snapshots: Sequence[CustomerSnapshot],
-    as_of: datetime,
+    moments: Sequence[datetime],
     ids: Sequence[str] | Select[Any],
-) -> list[CustomerSnapshot]:
-    """The same customers with their activity windows as of an earlier ``as_of`` (one
-    aggregate query; ``ids`` as for ``load_snapshots``' ``among``)."""
-    windows = await _activity_windows(session, ids, as_of)
+) -> list[list[CustomerSnapshot]]:
+    """The same customers with their activity windows as of each earlier moment (one
+    aggregate statement for all moments; ``ids`` as for ``load_snapshots``' ``among``)."""
+    if not moments:
+        return []
+    found = await _windows_at(session, ids, moments)
     return [
-        dataclasses.replace(s, as_of=as_of, **_window_fields(windows.get(s.id))) for s in snapshots
+        [
+            dataclasses.replace(s, as_of=as_of, **_window_fields(windows.get(s.id)))
+            for s in snapshots
+        ]
+        for as_of, windows in zip(moments, found, strict=True)
     ]
 
 

@@ -13,16 +13,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.db import Database
-from core.domain import Activity, ActivityKind, Customer
+from core.domain import Activity, ActivityKind, Customer, CustomerHealthRow, CustomerInsight
 from core.errors import BadUserInput, FieldError, NotFound
 from core.insight import health as health_model
 from core.insight import indicators as ind
-from core.insight import overrides, thresholds
+from core.insight import materialised, overrides, thresholds
 from core.insight.facts import PERIOD, CustomerFacts, load_facts
 from core.plugins import PluginRegistry
 from core.services import insight
@@ -36,6 +36,7 @@ from sdk.specs import CustomerSnapshot
 
 TIERS = ("value_tier", "needs_tier", "loyalty_tier")
 REVIEW_CHUNK = 500
+HEALTH_BATCH = 2000  # customers whose stored health one refresh recomputes
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ class TieringService:
                     actor_id=actor.user_id,
                 )
             )
+            await materialised.mark(session, [customer.id], now)
             await session.flush()
             (snapshot,) = await insight.load_snapshots(
                 session, [customer], now, self.plugins.plugins
@@ -228,6 +230,7 @@ class TieringService:
                 )
                 for r in rows
             )
+            await materialised.mark(session, wanted, now)
             AuditWriter(session, actor, now).record_import(
                 "importActivities", "activity", (r.customer_id for r in rows)
             )
@@ -350,6 +353,46 @@ class TieringService:
         ids = among if among is not None else [c.id for c in customers]
         return await self._assess(session, snapshots, ids, now)
 
+    async def refresh_health(self, limit: int = HEALTH_BATCH, now: datetime | None = None) -> int:
+        """Store the health of up to ``limit`` customers whose insight row was refreshed since
+        their health was last stored (``health_due``: a new activity, answer or override, a
+        stage that time moved, and everyone at the daily re-rank), the latest refreshed first
+        so that a new activity is not queued behind a re-rank. One transaction, a constant
+        number of statements (an index range for the due ones); returns how many."""
+        now = now or self.clock.now()
+        h, i = CustomerHealthRow, CustomerInsight
+        due = (
+            select(Customer)
+            .join(i, i.customer_id == Customer.id)
+            .where(i.health_due.is_(True))
+            .order_by(i.refreshed_at.desc(), i.customer_id.desc())  # newest changes first
+            .limit(limit)
+        )
+        async with self.db.transaction() as session:
+            customers = list((await session.scalars(due)).unique())
+            if not customers:
+                return 0
+            ids = [c.id for c in customers]
+            snapshots = await insight.load_snapshots(session, customers, now, self.plugins.plugins)
+            found = await self._assess(session, snapshots, ids, now)
+            await session.execute(delete(h).where(h.customer_id.in_(ids)))
+            await session.execute(
+                insert(h),
+                [
+                    {
+                        "customer_id": c.id,
+                        "score": health.score,
+                        "level": health.level,
+                        "warnings": len(health.warnings),
+                        "computed_at": now,
+                    }
+                    for c, health in zip(customers, found, strict=True)
+                ],
+            )
+            stored = update(i).where(i.customer_id.in_(ids), i.refreshed_at <= now)
+            await session.execute(stored.values(health_due=False))
+        return len(customers)
+
     async def _assess(
         self,
         session: AsyncSession,
@@ -382,10 +425,8 @@ class TieringService:
         (none when no plugin has one)."""
         if all(i.source == "core" for i in self.indicators):
             return []
-        return [
-            await insight.snapshots_as_of(session, snapshots, now - k * PERIOD, ids)
-            for k in range(1, ind.TREND_POINTS)
-        ]
+        moments = [now - k * PERIOD for k in range(1, ind.TREND_POINTS)]
+        return await insight.snapshots_at(session, snapshots, moments, ids)
 
     async def at_risk(
         self,
