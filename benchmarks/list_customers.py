@@ -1,10 +1,11 @@
 """The customers list over real HTTP, against a bare floor and with authorisation switched off.
 
     python -m benchmarks.list_customers [--customers 2000] [--requests 300]
-                                        [--database URL | --postgres]
+                                        [--concurrency 1,16] [--database URL | --postgres]
 
-One run seeds a fresh database, serves it with uvicorn in worker processes on 127.0.0.1, and
-prints requests/s, p50 and p95 for:
+One run seeds a fresh database (and gathers planner statistics), serves it with uvicorn in
+worker processes on 127.0.0.1, and prints, at each client concurrency, requests/s, p50, p95
+and p99 for:
 
 - floor: a bare Starlette route answering the same rows with one SQLAlchemy Core query + orjson;
 - Baton as the admin, and as an account manager (default policies, OWN scope);
