@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, select
 
 from core.demo import seed_demo
-from core.domain import ActivityKind, Customer, ReassignmentRequest, Strategy
+from core.domain import ActivityKind, Customer, CustomerHealthRow, ReassignmentRequest, Strategy
 from core.services import Actor, Services
 from core.services.hierarchy import MAX_DEPTH
 from tests.conftest import GraphQLClient, error_codes
@@ -287,6 +287,33 @@ async def test_rollups_count_only_what_the_viewer_sees(
     assert (sub["unitCount"], Decimal(sub["annualRevenue"])) == (1, Decimal("240"))
     assert Decimal(sub["orderValue"]) == Decimal("0")
     assert both["hold"]["rollup"]["unitCount"] == 3
+
+
+async def test_rollup_health_is_the_stored_health_and_live_for_units_without_it(
+    gql: GraphQLClient, services: Services, group: dict[str, str]
+) -> None:
+    """What the insight refresh stored counts as it is (the portfolio counts the same rows);
+    a unit with nothing stored yet is assessed now. Line 1 stored RED with two warnings makes
+    the group RED, and a unit outside Line 1's subtree does not."""
+    live = (await gql.data("sd.wang", ROLLUP, {"id": group["Hold"]}))["customer"]["rollup"]
+    assert live["openWarningCount"] == 0  # no activity anywhere: nothing to warn about
+    async with services.db.transaction() as session:
+        session.add(
+            CustomerHealthRow(
+                customer_id=group["Line 1"],
+                score=20,
+                level="RED",
+                warnings=2,
+                computed_at=services.clock.now(),
+            )
+        )
+    hold = (await gql.data("sd.wang", ROLLUP, {"id": group["Hold"]}))["customer"]["rollup"]
+    assert (hold["worstHealthLevel"], hold["openWarningCount"]) == ("RED", 2)
+    plant_b = (await gql.data("sd.wang", ROLLUP, {"id": group["Plant B"]}))["customer"]["rollup"]
+    assert (plant_b["worstHealthLevel"], plant_b["openWarningCount"]) == (
+        live["worstHealthLevel"],
+        0,
+    )
 
 
 async def test_a_rollup_of_a_field_the_viewer_may_not_read_is_forbidden(

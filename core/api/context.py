@@ -226,8 +226,11 @@ class RequestContext:
         found = await self.read(lambda s: hierarchy.totals(s, nodes, visible, now))
         return [found[i] for i, _ in nodes]
 
-    async def _load_rollup_health(self, nodes: Sequence[hierarchy.Node]) -> list[list[Health]]:
-        """The health of each node's visible accounts (itself included), assessed in bulk."""
+    async def _load_rollup_health(
+        self, nodes: Sequence[hierarchy.Node]
+    ) -> list[hierarchy.MemberHealth]:
+        """The health of each node's visible accounts (itself included), stored or assessed
+        in bulk."""
         visible = (await self.read_scope()).clause()
         health = self.services.tiering.health
         found = await self.read(lambda s: hierarchy.member_health(s, nodes, visible, health))

@@ -17,14 +17,12 @@ from core.api.context import context_of
 from core.api.insight import HealthLevel
 from core.api.types import Customer, CustomerPayload, User, user_or_none
 from core.domain.enums import ReassignmentTrigger, TeamRole
-from core.services import insight
 from core.services.customers import load_customer
 from core.services.groups import cascading_units
 
 strawberry.enum(TeamRole, description="The part a person plays in a key account's team.")
 
 # Worst first is what a roll-up reports; the order of the health colours.
-BANDS = ("GREEN", "YELLOW", "ORANGE", "RED")
 
 
 @strawberry.type(description="A person on a key account's team.")
@@ -89,21 +87,20 @@ class AccountRollup:
         return (await context_of(info).rollups.load(self.node)).order_value
 
     @strawberry.field(
-        description="The worst health band of the account and its units.",
+        description="The worst health band of the account and its units, as last stored by "
+        "the insight refresh (computed now for units with none stored yet).",
         metadata={"authz": "CustomerHealth.level"},
     )
     async def worst_health_level(self, info: Info) -> HealthLevel | None:
         found = await context_of(info).rollup_health.load(self.node)
-        levels = [h.level for h in found]
-        return HealthLevel(max(levels, key=BANDS.index)) if levels else None
+        return HealthLevel(found.level) if found.level is not None else None
 
     @strawberry.field(
         description="How many risk warnings are open on the account and its units.",
         metadata={"authz": "CustomerHealth.warnings"},
     )
     async def open_warning_count(self, info: Info) -> int | None:
-        found: list[insight.Health] = await context_of(info).rollup_health.load(self.node)
-        return sum(len(h.warnings) for h in found)
+        return (await context_of(info).rollup_health.load(self.node)).warnings
 
     @strawberry.field(
         description="The owners of the account and its units, most accounts first.",

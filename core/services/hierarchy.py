@@ -33,13 +33,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.db import one_of
-from core.domain import Activity, ActivityKind, Customer, Ownership, TeamMember
+from core.domain import (
+    Activity,
+    ActivityKind,
+    Customer,
+    CustomerHealthRow,
+    Ownership,
+    TeamMember,
+)
 from core.errors import BadUserInput, FieldError
 from core.services.pagination import SortKey
 
 T = TypeVar("T")
 # ``TieringService.health``: customers, and a query of their ids, to one assessment each.
-Assess = Callable[[AsyncSession, Sequence[Customer], Select[Any]], Awaitable[list[T]]]
+# The batch health API: the customers, and their ids as a query (None: by the customers' ids).
+Assess = Callable[[AsyncSession, Sequence[Customer], Select[Any] | None], Awaitable[list[T]]]
 
 # At most this many levels, the top-level account included (a group, its divisions, their
 # plants or branches, ...). Deep enough for real groups, shallow enough for every walk.
@@ -297,24 +305,68 @@ async def totals(
     return found
 
 
+# Up to this many accounts to assess live are passed by id; more, as a query of their ids.
+LIVE_IDS_AS_LIST = 1000
+# Health bands from best to worst.
+BANDS = ("GREEN", "YELLOW", "ORANGE", "RED")
+
+
+@dataclass(frozen=True)
+class MemberHealth:
+    """The worst health band of an account's visible accounts (None: none) and their open
+    warnings, for roll-ups."""
+
+    level: str | None = None
+    warnings: int = 0
+
+    def __add__(self, other: MemberHealth) -> MemberHealth:
+        levels = [x for x in (self.level, other.level) if x is not None]
+        worst = max(levels, key=BANDS.index) if levels else None
+        return MemberHealth(worst, self.warnings + other.warnings)
+
+
 async def member_health(
     session: AsyncSession,
     nodes: Sequence[Node],
     visible: ColumnElement[bool] | None,
-    assess: Assess[T],
-) -> dict[str, list[T]]:
-    """The health of each node's visible accounts (itself included): the members are read in
-    one statement and assessed together by ``assess`` (the batch health API,
-    ``TieringService.health``), which reads their activities through a query of their ids
-    rather than a list (a large group would pass the databases' limit on bound parameters)."""
+    assess: Assess[Any],
+) -> dict[str, MemberHealth]:
+    """The worst band and open warnings of each node's visible accounts (itself included):
+    as stored by the insight refresh (``customer_health``, what the portfolio counts too),
+    added up in one aggregate statement, and assessed now by ``assess`` (the batch health API,
+    ``TieringService.health``) for the accounts with no stored health yet. The batch reads
+    their activities through a query of their ids, not a list (a large group would pass the
+    databases' limit on bound parameters)."""
     members = _members(nodes, visible).cte("members")
-    stmt = select(members.c.node_id, Customer).join(Customer, Customer.id == members.c.id)
-    found: dict[str, list[Customer]] = {i: [] for i, _ in nodes}
-    for node_id, customer in await session.execute(stmt):
-        found[node_id].append(customer)
-    distinct = {c.id: c for group in found.values() for c in group}
-    among = select(members.c.id).distinct()
-    assessed = dict(
-        zip(distinct, await assess(session, list(distinct.values()), among), strict=True)
+    stored = CustomerHealthRow
+    rank = case(*((stored.level == band, i) for i, band in enumerate(BANDS)), else_=None)
+    totals = await session.execute(
+        select(members.c.node_id, func.max(rank), func.coalesce(func.sum(stored.warnings), 0))
+        .join(stored, stored.customer_id == members.c.id)
+        .group_by(members.c.node_id)
     )
-    return {i: [assessed[c.id] for c in found[i]] for i in found}
+    found = {i: MemberHealth() for i, _ in nodes}
+    for node_id, worst, warnings in totals:
+        found[node_id] += MemberHealth(None if worst is None else BANDS[worst], int(warnings))
+    unstored = (
+        select(members.c.node_id, members.c.id)
+        .outerjoin(stored, stored.customer_id == members.c.id)
+        .where(stored.customer_id.is_(None))
+    )
+    missing = (await session.execute(unstored)).all()
+    if missing:
+        listed = sorted({c for _, c in missing})
+        # Few: by id. Many: as a query of their ids (bound parameters are limited).
+        among = None
+        if len(listed) > LIVE_IDS_AS_LIST:
+            among = unstored.with_only_columns(members.c.id).distinct()
+        chosen = Customer.id.in_(listed) if among is None else Customer.id.in_(among)
+        customers = list((await session.scalars(select(Customer).where(chosen))).unique())
+        assessed = await assess(session, customers, among)
+        live = {
+            c.id: MemberHealth(h.level, len(h.warnings))
+            for c, h in zip(customers, assessed, strict=True)
+        }
+        for node_id, customer_id in missing:
+            found[node_id] += live[customer_id]
+    return found
