@@ -198,7 +198,8 @@ async def test_a_bad_or_expiring_token_closes_the_connection_with_4401(
             assert await closed(anonymous) == (4401, "Unauthorized: missing Authorization header")
         async with connected(url, "nobody") as nobody:
             assert await closed(nobody) == (4401, "Unauthorized: unknown user 'nobody'")
-        async with connected(url, "tm.li", ttl=timedelta(seconds=1)) as li:
+        # Long enough for the subscription to start on a loaded CI machine before it expires.
+        async with connected(url, "tm.li", ttl=timedelta(seconds=3)) as li:
             await subscribe(li)
             await until(lambda: listeners(app) == 1)
             assert await closed(li) == (4401, "Unauthorized: token expired")
