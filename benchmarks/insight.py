@@ -42,7 +42,7 @@ import httpx
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
-from benchmarks.pg import throwaway_database
+from benchmarks.pg import CUSTOMER_COLUMNS, libpq_dsn, throwaway_database, top_level_customer
 from core.app import create_app
 from core.config import Settings
 from core.db import Database
@@ -59,22 +59,6 @@ TIERS = ["STRATEGIC", "HIGH", "MEDIUM", "LOW"]
 
 
 CHUNK = 50_000  # customers per COPY batch: bounded memory whatever the scale
-CUSTOMER_COLUMNS = (
-    "id",
-    "version",
-    "name",
-    "kind",
-    "lifecycle_stage",
-    "value_tier",
-    "product_lines",
-    "contacts",
-    "special_needs",
-    "created_at",
-    "updated_at",
-    "root_id",
-    "path",
-    "depth",
-)
 ACTIVITY_COLUMNS = ("customer_id", "kind", "at", "amount", "category", "days_late")
 SURVEY_COLUMNS = (
     "id",
@@ -88,7 +72,6 @@ SURVEY_COLUMNS = (
     "created_at",
 )
 CATEGORIES = ("valves", "pumps", "service")
-PROFILE = ("[]", "[]", "{}")  # product lines, contacts, special needs
 
 
 async def seed(url: str, customers: int, per_customer: int, rng: random.Random) -> None:
@@ -107,7 +90,7 @@ async def seed(url: str, customers: int, per_customer: int, rng: random.Random) 
     now = datetime.now(UTC)
     created = now - timedelta(days=900)
     two_years = 720 * 86400
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(libpq_dsn(url))
     try:
         for first in range(0, customers, CHUNK):
             ids = [new_id("Customer") for _ in range(first, min(first + CHUNK, customers))]
@@ -116,10 +99,7 @@ async def seed(url: str, customers: int, per_customer: int, rng: random.Random) 
                 "customers",
                 columns=CUSTOMER_COLUMNS,
                 records=[
-                    (
-                        *(cid, 1, f"C{first + n}", "ENTERPRISE", "ACTIVE", tier),
-                        *(*PROFILE, created, now, cid, cid + "/", 0),
-                    )
+                    top_level_customer(cid, f"C{first + n}", tier, created, now)
                     for n, (cid, tier) in enumerate(zip(ids, tiers, strict=True))
                 ],
             )

@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 from sqlalchemy import text
 
-from benchmarks.pg import migrated_database
+from benchmarks.pg import CUSTOMER_COLUMNS, libpq_dsn, migrated_database, top_level_customer
 from core.app import create_app
 from core.config import Settings
 from core.db import Database
@@ -46,29 +46,6 @@ PAGE = """query($first: Int!, $after: String, $order: CustomerOrder) {
     edges { cursor node { id name territory valueTier owner { id name } } }
     pageInfo { hasNextPage endCursor } } }"""
 COUNTED = PAGE.replace("pageInfo {", "totalCount pageInfo {")
-COLUMNS = (
-    "id",
-    "version",
-    "name",
-    "kind",
-    "territory",
-    "industry",
-    "lifecycle_stage",
-    "value_tier",
-    "product_lines",
-    "contacts",
-    "special_needs",
-    "created_at",
-    "updated_at",
-    "root_id",
-    "path",
-    "depth",
-)
-
-
-def libpq_dsn(url: str) -> str:
-    """The asyncpg DSN of a SQLAlchemy ``postgresql+asyncpg://`` URL."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 async def seed(url: str, customers: int) -> None:
@@ -92,28 +69,19 @@ async def seed(url: str, customers: int) -> None:
                 cid = new_id("Customer")
                 created = start + timedelta(seconds=rng.randrange(200_000_000))
                 rows.append(
-                    (
+                    top_level_customer(
                         cid,
-                        1,
                         f"Customer {rng.randrange(10**9):09d}",
-                        "ENTERPRISE",
-                        "CN/East/Shanghai",
-                        "manufacturing.automotive",
-                        "ACTIVE",
                         rng.choice(("STRATEGIC", "HIGH", "MEDIUM", "LOW")),
-                        "[]",
-                        "[]",
-                        "{}",
                         created,
                         created + timedelta(days=rng.randrange(365)),
-                        cid,
-                        cid + "/",
-                        0,
+                        territory="CN/East/Shanghai",
+                        industry="manufacturing.automotive",
                     )
                 )
                 if i % 3:
                     owned.append((cid, rng.choice(owners), "MANUAL", created))
-            await conn.copy_records_to_table("customers", records=rows, columns=COLUMNS)
+            await conn.copy_records_to_table("customers", records=rows, columns=CUSTOMER_COLUMNS)
             await conn.copy_records_to_table(
                 "ownerships",
                 records=owned,

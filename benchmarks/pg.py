@@ -6,7 +6,9 @@ import asyncio
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from core.db import Database
 from tests.conftest import _pg_execute, asyncpg_url
@@ -40,3 +42,59 @@ async def _migrate(url: str) -> None:
     db = Database(url)
     await db.upgrade()
     await db.dispose()
+
+
+def libpq_dsn(url: str) -> str:
+    """The asyncpg DSN of a SQLAlchemy ``postgresql+asyncpg://`` URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+# The columns ``top_level_customer`` fills, for ``copy_records_to_table("customers", ...)``.
+CUSTOMER_COLUMNS = (
+    "id",
+    "version",
+    "name",
+    "kind",
+    "territory",
+    "industry",
+    "lifecycle_stage",
+    "value_tier",
+    "product_lines",
+    "contacts",
+    "special_needs",
+    "created_at",
+    "updated_at",
+    "root_id",
+    "path",
+    "depth",
+)
+
+
+def top_level_customer(
+    cid: str,
+    name: str,
+    tier: str,
+    created: datetime,
+    updated: datetime,
+    territory: str | None = None,
+    industry: str | None = None,
+) -> tuple[Any, ...]:
+    """A top-level ENTERPRISE customer, ACTIVE, with an empty profile, as a COPY record."""
+    return (
+        cid,
+        1,
+        name,
+        "ENTERPRISE",
+        territory,
+        industry,
+        "ACTIVE",
+        tier,
+        "[]",
+        "[]",
+        "{}",
+        created,
+        updated,
+        cid,
+        cid + "/",
+        0,
+    )

@@ -100,6 +100,8 @@ _SCALARS = (
     "webhook_concurrency",
     "webhook_allow_private",
 )
+# Settings that are secrets: shown only as set or unset (``Settings.effective``).
+SECRETS = ("jwt_secret", "smtp_password")
 
 
 @dataclass(frozen=True)
@@ -262,12 +264,12 @@ class Settings:
         shown = {}
         for name in ("database_url", *_SCALARS, "holidays", "plugins", "cors_origins"):
             value = getattr(self, name)
-            if name == "jwt_secret":
+            if name in SECRETS:
                 text = f"set ({len(value.encode())} bytes)" if value else "unset"
             elif name == "database_url":
                 text = _mask_password(value)
             elif isinstance(value, tuple):
-                text = ",".join(map(str, value)) if value is not None else ""
+                text = ",".join(map(str, value))
             elif value is None:
                 text = "(all installed)"
             else:

@@ -490,7 +490,12 @@ async def test_no_smtp_host_plans_and_sends_nothing(
 
 
 def test_the_smtp_password_is_never_printed() -> None:
-    assert "hunter2-relay" not in repr(Settings(smtp_password="hunter2-relay"))
+    settings = Settings(smtp_password="hunter2-relay")
+    assert "hunter2-relay" not in repr(settings)
+    # Nor by `baton doctor`, which prints the effective settings.
+    shown = settings.effective()
+    assert shown["BATON_SMTP_PASSWORD"] == "set (13 bytes)"
+    assert not any("hunter2-relay" in value for value in shown.values())
 
 
 async def test_a_user_chooses_the_language_of_their_e_mails(

@@ -176,6 +176,30 @@ async def test_bad_thresholds_and_unknown_indicators_are_refused_with_nothing_wr
     assert error_codes(body) == ["FORBIDDEN"]
 
 
+async def test_tuning_an_indicator_needs_write_on_it_not_only_the_call(
+    gql: GraphQLClient, admin: str, services: Services
+) -> None:
+    """A role that may call the mutation tunes only the indicators it may write: the others
+    are FORBIDDEN, named, and keep their thresholds."""
+    system = Actor.system()
+    await services.policies.grant(system, "tuner", "Mutation.setIndicatorThresholds", "call")
+    await services.policies.grant(system, "tuner", "HealthIndicator.paymentPunctuality", "write")
+    await services.policies.grant(system, "tuner", "HealthIndicator.paymentPunctuality", "read")
+    await services.users.create(system, "ops.tu", "Tu", roles=["tuner"])
+    tune = """mutation($input: SetIndicatorThresholdsInput!) { setIndicatorThresholds(
+      input: $input) { indicator { name green yellow } } }"""
+    hidden = {"indicator": "leaveIntent", "green": 0, "yellow": 1}
+    body = await gql.execute("ops.tu", tune, {"input": hidden})
+    assert error_codes(body) == ["FORBIDDEN"]
+    assert "HealthIndicator.leaveIntent" in body["errors"][0]["message"]
+    listed = await gql.data("admin", "{ healthIndicators { name green yellow } }")
+    before = next(i for i in listed["healthIndicators"] if i["name"] == "leaveIntent")
+    assert (before["green"], before["yellow"]) != (0, 1)
+    allowed = {"indicator": "paymentPunctuality", "green": 95, "yellow": 80}
+    done = await gql.data("ops.tu", tune, {"input": allowed})
+    assert done["setIndicatorThresholds"]["indicator"]["green"] == 95
+
+
 async def test_finance_sees_the_payment_indicators_only_and_nothing_else_leaks(
     gql: GraphQLClient, admin: str, services: Services
 ) -> None:
@@ -223,6 +247,35 @@ async def test_a_warning_from_an_indicator_the_viewer_may_not_read_is_left_out(
     assert [i["name"] for i in health["indicators"]] == ["categoryChange"]
     assert [w["code"] for w in health["warnings"]] == ["CATEGORIES_DOWN"]
     assert health["score"] == 23  # the score is its own field, readable as before
+
+
+async def test_a_customer_whose_warnings_the_viewer_may_not_read_is_not_at_risk_for_them(
+    gql: GraphQLClient, admin: str
+) -> None:
+    """``riskWarnings`` filters, orders and counts by the warnings the viewer may read: a
+    customer warned only by hidden indicators is not listed, nor counted."""
+    cid = await worked_example(gql)
+    for mutation, obj in (
+        ("revokePermission", "HealthIndicator.*"),
+        ("grantPermission", "HealthIndicator.bankingNetFlow"),
+    ):
+        await gql.data(
+            "admin",
+            f"""mutation {{ {mutation}(input: {{role: "account_manager", object: "{obj}",
+              action: "read"}}) {{ permission {{ object }} }} }}""",
+        )
+    await gql.data(
+        "admin",
+        """mutation($input: AssignOwnerInput!) { assignOwner(input: $input) {
+          customer { id } } }""",
+        {"input": {"customerId": cid, "ownerId": "am.chen"}},
+    )
+    query = """{ riskWarnings(first: 10) { totalCount edges { node {
+      customer { id } health { warnings { code } } } } } }"""
+    everyone = (await gql.data("admin", query))["riskWarnings"]
+    assert cid in {e["node"]["customer"]["id"] for e in everyone["edges"]}
+    mine = (await gql.data("am.chen", query))["riskWarnings"]
+    assert (mine["totalCount"], mine["edges"]) == (0, [])
 
 
 async def test_bad_payment_input_names_the_field(gql: GraphQLClient, admin: str) -> None:

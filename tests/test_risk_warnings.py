@@ -208,3 +208,52 @@ async def test_webhooks_and_the_polling_query_carry_warnings_by_the_same_rules(
     assert (await gql.data("aud.qin", query))["workflowEvents"]["totalCount"] == 0
     denied = await gql.execute("am.chen", query)
     assert error_codes(denied) == ["FORBIDDEN"]
+
+
+async def test_an_event_carries_a_warnings_score_band_and_message_only_to_their_readers(
+    app: Starlette,
+    gql: GraphQLClient,
+    services: Services,
+    clock: FixedClock,
+    hooks: Receiver,
+) -> None:
+    """A role that reads risk warnings and the outbox, but not the health score and band nor
+    the warning's message: the polling query and the webhook both give the code and level,
+    and no score, band or message."""
+    await people(services)
+    grants = [
+        ("Query.workflowEvents", "call"),
+        ("WorkflowEvent.*", "read"),
+        ("CustomerHealth.warnings", "read"),
+        ("HealthIndicator.*", "read"),
+        ("RiskWarning.code", "read"),
+        ("RiskWarning.level", "read"),
+        ("Customer", "scope:ALL"),
+    ]
+    for obj, action in grants:
+        await services.policies.grant(ADMIN, "risk_desk", obj, action)
+    await services.users.create(ADMIN, "rd.ma", "Ma", roles=["risk_desk"])
+    await services.users.create(ADMIN, "admin", "Admin", roles=["admin"])
+    hooks_service = WebhookService(services.db, clock, allow_private=True)
+    await hooks_service.create(
+        ADMIN, EndpointInput(hooks.url, ("RISK_WARNING_RAISED",), "risk_desk")
+    )
+    await troubled(services, clock)
+    await sweep_health(services, clock.now())
+    query = (
+        '{ workflowEvents(filter: {kind: "RISK_WARNING_RAISED"}) { edges { node { payload } } } }'
+    )
+    polled = [
+        e["node"]["payload"] for e in (await gql.data("rd.ma", query))["workflowEvents"]["edges"]
+    ]
+    settings = replace(app.state.settings, webhook_allow_private=True)
+    assert await Deliverer(services, settings).run(clock.now()) == 3
+    delivered = [r.json["data"]["details"] for r in hooks.received]
+    for payloads in (polled, delivered):
+        assert sorted(p["code"] for p in payloads) == RAISED
+        assert all("level" in p for p in payloads)
+        assert not any({"healthScore", "healthLevel", "message"} & p.keys() for p in payloads)
+    admin = [
+        e["node"]["payload"] for e in (await gql.data("admin", query))["workflowEvents"]["edges"]
+    ]
+    assert all({"healthScore", "healthLevel", "message"} <= p.keys() for p in admin)

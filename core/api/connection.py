@@ -101,7 +101,7 @@ async def connection(
         if completed is not None:
             return completed
     found = await ctx.read(lambda s: fetch_page(s, stmt, key, first, after, value_type=value_type))
-    return await page_connection(info, found, convert, count, plan)
+    return await _completed_or_plain(info, found, convert, count, plan)
 
 
 async def _row_page(
@@ -148,11 +148,19 @@ async def page_connection(
     page: Page[Any],
     convert: Callable[[Any], NodeT],
     count: Callable[[], Awaitable[int]],
-    plan: PagePlan | None = None,
 ) -> Connection[NodeT]:
     """``page`` (already read) as a connection, completed at once when the selection allows
-    (``core.api.completed``; ``plan`` if already made)."""
-    plan = plan or plan_page(info)
+    (``core.api.completed``)."""
+    return await _completed_or_plain(info, page, convert, count, plan_page(info))
+
+
+async def _completed_or_plain(
+    info: Info,
+    page: Page[Any],
+    convert: Callable[[Any], NodeT],
+    count: Callable[[], Awaitable[int]],
+    plan: PagePlan | None,
+) -> Connection[NodeT]:
     if plan is not None:
         nodes = [convert(i) for i in page.items]
         completed = await plan.complete(context_of(info), page, nodes, count)

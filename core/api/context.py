@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import case, select, true
+from sqlalchemy import Select, case, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
@@ -96,6 +96,14 @@ class RequestContext:
                 members |= await self.read(lambda s: reports_of(s, self.viewer.id))
             self._scope = CustomerScope(level, frozenset(members), viewer=self.viewer.id)
         return self._scope
+
+    async def scope_ids(self) -> Select[Any] | None:
+        """The viewer's customers (``scope()``) as a query of their ids, for aggregates over
+        them; None when the scope is everything."""
+        scope = await self.scope()
+        if scope.clause() is None:
+            return None
+        return customers_query(CustomerFilter(), scope).with_only_columns(Customer.id)
 
     async def read_scope(self) -> CustomerScope:
         """The scope for reads: ``scope()`` plus the customers the viewer is receiving."""

@@ -20,7 +20,7 @@ from core.calendar import WorkingCalendar
 from core.domain.enums import HandoverStatus, MeetingKind, ReassignmentTrigger, RequestStatus
 from core.errors import NotFound
 from core.ids import PREFIXES
-from core.notify.risk import visible_events
+from core.notify.risk import readable_payload, visible_events
 from core.services import customers as customer_service
 from core.services.handover import FINAL, deadlines
 from core.services.pagination import DEFAULT_PAGE_SIZE, SortKey
@@ -247,9 +247,15 @@ class WorkflowEvent(Node):
     at: datetime | None
     handover_id: strawberry.ID | None
     customer_id: strawberry.ID | None
-    payload: JSON | None = strawberry.field(
-        description="status, and per kind: step, dueAt (deadlines), trigger (opened)."
+    raw_payload: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field(
+        description="status, and per kind: step, dueAt (deadlines), trigger (opened); for a "
+        "risk warning its fields, each only if you may read it where it lives."
     )
+    def payload(self, info: Info) -> JSON | None:
+        found = readable_payload(context_of(info).permissions, str(self.kind), self.raw_payload)
+        return cast(JSON, found)
 
     @strawberry.field(description="The customer, read under your own field rules.")
     async def customer(self, info: Info) -> Customer | None:
@@ -263,7 +269,7 @@ class WorkflowEvent(Node):
             at=m.at,
             handover_id=strawberry.ID(m.handover_id) if m.handover_id else None,
             customer_id=strawberry.ID(m.customer_id),
-            payload=cast(JSON, m.payload),
+            raw_payload=m.payload,
         )
 
 

@@ -22,8 +22,6 @@ from core.services.groups import cascading_units
 
 strawberry.enum(TeamRole, description="The part a person plays in a key account's team.")
 
-# Worst first is what a roll-up reports; the order of the health colours.
-
 
 @strawberry.type(description="A person on a key account's team.")
 class TeamMember:

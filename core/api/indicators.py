@@ -16,6 +16,7 @@ from strawberry.types import Info
 from core.api.context import context_of
 from core.authz.view import PermissionView
 from core.errors import BadUserInput, FieldError
+from core.insight.health import Health, RaisedWarning
 from core.insight.indicators import Indicator, Reading, Thresholds
 from core.plugins import camel
 
@@ -65,6 +66,15 @@ def visible_readings(readings: tuple[Reading, ...], view: PermissionView) -> lis
     return [r for r in readings if readable(view, r.indicator.name)]
 
 
+def visible_warnings(health: Health, view: PermissionView) -> list[RaisedWarning]:
+    """The warnings of ``health`` raised by indicators ``view`` may read, most urgent first:
+    what ``CustomerHealth.warnings`` shows, and all that lists of warnings may filter, order
+    or count by."""
+    shown = {camel(r.indicator.name) for r in visible_readings(health.readings, view)}
+    hidden = {camel(r.indicator.name) for r in health.readings} - shown
+    return [w for w in health.warnings if w.signal not in hidden]
+
+
 @strawberry.type(description="A health indicator's definition and thresholds.")
 class HealthIndicatorDefinition:
     authz_exempt: ClassVar[bool] = True
@@ -108,6 +118,16 @@ class SetIndicatorThresholdsInput:
     green: float | None = None
     yellow: float | None = None
     reason: str | None = None
+
+    # Tuning an indicator is writing it: ``(HealthIndicator.<name>, write)``, checked by the
+    # guard like every mutation input (``core.api.guard.authorize_operation``).
+    authz_entity: ClassVar[str] = "HealthIndicator"
+
+    def authz_write_fields(self) -> list[str]:
+        return [self.indicator]
+
+    def authz_operations(self) -> list[str]:
+        return []
 
 
 @strawberry.type

@@ -14,11 +14,10 @@ from core.api.assignment import customers_with_ids
 from core.api.connection import Connection
 from core.api.context import context_of
 from core.api.enums import ActivityKind
-from core.api.indicators import HealthIndicatorReading, visible_readings
+from core.api.indicators import HealthIndicatorReading, visible_readings, visible_warnings
 from core.api.types import Customer
 from core.authz.view import PermissionView
 from core.insight.health import Health, RaisedWarning
-from core.plugins import camel
 from core.services.pagination import DEFAULT_PAGE_SIZE
 from core.services.tiering import Movement
 
@@ -78,18 +77,11 @@ class CustomerHealth:
     def of(cls, h: Health, view: PermissionView) -> CustomerHealth:
         """``h`` as ``view`` may see it: indicators it may not read, and their warnings, left
         out."""
-        hidden = {camel(r.indicator.name) for r in h.readings} - {
-            camel(r.indicator.name) for r in visible_readings(h.readings, view)
-        }
         return cls(
             score=h.score,
             level=HealthLevel(h.level),
-            warnings=[RiskWarning.of(w) for w in h.warnings if w.signal not in hidden],
-            indicators=[
-                HealthIndicatorReading.of(r)
-                for r in h.readings
-                if camel(r.indicator.name) not in hidden
-            ],
+            warnings=[RiskWarning.of(w) for w in visible_warnings(h, view)],
+            indicators=[HealthIndicatorReading.of(r) for r in visible_readings(h.readings, view)],
         )
 
 
@@ -190,7 +182,12 @@ class InsightQuery:
         scope = await ctx.read_scope()
         page, total = await ctx.read(
             lambda s: ctx.services.tiering.at_risk(
-                s, scope, level.value if level else None, first, after
+                s,
+                scope,
+                level.value if level else None,
+                first,
+                after,
+                warnings_of=lambda h: visible_warnings(h, ctx.permissions),
             )
         )
 

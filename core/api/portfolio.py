@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import strawberry
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
@@ -78,13 +78,6 @@ class PortfolioOwner:
     )
 
 
-async def _among(info: Info) -> Select[Any] | None:
-    scope = await context_of(info).scope()
-    if scope.clause() is None:
-        return None
-    return customers_query(CustomerFilter(), scope).with_only_columns(domain.Customer.id)
-
-
 @strawberry.type
 class PortfolioQuery:
     @strawberry.field(
@@ -97,7 +90,7 @@ class PortfolioQuery:
         ctx = context_of(info)
         for type_name, field in [("Survey", "score"), *KPI_FIELDS[by]]:
             ctx.permissions.require_read(type_name, [field], "group KPIs")
-        among = await _among(info)
+        among = await context_of(info).scope_ids()
         found = await ctx.read(lambda s: kpi_rules.kpis(s, by.value, since, until, among))
         return [
             RetentionKpis(

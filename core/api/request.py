@@ -19,6 +19,7 @@ from graphql import (
     GraphQLSyntaxError,
     OperationDefinitionNode,
     OperationType,
+    get_operation_ast,
     parse,
 )
 from starlette.requests import Request
@@ -136,17 +137,8 @@ def reads_only(payload: Payload, limits: RequestLimits) -> bool:
     """Every operation of ``payload`` (checked by ``read_payload``) is a query."""
     for op in payload if isinstance(payload, list) else [payload]:
         document = _document(op["query"], limits)
-        if document is None:
-            return False
-        chosen = [
-            d
-            for d in document.definitions
-            if isinstance(d, OperationDefinitionNode)
-            and (
-                op.get("operationName") is None or (d.name and d.name.value == op["operationName"])
-            )
-        ]
-        if not chosen or chosen[0].operation != OperationType.QUERY:
+        chosen = get_operation_ast(document, op.get("operationName")) if document else None
+        if chosen is None or chosen.operation != OperationType.QUERY:
             return False
     return True
 

@@ -16,7 +16,6 @@ from core import domain
 from core.api.context import context_of
 from core.api.enums import EngagementStage
 from core.insight.service import Rfm
-from core.services.customers import CustomerFilter, customers_query
 from core.services.pagination import SortKey
 
 
@@ -103,10 +102,7 @@ class SegmentQuery:
     async def rfm_segments(self, info: Info) -> list[RfmSegmentCount] | None:
         ctx = context_of(info)
         ctx.permissions.require_read("Customer", ["rfm"], "count")
-        scope = await ctx.scope()
-        among = None
-        if scope.clause() is not None:
-            among = customers_query(CustomerFilter(), scope).with_only_columns(domain.Customer.id)
+        among = await ctx.scope_ids()
         found = await ctx.read(lambda s: ctx.services.insight.rfm_segments(s, among))
         return [
             RfmSegmentCount(segment=RfmSegment(k), count=n, refreshed_at=at)

@@ -17,7 +17,6 @@ from core.domain import SurveyKind, SurveyOccasion, SurveyStatus
 from core.insight import overrides as override_rules
 from core.insight import surveys as survey_rules
 from core.insight.service import Answer
-from core.services.customers import CustomerFilter, customers_query
 
 for _enum, _description in (
     (SurveyKind, "NPS (0-10), CES (1-7, 7: very easy) or SATISFACTION (1-5)."),
@@ -203,13 +202,8 @@ class SurveyQuery:
         ctx = context_of(info)
         for type_name, field in [("Survey", "score"), *DIMENSION_FIELDS[by]]:
             ctx.permissions.require_read(type_name, [field], "group NPS")
-        scope = await ctx.scope()
-        among = customers_query(CustomerFilter(), scope).with_only_columns(domain.Customer.id)
-        found = await ctx.read(
-            lambda s: survey_rules.nps(
-                s, by.value, since, until, None if scope.clause() is None else among
-            )
-        )
+        among = await ctx.scope_ids()
+        found = await ctx.read(lambda s: survey_rules.nps(s, by.value, since, until, among))
         return [
             NpsGroup(
                 key=g.key,

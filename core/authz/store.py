@@ -25,6 +25,8 @@ from core.domain import CasbinRule, PolicyVersion
 
 log = logging.getLogger("baton.authz")
 CHANNEL = "baton_policy"
+# The policies' version (one row): a newer one than a store loaded means reload.
+POLICY_VERSION = select(PolicyVersion.version).where(PolicyVersion.id == 1)
 
 
 async def bump_policy_version(session: AsyncSession, db: Database) -> None:
@@ -72,6 +74,11 @@ class PolicyStore:
         if version != self._loaded_version:
             self._stale = True
 
+    async def catch_up(self, session: AsyncSession) -> None:
+        """Read ``policy_version`` and reload before the next decision if it moved: for work
+        outside a request (webhook bodies, e-mails), which no sign-in refreshes."""
+        self.observe(await session.scalar(POLICY_VERSION))
+
     async def _enforcer_now(self) -> casbin.AsyncEnforcer:
         # While a reload runs, callers wait for it rather than answer from the old policies.
         if self._stale or self._enforcer is None or self._lock.locked():
@@ -84,9 +91,7 @@ class PolicyStore:
                     try:
                         # Read before loading: a change committed meanwhile reloads again.
                         async with self.db.reader() as session:
-                            version = await session.scalar(
-                                select(PolicyVersion.version).where(PolicyVersion.id == 1)
-                            )
+                            version = await session.scalar(POLICY_VERSION)
                         await enforcer.load_policy()
                     except BaseException:
                         self._stale = True  # e.g. the database is down: retry next time

@@ -11,10 +11,10 @@ import jwt
 from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.authz.store import PolicyStore
+from core.authz.store import POLICY_VERSION, PolicyStore
 from core.config import Settings
 from core.db import Database
-from core.domain import PolicyVersion, User
+from core.domain import User
 from core.errors import BadUserInput
 from core.identity.oidc import ALGORITHMS, ProviderKeys
 from core.identity.tokens import SERVICE_ALGORITHM, InvalidToken, bearer, decode_checked
@@ -26,9 +26,7 @@ PROVISION_REASON = "just-in-time provisioning at first OpenID Connect sign-in"
 
 
 # The user row and the policy version in one statement (revocations apply at once).
-_WITH_POLICY_VERSION = select(
-    User, select(PolicyVersion.version).where(PolicyVersion.id == 1).scalar_subquery()
-)
+_WITH_POLICY_VERSION = select(User, POLICY_VERSION.scalar_subquery())
 _BY_ID = _WITH_POLICY_VERSION.where(User.id == bindparam("user_id"))  # built once
 
 
@@ -140,7 +138,7 @@ class Authenticator:
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
         name = claims.get("name") if isinstance(claims.get("name"), str) else value
         try:
-            await self.users.create(
+            user = await self.users.create(
                 Actor.system(),
                 user_id,
                 str(name)[:200],
@@ -158,8 +156,6 @@ class Authenticator:
                 "ask an admin to add you"
             ) from exc
         log.info("provisioned user %s at first sign-in", user_id)
-        user = await self._user(User.id == user_id)
-        assert user is not None
         return user
 
 

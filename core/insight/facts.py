@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,7 +67,12 @@ class CustomerFacts:
         return self.periods[k] if 0 <= k < len(self.periods) else None
 
 
-def _aware(moment: datetime | None) -> datetime | None:
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: None) -> None: ...
+def aware(moment: datetime | None) -> datetime | None:
+    """``moment`` as aware UTC (SQLite hands back naive UTC)."""
     if moment is None:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -119,7 +124,7 @@ async def load_facts(session: AsyncSession, ids: Ids, as_of: datetime) -> dict[s
             if not n:
                 continue
             n = int(n)
-            last = _aware(last)
+            last = aware(last)
             if last is not None and (kind not in p.last_at or last > p.last_at[kind]):
                 p.last_at[kind] = last
             if kind is ActivityKind.ORDER:
@@ -201,12 +206,12 @@ async def _response_times(
         inner.c.kind == ActivityKind.COMPLAINT
     )
     for row in await session.execute(stmt):
-        at = _aware(row.at)
+        at = aware(row.at)
         assert at is not None
         facts = of(row.customer_id)
         k = min(period_of(at, as_of), PERIODS - 1)
         # Measured as of the end of the complaint's period: a later answer does not count yet.
         end = facts.end(k)
-        answered_at = _aware(row.answered_at)
+        answered_at = aware(row.answered_at)
         until = answered_at if answered_at is not None and answered_at <= end else end
         facts.periods[k].response_days.append((until - at).total_seconds() / 86400)

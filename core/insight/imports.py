@@ -21,6 +21,7 @@ from core.domain import ActivityKind, SurveyKind, SurveyOccasion
 from core.errors import BadUserInput
 from core.insight.service import Answer
 from core.insight.surveys import validate_answer
+from core.plugins import camel
 from core.services.tiering import ActivityRow, validate_activity
 
 T = TypeVar("T")
@@ -63,11 +64,10 @@ def records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _get(record: dict[str, Any], name: str, required: bool = False) -> Any:
-    head, *rest = name.split("_")
-    camel = head + "".join(p.capitalize() for p in rest)
-    value = record.get(name, record.get(camel))
+    key = camel(name)
+    value = record.get(name, record.get(key))
     if value is None and required:
-        raise Invalid(camel, "is required")
+        raise Invalid(key, "is required")
     return value
 
 

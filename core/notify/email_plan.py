@@ -16,7 +16,7 @@ key, so a notice is planned once however often the job runs or how many workers 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +25,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from core.authz.view import PermissionView
 from core.domain import (
@@ -40,6 +39,7 @@ from core.domain import (
 )
 from core.notify.email_templates import LABELS, EmailTemplates
 from core.notify.risk import warning_visible
+from core.notify.webhooks import load_customers
 from core.services import Services
 from core.services.events import DUE_SOON, OVERDUE, RISK_WARNING_RAISED, STEP_DONE
 from core.services.reassignment import SENSITIVE_TIERS
@@ -113,7 +113,7 @@ class Planner:
                 select(Handover).where(Handover.id.in_({e.handover_id for e in steps}))
             )
         }
-        customers = await _customers(session, {e.customer_id for e in steps + red})
+        customers = await load_customers(session, {e.customer_id for e in steps + red})
         users = _Users(session)
         planned: list[Planned] = []
         for event in steps:
@@ -180,6 +180,7 @@ class Planner:
 
     async def _store(self, session: AsyncSession, planned: Sequence[Planned], now: datetime) -> int:
         rows = []
+        await self.services.authz.catch_up(session)  # a worker has no request to refresh it
         for p in planned:
             if not p.recipient.active or not p.recipient.email:
                 continue
@@ -249,15 +250,6 @@ class _Users:
         return chain
 
 
-async def _customers(session: AsyncSession, ids: Iterable[str]) -> dict[str, Customer]:
-    rows = await session.scalars(
-        select(Customer)
-        .where(Customer.id.in_(set(ids)))
-        .options(selectinload(Customer.active_ownership))
-    )
-    return {c.id: c for c in rows}
-
-
 def _user_name(view: PermissionView, user: User | None) -> str:
     if user is None:
         return "—"
@@ -308,7 +300,10 @@ def _values(
         names = [str(c.get("name")) for c in contacts or [] if c.get("name")]
         values["contact_names"] = "、".join(names) if locale == "zh" else ", ".join(names)
         values["contact_names"] = values["contact_names"] or values["customer_name"]
-        sensitive = customer.value_tier in SENSITIVE_TIERS
+        # Which rule applies tells the tier: only to a reader of the tier.
+        sensitive = (
+            view.can_read("Customer", "valueTier") and customer.value_tier in SENSITIVE_TIERS
+        )
         values["notice_rule"] = labels.notice_rule["key_account" if sensitive else "other"]
     if (raised := extra.get("raised")) is not None:
         values.update(_health_values(view, raised))

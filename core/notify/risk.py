@@ -47,6 +47,34 @@ def warning_visible(view: PermissionView, payload: Mapping[str, Any]) -> bool:
     )
 
 
+# A risk event's payload fields that are another object's value, and that object.
+_PAYLOAD_OBJECTS = {
+    "healthScore": ("CustomerHealth", "score"),
+    "healthLevel": ("CustomerHealth", "level"),
+    "message": ("RiskWarning", "message"),
+}
+
+
+def readable_payload(
+    view: PermissionView, kind: str, payload: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The payload of an outbox event as ``view`` may read it (``WorkflowEvent.payload``): for
+    a risk warning only if the warning is visible, without the score, band and message
+    unless their own fields are readable. None: nothing of it. The one rule for the query,
+    the subscriptions, webhooks and e-mail."""
+    if not view.can_read("WorkflowEvent", "payload"):
+        return None
+    if kind not in RISK_KINDS:
+        return dict(payload)
+    if not warning_visible(view, payload):
+        return None
+    return {
+        key: value
+        for key, value in payload.items()
+        if key not in _PAYLOAD_OBJECTS or view.can_read(*_PAYLOAD_OBJECTS[key])
+    }
+
+
 def visible_events(view: PermissionView, plugins: PluginRegistry) -> ColumnElement[bool]:
     """``warning_visible`` in SQL, over outbox rows: any event but a risk warning the viewer
     may not read (the query and both subscriptions filter with it)."""

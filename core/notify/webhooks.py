@@ -38,7 +38,7 @@ from core.domain import (
 from core.errors import BadUserInput, FieldError, NotFound
 from core.ids import PREFIXES, new_id
 from core.notify import addresses
-from core.notify.risk import warning_visible
+from core.notify.risk import readable_payload
 from core.services import events
 from core.services import validation as v
 from core.services.audit import Actor, AuditWriter, audit_value, to_camel
@@ -153,16 +153,13 @@ def render(
     """The JSON body for one event as the endpoint's role may see it.
 
     Ids, the event type and time are always there (the admin chose the types); the event's
-    details need ``WorkflowEvent.payload`` (and for a risk warning, the right to read that
-    warning: ``core.notify.risk.warning_visible``); the customer's fields need their own read
-    permissions and a role whose customer scope is ALL (an endpoint is nobody's owner or
-    manager, so OWN and TEAM reach no customer).
+    details are what ``core.notify.risk.readable_payload`` lets the role read; the customer's
+    fields need their own read permissions and a role whose customer scope is ALL (an
+    endpoint is nobody's owner or manager, so OWN and TEAM reach no customer).
     """
     data: dict[str, Any] = {"handoverId": event.handover_id, "customerId": event.customer_id}
-    if view.can_read("WorkflowEvent", "payload") and (
-        event.kind not in events.RISK_KINDS or warning_visible(view, event.payload)
-    ):
-        data["details"] = audit_value(dict(event.payload))
+    if (details := readable_payload(view, event.kind, event.payload)) is not None:
+        data["details"] = audit_value(details)
     if customer is not None and view.scope is Scope.ALL:
         data["customer"] = _customer_fields(customer, view)
     body = {
@@ -208,7 +205,8 @@ def _url_error(url: str) -> str | None:
     return None
 
 
-async def _last_event(session: AsyncSession) -> int:
+async def last_event_id(session: AsyncSession) -> int:
+    """The id of the newest outbox event (0: none)."""
     last = select(WorkflowEventRecord.id).order_by(WorkflowEventRecord.id.desc()).limit(1)
     return await session.scalar(last) or 0
 
@@ -264,7 +262,7 @@ class WebhookService:
         now = self.clock.now()
         async with self.db.transaction() as session:
             await self._validate(session, given, creating=True)
-            last_event = await _last_event(session)
+            last_event = await last_event_id(session)
             secret = SECRET_PREFIX + secrets.token_urlsafe(32)
             endpoint = WebhookEndpoint(
                 id=new_id("WebhookEndpoint"),
@@ -305,7 +303,7 @@ class WebhookService:
             await self._validate(session, given, creating=False)
             before = _snapshot(endpoint)
             if given.active and not endpoint.active:
-                endpoint.cursor = await _last_event(session)  # what it missed stays missed
+                endpoint.cursor = await last_event_id(session)  # what it missed stays missed
             for attr in ("url", "role", "description", "active"):
                 value = getattr(given, attr)
                 if value is not None:

@@ -60,10 +60,8 @@ async def enqueue(session: AsyncSession, now: datetime) -> int:
         # Wait for transactions still writing events: once they commit, no event with a
         # lower id can appear after we read, so the cursors never skip one.
         await session.execute(text("LOCK TABLE workflow_events IN SHARE MODE"))
-    last = await session.scalar(
-        select(WorkflowEventRecord.id).order_by(WorkflowEventRecord.id.desc()).limit(1)
-    )
-    if last is None:
+    last = await w.last_event_id(session)
+    if not last:
         return 0
     stmt = select(WebhookEndpoint).where(active, WebhookEndpoint.cursor < last)
     endpoints = list(await session.scalars(stmt))
@@ -147,8 +145,8 @@ class Deliverer:
         return claimed
 
     async def _render(self, session: AsyncSession, claimed: list[Attempt]) -> None:
-        """Each body as its endpoint's role may read it now (policies reloaded first)."""
-        self.services.authz.invalidate()
+        """Each body as its endpoint's role may read it now (policies caught up first)."""
+        await self.services.authz.catch_up(session)
         customers = await w.load_customers(session, {a.event.customer_id for a in claimed})
         for a in claimed:
             view = await self.services.authz.view_for_roles((a.endpoint.role,))

@@ -90,12 +90,13 @@ async def append(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
     """
     if not entries:
         return
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
         # Held until the transaction ends, which follows right after this append.
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
         )
-    engine = session.get_bind().engine
+    engine = bind.engine
     known = _committed_heads.get(engine)
     if known is None or not await _append_after(session, entries, known):
         row = (

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -44,10 +44,9 @@ from core.domain import (
 from core.errors import BadUserInput, FieldError
 from core.services.pagination import SortKey
 
-T = TypeVar("T")
-# ``TieringService.health``: customers, and a query of their ids, to one assessment each.
-# The batch health API: the customers, and their ids as a query (None: by the customers' ids).
-Assess = Callable[[AsyncSession, Sequence[Customer], Select[Any] | None], Awaitable[list[T]]]
+# The batch health API (``TieringService.health``): the customers, and their ids as a query
+# (None: by the customers' ids), to one assessment each.
+Assess = Callable[[AsyncSession, Sequence[Customer], Select[Any] | None], Awaitable[list[Any]]]
 
 # At most this many levels, the top-level account included (a group, its divisions, their
 # plants or branches, ...). Deep enough for real groups, shallow enough for every walk.
@@ -329,31 +328,41 @@ async def member_health(
     session: AsyncSession,
     nodes: Sequence[Node],
     visible: ColumnElement[bool] | None,
-    assess: Assess[Any],
+    assess: Assess,
 ) -> dict[str, MemberHealth]:
     """The worst band and open warnings of each node's visible accounts (itself included):
     as stored by the insight refresh (``customer_health``, what the portfolio counts too),
-    added up in one aggregate statement, and assessed now by ``assess`` (the batch health API,
+    added up in one aggregate statement (which also counts the accounts with none), and
+    assessed now by ``assess`` (the batch health API,
     ``TieringService.health``) for the accounts with no stored health yet. The batch reads
     their activities through a query of their ids, not a list (a large group would pass the
     databases' limit on bound parameters)."""
     members = _members(nodes, visible).cte("members")
     stored = CustomerHealthRow
     rank = case(*((stored.level == band, i) for i, band in enumerate(BANDS)), else_=None)
+    unstored_count = func.count(members.c.id) - func.count(stored.customer_id)
     totals = await session.execute(
-        select(members.c.node_id, func.max(rank), func.coalesce(func.sum(stored.warnings), 0))
-        .join(stored, stored.customer_id == members.c.id)
+        select(
+            members.c.node_id,
+            func.max(rank),
+            func.coalesce(func.sum(stored.warnings), 0),
+            unstored_count,
+        )
+        .outerjoin(stored, stored.customer_id == members.c.id)
         .group_by(members.c.node_id)
     )
     found = {i: MemberHealth() for i, _ in nodes}
-    for node_id, worst, warnings in totals:
+    any_unstored = False
+    for node_id, worst, warnings, unstored_here in totals:
         found[node_id] += MemberHealth(None if worst is None else BANDS[worst], int(warnings))
+        any_unstored = any_unstored or unstored_here > 0
     unstored = (
         select(members.c.node_id, members.c.id)
         .outerjoin(stored, stored.customer_id == members.c.id)
         .where(stored.customer_id.is_(None))
     )
-    missing = (await session.execute(unstored)).all()
+    # The members without stored health are read only when the aggregate counted some.
+    missing = (await session.execute(unstored)).all() if any_unstored else []
     if missing:
         listed = sorted({c for _, c in missing})
         # Few: by id. Many: as a query of their ids (bound parameters are limited).

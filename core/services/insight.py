@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,13 +20,13 @@ from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.domain import Activity, ActivityKind, Customer, LoyaltyTier, NeedsTier, ValueTier
-from core.insight.health import LEVELS, Health, RaisedWarning, colour
+from core.insight.facts import aware
+from core.insight.health import Health
 from core.plugins import Plugin
 from core.services import special_needs
 from sdk.specs import ActivityWindow, CustomerSnapshot, GroupMember, TierCriterion, TierVote
 
 log = logging.getLogger("baton.insight")
-__all__ = ["LEVELS", "Health", "RaisedWarning", "colour"]  # where they used to live
 
 RECENT = timedelta(days=90)
 YEAR = timedelta(days=365)
@@ -191,15 +191,10 @@ async def _windows_at(
                 if n:
                     tally.add(kind, int(n), amount, category)
             if last is not None:
-                last = _aware(last)
+                last = aware(last)
                 if kind not in w.last or last > w.last[kind]:
                     w.last[kind] = last
     return found
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back the aggregate as naive UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _snapshot(

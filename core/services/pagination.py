@@ -40,11 +40,9 @@ class SortKey:
             return self.column.desc(), self.tiebreak.desc()
         return self.column, self.tiebreak
 
-    def value_of(self, row: Any) -> Any:
-        return getattr(row, self.attribute or self.column.key)
-
-    def tie_of(self, row: Any) -> Any:
-        return getattr(row, self.tiebreak.key)
+    def key_of(self, row: Any) -> tuple[Any, Any]:
+        """The sort value and tie-break of an entity."""
+        return getattr(row, self.attribute or self.column.key), getattr(row, self.tiebreak.key)
 
 
 @dataclass
@@ -123,13 +121,12 @@ def _keyset(
     return _after(stmt, key, after, value_type).order_by(*key.order).limit(first + 1)
 
 
-def _page(rows: list[Any], key: SortKey, first: int) -> Page[Any]:
-    """The page of the first ``first`` of ``rows`` (one more, if fetched, means more follow)."""
-    items = rows[:first]
+def _page(rows: Sequence[Any], first: int, key_of: Callable[[Any], tuple[Any, Any]]) -> Page[Any]:
+    """The page of the first ``first`` of ``rows`` (one more, if fetched, means more follow);
+    ``key_of`` gives a row's sort value and tie-break, encoded into its cursor when read."""
+    items = list(rows[:first])
     return Page(
-        items=items,
-        cursors=[encode_cursor(key.value_of(r), key.tie_of(r)) for r in items],
-        has_next=len(rows) > first,
+        items=items, cursors=Cursors([key_of(r) for r in items]), has_next=len(rows) > first
     )
 
 
@@ -144,7 +141,7 @@ async def fetch_page(
 ) -> Page[Any]:
     """Rows of ``stmt`` after the cursor ``after`` in ``key`` order, at most ``first``."""
     rows = list((await session.scalars(_keyset(stmt, key, first, after, value_type))).unique())
-    return _page(rows, key, first)
+    return _page(rows, first, key.key_of)
 
 
 async def fetch_pages(
@@ -169,7 +166,7 @@ async def fetch_pages(
     found: dict[Any, list[Any]] = {v: [] for v in values}
     for row in rows.unique():
         found[getattr(row, partition.key)].append(row)
-    return {v: _page(found[v], key, first) for v in values}
+    return {v: _page(found[v], first, key.key_of) for v in values}
 
 
 async def fetch_page_rows(
@@ -188,12 +185,7 @@ async def fetch_page_rows(
     labelled += [key.column.label(SORT_VALUE), key.tiebreak.label(SORT_TIE)]
     chosen = _keyset(stmt.with_only_columns(*labelled), key, first, after, value_type)
     rows = (await session.execute(chosen)).all()
-    items = rows[:first]
-    return Page(
-        items=items,
-        cursors=Cursors([(getattr(r, SORT_VALUE), getattr(r, SORT_TIE)) for r in items]),
-        has_next=len(rows) > first,
-    )
+    return _page(rows, first, lambda r: (getattr(r, SORT_VALUE), getattr(r, SORT_TIE)))
 
 
 async def count_rows(session: AsyncSession, stmt: Select[Any]) -> int:

@@ -90,14 +90,11 @@ async def open_requests(
     trigger: ReassignmentTrigger,
     reason: str | None,
     now: datetime,
-    *,
-    check_owner: bool = True,
 ) -> list[ReassignmentRequest]:
     """Inside the caller's transaction: a pending request for each owned customer (loaded
-    with its ownership and locked) to move to ``to_owner_id`` (checked eligible unless the
-    caller did already); one open request per customer, audited. Set-based: one query for
-    open requests and one INSERT however many customers; the first customer that cannot
-    have a request refuses them all."""
+    with its ownership and locked) to move to ``to_owner_id`` (checked eligible); one open
+    request per customer, audited. Set-based: one query for open requests and one INSERT
+    however many customers; the first customer that cannot have a request refuses them all."""
     owners: list[str] = []
     for customer in customers:
         current = customer.active_ownership
@@ -108,8 +105,7 @@ async def open_requests(
         if current.owner_id == to_owner_id:
             raise BadUserInput.one("toOwnerId", "is already the owner")
         owners.append(current.owner_id)
-    if check_owner:
-        await check_eligible_owner(session, to_owner_id, "toOwnerId")
+    await check_eligible_owner(session, to_owner_id, "toOwnerId")
     pending = dict(
         (
             await session.execute(

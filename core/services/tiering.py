@@ -39,6 +39,10 @@ REVIEW_CHUNK = 500
 HEALTH_BATCH = 2000  # customers whose stored health one refresh recomputes
 
 
+# The warnings of a health a viewer may see (``core.api.indicators.visible_warnings``).
+ShownWarnings = Callable[[health_model.Health], Sequence[health_model.RaisedWarning]]
+
+
 @dataclass(frozen=True)
 class Movement:
     """One customer's tier that the review (or an activity) changed."""
@@ -196,6 +200,7 @@ class TieringService:
                 session,
                 actor,
                 [(customer, snapshot)],
+                [customer.id],
                 await insight.load_population(session, now),
                 now,
                 action="recordActivity",
@@ -272,6 +277,7 @@ class TieringService:
                 session,
                 actor,
                 list(zip(customers, snapshots, strict=True)),
+                among,
                 population,
                 now,
                 action="runTierReview",
@@ -285,6 +291,7 @@ class TieringService:
         session: AsyncSession,
         actor: Actor,
         pairs: Sequence[tuple[Customer, CustomerSnapshot]],
+        among: Sequence[str] | Select[Any],
         population: insight.Population,
         now: datetime,
         *,
@@ -293,13 +300,13 @@ class TieringService:
         extra_changes: Sequence[dict[str, Any]] = (),
         progress: Callable[[int, int], object] | None = None,
     ) -> list[Movement]:
-        """Decide each customer's tiers; one audit entry per customer (with ``extra_changes``),
-        one UPDATE for all that moved, then the rules for those whose value tier moved."""
+        """Decide each customer's tiers (``among``: their ids, or a query of them); one audit
+        entry per customer (with ``extra_changes``), one UPDATE for all that moved, then the
+        rules for those whose value tier moved."""
         audit = AuditWriter(session, actor, now)
         movements: list[Movement] = []
         updates: list[dict[str, Any]] = []
         value_moved: list[str] = []
-        among = select(Customer.id) if len(pairs) > 1 else [c.id for c, _ in pairs]
         healths = await self._assess(session, [s for _, s in pairs], among, now)
         kept = await overrides.active(session, among, now)
         for done, ((customer, snapshot), health) in enumerate(zip(pairs, healths, strict=True), 1):
@@ -435,9 +442,14 @@ class TieringService:
         level: str | None,
         first: int,
         after: str | None = None,
+        warnings_of: Callable[[health_model.Health], Sequence[health_model.RaisedWarning]]
+        | None = None,
     ) -> tuple[Page[tuple[Customer, health_model.Health]], int]:
         """One page of the customers in scope with a warning (at ``level`` if given), most
-        urgent first, and how many there are in all."""
+        urgent first, and how many there are in all. ``warnings_of``: the warnings the
+        viewer may see (default: all); only those are filtered, ordered and counted by, so a
+        hidden warning neither lists a customer nor moves it."""
+        shown = warnings_of or (lambda h: h.warnings)
         in_scope = customers_query(Filter(), scope)
         customers = list((await session.scalars(in_scope.order_by(Customer.id))).unique().all())
         among = in_scope.with_only_columns(Customer.id)
@@ -446,12 +458,13 @@ class TieringService:
             for customer, health in zip(
                 customers, await self.health(session, customers, among), strict=True
             )
-            if any(level is None or w.level == level for w in health.warnings)
+            if any(level is None or w.level == level for w in shown(health))
         ]
 
         def urgency(pair: tuple[Customer, health_model.Health]) -> tuple[int, int, str]:
             customer, health = pair
-            return (-health_model.LEVELS.index(health.warnings[0].level), health.score, customer.id)
+            worst = shown(health)[0].level
+            return (-health_model.LEVELS.index(worst), health.score, customer.id)
 
         found.sort(key=urgency)
         return page_of_sorted(found, urgency, first, after), len(found)
