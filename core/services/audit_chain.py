@@ -19,11 +19,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, bindparam, exists, insert, select, text, union_all
+from sqlalchemy import Executable, Table, bindparam, exists, insert, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import after_commit
@@ -121,18 +122,31 @@ async def _append_after(
     entry ``seq`` with that hash, nothing after it): all of them in one statement, or none."""
     seal(entries, head)
     seq, hash_ = head
-    table = cast(Table, AuditEntry.__table__)
-    still_head = ~exists().where(table.c.seq > seq)
-    if seq > 0:
-        still_head &= exists().where(table.c.seq == seq, table.c.hash == hash_)
-    columns = list(entries[0])
-    rows = [
-        select(*(bindparam(None, e[c], type_=table.c[c].type) for c in columns)).where(still_head)
-        for e in entries
-    ]
-    chosen = rows[0] if len(rows) == 1 else union_all(*rows)
-    result = await session.execute(insert(table).from_select(columns, chosen))
+    params: dict[str, Any] = {"head_seq": seq, "head_hash": hash_}
+    for i, entry in enumerate(entries):
+        params.update({f"{column}_{i}": value for column, value in entry.items()})
+    statement = _append_statement(tuple(entries[0]), len(entries), seq == 0)
+    result = await session.execute(statement, params)
     return bool(result.rowcount == len(entries))  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=64)
+def _append_statement(columns: tuple[str, ...], count: int, genesis: bool) -> Executable:
+    """``INSERT … SELECT`` of ``count`` entries (parameters ``<column>_<i>``) that inserts only
+    while the entry ``head_seq`` with ``head_hash`` is the head (nothing yet, for
+    ``genesis``). Built once per shape: building and keying it anew cost more than the insert."""
+    table = cast(Table, AuditEntry.__table__)
+    head_seq = bindparam("head_seq", type_=table.c.seq.type)
+    still_head = ~exists().where(table.c.seq > head_seq)
+    if not genesis:
+        still_head &= exists().where(
+            table.c.seq == head_seq, table.c.hash == bindparam("head_hash", type_=table.c.hash.type)
+        )
+    rows = [
+        select(*(bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns)).where(still_head)
+        for i in range(count)
+    ]
+    return insert(table).from_select(list(columns), rows[0] if count == 1 else union_all(*rows))
 
 
 # --- verifying ------------------------------------------------------------------------------
