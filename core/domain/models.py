@@ -59,6 +59,17 @@ def _enum(enum_cls: type) -> SAEnum:
     )
 
 
+# References that most customers leave empty. Their indexes hold only the rows that have one:
+# a full index of mostly NULLs looks useless to SQLite's ANALYZE statistics (one key for
+# every row), which then scans every customer for ``group_director_id = ?``.
+SPARSE_CUSTOMER_REFERENCES = ("backup_owner_id", "parent_id", "group_director_id")
+
+
+def _sparse_index(table: str, column: str) -> Index:
+    present = text(f"{column} IS NOT NULL")
+    return Index(f"ix_{table}_{column}", column, sqlite_where=present, postgresql_where=present)
+
+
 def _own_id(context: Any) -> str:
     # A new customer is a top-level account unless placed under a parent (bulk inserts too).
     return str(context.get_current_parameters()["id"])
@@ -103,7 +114,7 @@ class Customer(Base):
     lifecycle_stage: Mapped[LifecycleStage] = mapped_column(_enum(LifecycleStage), index=True)
     first_contact_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    backup_owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    backup_owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     value_tier: Mapped[ValueTier | None] = mapped_column(_enum(ValueTier), index=True)
     needs_tier: Mapped[NeedsTier | None] = mapped_column(_enum(NeedsTier))
     loyalty_tier: Mapped[LoyaltyTier | None] = mapped_column(_enum(LoyaltyTier))
@@ -125,7 +136,7 @@ class Customer(Base):
     # The account hierarchy (``core.services.hierarchy``): the parent, the top-level account of
     # the group (itself for a top-level account), the materialised path of ids from the root
     # (``root/…/self/``, for subtree queries in one statement) and the depth (root: 0).
-    parent_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"))
     root_id: Mapped[str] = mapped_column(String(40), index=True, default=_own_id)
     # Compared byte by byte on PostgreSQL too, so that a subtree is a range of the index.
     path: Mapped[str] = mapped_column(
@@ -135,7 +146,7 @@ class Customer(Base):
     )
     depth: Mapped[int] = mapped_column(Integer, default=0)
     # A top-level account's group account director: sees every unit of the group.
-    group_director_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    group_director_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -156,6 +167,7 @@ class Customer(Base):
         Index("ix_customers_name_id", "name", "id"),
         Index("ix_customers_created_at_id", "created_at", "id"),
         Index("ix_customers_updated_at_id", "updated_at", "id"),
+        *(_sparse_index("customers", column) for column in SPARSE_CUSTOMER_REFERENCES),
         CheckConstraint(
             "payment_terms_days IS NULL OR payment_terms_days >= 0", name="payment_terms_days"
         ),
