@@ -18,6 +18,7 @@ RANKS = {
     "core": 0,
     "core.errors": 0,
     "core.ids": 0,
+    "core.lru": 0,
     "core.clock": 0,
     "core.calendar": 0,
     "core.config": 0,

@@ -121,13 +121,12 @@ async def _row_page(
     if selected is None:
         return None
     first, after = window
-    joined = stmt
-    for table, on in selected.joins:
-        joined = joined.outerjoin(table, on)
     written = plan.json_edges(columns, selected, ctx.services.db.engine.dialect.name)
     chosen = written.columns if written is not None else selected.columns
     rows = await ctx.read(
-        lambda s: fetch_page_rows(s, joined, chosen, key, first, after, value_type=value_type)
+        lambda s: fetch_page_rows(
+            s, stmt, selected.joins, chosen, key, first, after, value_type=value_type
+        )
     )
     if written is not None:
         completed = await plan.complete(

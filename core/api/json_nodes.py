@@ -29,8 +29,8 @@ from graphql import (
     is_specified_scalar_type,
 )
 
-from core.api.documents import LRU
 from core.api.selection import DEFINITION, Field, named, user_references
+from core.lru import LRU
 
 Columns = Callable[[str], Any]  # python attribute name → its SQL column, or None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any
 
 import strawberry
@@ -191,8 +192,7 @@ class Query(
         if computed is not None:
             key = computed
         else:
-            column = getattr(domain.Customer, order.field.value)
-            key = SortKey(column, domain.Customer.id, descending)
+            key = _column_order(order.field.value, descending)
             value_type = str if order.field.value == "name" else datetime
         return await connection(
             info, stmt, key, first, after, Customer.from_model, value_type, Customer.sql_columns
@@ -256,3 +256,10 @@ def _audit_seq(node_id: str) -> int:
         return int(node_id.removeprefix(PREFIXES["AuditEntry"] + "_"))
     except ValueError as exc:
         raise NotFound("Node", node_id) from exc
+
+
+@cache
+def _column_order(column: str, descending: bool) -> SortKey:
+    """The sort key of a ``customers`` order by a column, shared by every request (the page
+    statements built from it are remembered by its identity)."""
+    return SortKey(getattr(domain.Customer, column), domain.Customer.id, descending)

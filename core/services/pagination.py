@@ -10,11 +10,12 @@ from functools import cached_property
 from typing import Any, Generic, TypeVar, overload
 
 import orjson
-from sqlalchemy import Select, bindparam, func, select, tuple_
+from sqlalchemy import Integer, Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from core.errors import BadUserInput
+from core.lru import LRU
 
 T = TypeVar("T")
 
@@ -22,6 +23,8 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 # Labels of the sort key in pages loaded as rows (``fetch_page_rows``).
 SORT_VALUE, SORT_TIE = "sort_key_value", "sort_key_tie"
+# Parameters of a page statement: the row limit and the cursor's sort value and tie-break.
+PAGE_LIMIT, AFTER_VALUE, AFTER_TIE = "page_limit", "after_value", "after_tie"
 
 
 @dataclass(frozen=True)
@@ -99,26 +102,33 @@ def check_page_size(first: int) -> None:
         raise BadUserInput.one("first", f"must be between 0 and {MAX_PAGE_SIZE}", root="")
 
 
-def _after(stmt: Select[Any], key: SortKey, after: str | None, value_type: type) -> Select[Any]:
-    """``stmt`` narrowed to the rows after the cursor ``after`` in ``key`` order."""
-    if after is None:
+def _after(stmt: Select[Any], key: SortKey, after: bool) -> Select[Any]:
+    """``stmt`` narrowed to the rows after the cursor in the parameters ``AFTER_VALUE`` and
+    ``AFTER_TIE`` in ``key`` order (unchanged without a cursor)."""
+    if not after:
         return stmt
-    value, tie = decode_cursor(after, value_type)
     # Typed binds, so that e.g. datetimes compare in the column's storage format.
     bound = tuple_(
-        bindparam(None, value, type_=key.column.type),
-        bindparam(None, tie, type_=key.tiebreak.type),
+        bindparam(AFTER_VALUE, type_=key.column.type),
+        bindparam(AFTER_TIE, type_=key.tiebreak.type),
     )
     cols = tuple_(key.column, key.tiebreak)
     return stmt.where(cols < bound if key.descending else cols > bound)
 
 
-def _keyset(
-    stmt: Select[Any], key: SortKey, first: int, after: str | None, value_type: type
-) -> Select[Any]:
-    """``stmt`` after the cursor ``after`` in ``key`` order, one row more than ``first``."""
+def _keyset(stmt: Select[Any], key: SortKey, after: bool) -> Select[Any]:
+    """``stmt`` after the cursor (``_after``) in ``key`` order, at most ``PAGE_LIMIT`` rows."""
+    return _after(stmt, key, after).order_by(*key.order).limit(bindparam(PAGE_LIMIT, type_=Integer))
+
+
+def _window(first: int, after: str | None, value_type: type) -> dict[str, Any]:
+    """The parameters of a ``_keyset`` statement: one row more than ``first`` (more follow if
+    it comes), and the decoded cursor."""
     check_page_size(first)
-    return _after(stmt, key, after, value_type).order_by(*key.order).limit(first + 1)
+    window: dict[str, Any] = {PAGE_LIMIT: first + 1}
+    if after is not None:
+        window[AFTER_VALUE], window[AFTER_TIE] = decode_cursor(after, value_type)
+    return window
 
 
 def _page(rows: Sequence[Any], first: int, key_of: Callable[[Any], tuple[Any, Any]]) -> Page[Any]:
@@ -140,7 +150,8 @@ async def fetch_page(
     value_type: type = str,
 ) -> Page[Any]:
     """Rows of ``stmt`` after the cursor ``after`` in ``key`` order, at most ``first``."""
-    rows = list((await session.scalars(_keyset(stmt, key, first, after, value_type))).unique())
+    window = _window(first, after, value_type)
+    rows = list((await session.scalars(_keyset(stmt, key, after is not None), window)).unique())
     return _page(rows, first, key.key_of)
 
 
@@ -156,13 +167,15 @@ async def fetch_pages(
     """``fetch_page`` for each value of the column ``partition`` among ``values`` (the units
     of many parents, say) in one statement: the rows are numbered within their partition
     (``row_number() over (partition by ...)``) and the first ``first + 1`` of each are read."""
-    check_page_size(first)
-    stmt = _after(stmt, key, after, str)
+    window = _window(first, after, str)
+    stmt = _after(stmt, key, after is not None)
     order = key.order
     rank = func.row_number().over(partition_by=partition, order_by=order).label("rank")
     ranked = stmt.where(partition.in_(values)).with_only_columns(key.tiebreak, rank).subquery()
     chosen = select(ranked.c[0]).where(ranked.c.rank <= first + 1)
-    rows = await session.scalars(stmt.where(key.tiebreak.in_(chosen)).order_by(partition, *order))
+    rows = await session.scalars(
+        stmt.where(key.tiebreak.in_(chosen)).order_by(partition, *order), window
+    )
     found: dict[Any, list[Any]] = {v: [] for v in values}
     for row in rows.unique():
         found[getattr(row, partition.key)].append(row)
@@ -172,6 +185,7 @@ async def fetch_pages(
 async def fetch_page_rows(
     session: AsyncSession,
     stmt: Select[Any],
+    joins: Sequence[tuple[Any, Any]],
     columns: Mapping[str, Any],
     key: SortKey,
     first: int,
@@ -179,13 +193,39 @@ async def fetch_page_rows(
     *,
     value_type: type = str,
 ) -> Page[Any]:
-    """Like ``fetch_page``, but only ``columns`` (name → expression of ``stmt``'s rows), as
-    rows with those names: no entity is built."""
+    """Like ``fetch_page``, but only ``columns`` (name → expression of ``stmt``'s rows, outer
+    joined to each ``(table, on)`` of ``joins``), as rows with those names: no entity is built."""
+    chosen = _row_page_statement(stmt, joins, columns, key, after is not None)
+    rows = (await session.execute(chosen, _window(first, after, value_type))).all()
+    return _page(rows, first, lambda r: (getattr(r, SORT_VALUE), getattr(r, SORT_TIE)))
+
+
+# Row page statements by the identity of their parts. Building a statement and its cache key
+# cost a list request more than running it; the list statements, joins and columns are built
+# once and shared (``customers_query``, the completed pages' plans), so their identities recur.
+# An entry holds its parts, so an id in a remembered key cannot be reused by another object.
+_ROW_PAGES: LRU[tuple[Any, ...], tuple[Select[Any], tuple[Any, ...]]] = LRU(256)
+
+
+def _row_page_statement(
+    stmt: Select[Any],
+    joins: Sequence[tuple[Any, Any]],
+    columns: Mapping[str, Any],
+    key: SortKey,
+    after: bool,
+) -> Select[Any]:
+    parts = (stmt, key, *(part for join in joins for part in join), *columns.values())
+    identity = (*map(id, parts), *columns, after)
+    found = _ROW_PAGES.get(identity)
+    if found is not None:
+        return found[0]
+    for table, on in joins:
+        stmt = stmt.outerjoin(table, on)
     labelled = [expr.label(name) for name, expr in columns.items()]
     labelled += [key.column.label(SORT_VALUE), key.tiebreak.label(SORT_TIE)]
-    chosen = _keyset(stmt.with_only_columns(*labelled), key, first, after, value_type)
-    rows = (await session.execute(chosen)).all()
-    return _page(rows, first, lambda r: (getattr(r, SORT_VALUE), getattr(r, SORT_TIE)))
+    return _ROW_PAGES.put(
+        identity, (_keyset(stmt.with_only_columns(*labelled), key, after), parts)
+    )[0]
 
 
 async def count_rows(session: AsyncSession, stmt: Select[Any]) -> int:
