@@ -1,7 +1,7 @@
 """Server CPU per list request, against the floor, with no HTTP client in the way.
 
     python -m benchmarks.server_cpu [--customers 2000] [--requests 50] [--rounds 10]
-                                    [--database URL]
+                                    [--database URL | --postgres]
 
 The ASGI apps are called directly in this process (no socket, no client parsing the answer),
 so the figure is what the server spends: the floor (the bare Starlette + Core query + orjson
@@ -9,7 +9,8 @@ route of ``benchmarks.list_customers``), Baton as the admin, as the account mana
 scope) and as the account manager with authorisation off. Rounds of each run interleave and the
 best round counts, so a machine busy with other work slows all four alike. Prints CPU ms per
 request (this process's CPU time, the database driver's thread included) and the shares of the
-floor: the server-side form of issue 21's goal (Baton at >= 0.5 of the floor).
+floor: the server-side form of issue 21's goal (Baton at >= 0.5 of the floor). On PostgreSQL
+(``--postgres`` starts an embedded one) the database server's own CPU is not counted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import orjson
 
 from benchmarks.list_customers import ACCOUNT_MANAGER, QUERY, SECRET, floor_app, seed
+from benchmarks.pg import migrated_database
 from core.app import create_app
 from core.config import Settings
 from core.demo import ADMIN_ID
@@ -117,9 +119,19 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
+    where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
     args = parser.parse_args()
-    url = args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    if args.postgres:
+        with migrated_database("baton_cpu") as url:
+            return benchmark(url, args)
+    return benchmark(
+        args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", args
+    )
+
+
+def benchmark(url: str, args: argparse.Namespace) -> int:
     asyncio.run(seed(url, args.customers))
     asyncio.run(run(url, args))
     return 0
