@@ -103,6 +103,8 @@ async def test_whole_months_read_the_roll_up_and_agree_with_the_activities(
     await refresh_job(services, gql.clock.now())
     for by, expected in (("OWNER", BY_OWNER), ("TEAM", BY_TEAM)):
         assert await both_paths(services, by, *QUARTER) == (expected, expected)
+    live, rolled = await both_paths(services, "TIER", *QUARTER)  # joins the customers
+    assert live == rolled and sum(row[1] for row in live) == 3
     # The API, with the ends given in another zone: still whole months in UTC.
     since, until = "2025-12-01T08:00:00+08:00", "2026-03-01T08:00:00+08:00"
     assert await asked(gql, "OWNER", since, until) == BY_OWNER
