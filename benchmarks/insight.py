@@ -14,11 +14,13 @@ as the sales director asks for it through the app in process:
 - ``npsReport(by: TEAM)`` over the last quarter;
 - ``rfmSegments``;
 - the dormant key accounts: the first 20 DORMANT STRATEGIC/HIGH customers by RFM score;
-- ``retentionKpis(by: OWNER)`` over the last quarter;
+- ``retentionKpis(by: OWNER)`` over the last 90 days (from the activities) and over the last
+  calendar quarter (whole months: from the monthly roll-up);
 - ``portfolio`` (every owner), from the stored health rows;
 - and the health batch API (``services.tiering.health``) for 100 customers.
 
-First the refresh work: a full re-rank of the materialised engagement and RFM rows, an
+First the refresh work: a full re-rank of the materialised engagement and RFM rows with a
+rebuild of the monthly roll-up, an
 incremental refresh of 1,000 dirty customers, and the stored health of everyone (or
 ``--health-batches`` batches, or what ``--health-seconds`` allows), with the time per
 customer.
@@ -197,7 +199,11 @@ async def maintain(
     try:
         before, start = statements.count, time.perf_counter()
         done = await services.insight.refresh(full=True)
-        report(f"re-rank: {done.rows} rows", time.perf_counter() - start, statements.count - before)
+        report(
+            f"re-rank: {done.rows} rows, roll-up: {done.months} months",
+            time.perf_counter() - start,
+            statements.count - before,
+        )
         async with db.transaction() as session:
             some = list(await session.scalars(select(Customer.id).limit(1000)))
             await materialised.mark(session, some, services.clock.now())
@@ -254,12 +260,17 @@ async def measure(url: str, statements: Statements, repeats: int) -> None:
     now = datetime.now(UTC)
     token = issue_token(DIRECTOR, secret, now=now, ttl=timedelta(hours=6))
     quarter = {"since": (now - timedelta(days=90)).isoformat(), "until": now.isoformat()}
+    # The last whole calendar quarter: whole months, so the monthly roll-up answers.
+    first = datetime(now.year, now.month - (now.month - 1) % 3, 1, tzinfo=UTC)
+    start = datetime(first.year - (first.month == 1), (first.month - 4) % 12 + 1, 1, tzinfo=UTC)
+    calendar_quarter = {"since": start.isoformat(), "until": first.isoformat()}
     queries = {
         "12 indicators of one customer (health)": (HEALTH, {"id": page[0].id}),
         "npsReport by TEAM, last quarter": (NPS, quarter),
         "rfmSegments": (RFM, {}),
         "dormant key accounts (first 20 by RFM)": (DORMANT, {}),
-        "retentionKpis by OWNER, last quarter": (KPIS, quarter),
+        "retentionKpis by OWNER, last 90 days (live)": (KPIS, quarter),
+        "retentionKpis by OWNER, last calendar quarter": (KPIS, calendar_quarter),
         "portfolio (every owner)": (PORTFOLIO, {}),
     }
     async with (

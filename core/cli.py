@@ -20,6 +20,7 @@ from rich.progress import Progress
 
 from core.cli_access import policy_app, role_app, user_app
 from core.cli_imports import import_app
+from core.cli_insight import insight_app
 from core.cli_records import audit_app, db_app, events_app, schema_app
 from core.cli_support import DatabaseOption, console, exit_on_error, run, settings_for
 from core.clock import SystemClock
@@ -388,3 +389,4 @@ def plugin_new(
 
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(import_app, name="import")
+app.add_typer(insight_app, name="insight")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from core.cli import app
 from core.db import Database
-from core.domain import Activity, AuditEntry, Survey
+from core.domain import Activity, AuditEntry, CustomerMonth, Survey
 from core.services import Actor, Services
 
 runner = CliRunner()
@@ -112,3 +112,30 @@ def test_survey_answers_import_all_or_nothing(database_url: str, tmp_path: Path)
     assert code == 0, out
     assert "imported 2 survey answers" in out
     assert count(database_url, Survey) == 2
+
+
+def test_insight_refresh_brings_the_roll_up_up_to_date(database_url: str, tmp_path: Path) -> None:
+    a, b = customers(database_url, 2)
+    path = tmp_path / "history.csv"
+    path.write_text(
+        "customer_id,kind,at,amount,category,note,days_late\n"
+        f"{a},ORDER,2025-10-01T09:00:00Z,100,valves,,\n"
+        f"{b},REFERRAL,2025-11-02T10:00:00Z,,,,\n"
+    )
+    assert baton("import", "activities", str(path), "--database", database_url)[0] == 0
+    assert count(database_url, CustomerMonth) == 0  # the import marked both customers dirty
+    code, out = baton("insight", "refresh", "--database", database_url)
+    assert code == 0, out
+    assert "re-ranked 2 insight rows" in out  # the first refresh: no re-rank yet
+    assert count(database_url, CustomerMonth) == 2
+    path.write_text(f"customer_id,kind,at,amount\n{a},ORDER,2025-12-24T09:00:00Z,50\n")
+    assert baton("import", "activities", str(path), "--database", database_url)[0] == 0
+    code, out = baton("insight", "refresh", "--database", database_url)
+    assert (code, out.strip()) == (
+        0,
+        "refreshed 1 due insight rows and their months in the roll-up",
+    )
+    assert count(database_url, CustomerMonth) == 3
+    code, out = baton("insight", "refresh", "--all", "--database", database_url)
+    assert code == 0, out
+    assert "re-ranked 2 insight rows; rebuilt the monthly roll-up: 3 rows" in out

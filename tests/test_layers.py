@@ -53,6 +53,7 @@ RANKS = {
     "core.app": 5,
     "core.cli": 6,
     "core.cli_imports": 6,
+    "core.cli_insight": 6,
     "core.cli_access": 6,
     "core.cli_records": 6,
     "core.cli_support": 6,

@@ -15,8 +15,10 @@ from strawberry.types import Info
 
 from core import domain
 from core.api.context import context_of
+from core.api.indicators import readable
 from core.api.types import User
 from core.insight import kpis as kpi_rules
+from core.plugins import camel
 from core.services.customers import CustomerFilter, customers_query
 
 
@@ -67,7 +69,10 @@ class PortfolioOwner:
     load: float | None = strawberry.field(description="Customers as a % of capacity.")
     by_value_tier: list[TierCount]
     by_health_level: list[TierCount]
-    open_warnings: int = strawberry.field(description="Risk warnings across the customers.")
+    open_warnings: int = strawberry.field(
+        description="Risk warnings across the customers (as stored with their health), but "
+        "those raised by indicators you may not read."
+    )
     overdue_handovers: int = strawberry.field(
         description="Open handovers past their step's deadline, outgoing or incoming."
     )
@@ -82,7 +87,8 @@ class PortfolioOwner:
 class PortfolioQuery:
     @strawberry.field(
         description="Repurchase, churn, AOV growth, referral rate and NPS of the customers in "
-        "your scope over [since, until), against the equally long period before, grouped."
+        "your scope over [since, until), against the period before (as many calendar months "
+        "before when both ends are whole months in UTC, else as long before), grouped."
     )
     async def retention_kpis(
         self, info: Info, by: KpiDimension, since: datetime, until: datetime
@@ -119,8 +125,19 @@ class PortfolioQuery:
         if scope.clause() is not None:
             in_scope = customers_query(CustomerFilter(unassigned=False), scope)
 
+        # Only the warnings of indicators the viewer may read (as ``CustomerHealth.warnings``).
+        hidden = [
+            camel(i.name)
+            for i in ctx.services.insight.indicators
+            if not readable(ctx.permissions, i.name)
+        ]
+
         async def load(session: AsyncSession) -> Any:
             groups = list(await session.execute(kpi_rules.portfolio_counts(in_scope)))
+            shown: dict[str, int] | None = None
+            if hidden:
+                rows = await session.execute(kpi_rules.warnings_shown(in_scope, hidden))
+                shown = {owner: int(n) for owner, n in rows}
             owners = sorted({g.owner_id for g in groups})
             users = {
                 u.id: u
@@ -129,9 +146,9 @@ class PortfolioQuery:
                 )
             }
             overdue = await kpi_rules.overdue_handovers(session, owners, ctx.services.clock.now())
-            return groups, users, overdue
+            return groups, users, overdue, shown
 
-        groups, users, overdue = await ctx.read(load)
+        groups, users, overdue, shown = await ctx.read(load)
         tiers: dict[str, Counter[str | None]] = {}
         levels: dict[str, Counter[str | None]] = {}
         warnings: Counter[str] = Counter()
@@ -144,6 +161,8 @@ class PortfolioQuery:
             if g.computed_at is not None:
                 was = oldest.get(g.owner_id)
                 oldest[g.owner_id] = g.computed_at if was is None else min(was, g.computed_at)
+        if shown is not None:
+            warnings = Counter(shown)
         result = []
         for owner_id in sorted(tiers):
             user = users[owner_id]

@@ -23,7 +23,14 @@ from core.domain.enums import (
     TeamRole,
     ValueTier,
 )
-from core.domain.insight import CustomerHealthRow, CustomerInsight, InsightDirty, InsightRank
+from core.domain.insight import (
+    CustomerHealthRow,
+    CustomerHealthWarning,
+    CustomerInsight,
+    CustomerMonth,
+    InsightDirty,
+    InsightRank,
+)
 from core.domain.models import (
     Activity,
     AssignmentRule,
@@ -66,8 +73,10 @@ __all__ = [
     "CommunicationChannel",
     "Customer",
     "CustomerHealthRow",
+    "CustomerHealthWarning",
     "CustomerInsight",
     "CustomerKind",
+    "CustomerMonth",
     "DeliveryState",
     "EmailCursor",
     "EmailNotice",

@@ -82,3 +82,47 @@ class CustomerHealthRow(Base):
     level: Mapped[str] = mapped_column(String(16))
     warnings: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerHealthWarning(Base):
+    """One warning of a stored health (``CustomerHealthRow``): the signal or indicator that
+    raised it (camelCase), so that counts leave out what a viewer may not read."""
+
+    __tablename__ = "customer_health_warnings"
+    __table_args__ = (Index("ix_customer_health_warnings_signal", "signal", "customer_id"),)
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    signal: Mapped[str] = mapped_column(String(100))
+
+
+class CustomerMonth(Base):
+    """One customer's orders and referrals in one calendar month (UTC), ``month`` counted as
+    ``year * 12 + month - 1``, with the customer's latest earlier month with an order and with
+    a referral: the roll-up the retention KPIs read for whole months (``core.insight.
+    rollup``), recomputed with the insight rows from the dirty markers."""
+
+    __tablename__ = "customer_months"
+    __table_args__ = (
+        # A range of months is an index-only scan on PostgreSQL.
+        Index(
+            "ix_customer_months_month",
+            "month",
+            "customer_id",
+            postgresql_include=[
+                "orders",
+                "amount",
+                "referrals",
+                "prev_order_month",
+                "prev_referral_month",
+            ],
+        ),
+    )
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    referrals: Mapped[int] = mapped_column(Integer)
+    prev_order_month: Mapped[int | None] = mapped_column(Integer)
+    prev_referral_month: Mapped[int | None] = mapped_column(Integer)

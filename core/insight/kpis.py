@@ -1,6 +1,6 @@
 """Retention KPIs per owner, team or tier over a period, and the managers' portfolio counts.
 
-For the period ``[since, until)`` and the equally long period before it:
+For the period ``[since, until)`` and the period before it (see below):
 
 - repurchase rate: of the customers who ordered in the period before, the share (%) who
   ordered again in the period (a month, a quarter or a year: the caller picks the length);
@@ -9,14 +9,20 @@ For the period ``[since, until)`` and the equally long period before it:
 - referral rate: the share (%) of the group's customers who referred someone in the period;
 - NPS: see ``core.insight.surveys``.
 
-Each figure is one grouped statement over activities (the NPS one over surveys), whatever the
-number of customers.
+When the period is whole months (midnight UTC on the 1st at both ends: a month, a quarter, a
+year), the period before is as many calendar months before, and the order and referral
+figures come from the monthly roll-up (``core.insight.rollup``: as of the last refresh, one
+job interval behind the writes); otherwise the period before is as long as the period and the
+figures come from the activities themselves. Either way each figure is one grouped statement
+(the NPS one over surveys), whatever the number of customers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, select
@@ -27,13 +33,15 @@ from core.domain import (
     ActivityKind,
     Customer,
     CustomerHealthRow,
+    CustomerHealthWarning,
+    CustomerMonth,
     Handover,
     HandoverStatus,
     Ownership,
     User,
     ValueTier,
 )
-from core.insight import surveys
+from core.insight import rollup, surveys
 
 
 @dataclass(frozen=True)
@@ -58,15 +66,31 @@ def group_key(by: str) -> Any:
     return {"OWNER": Ownership.owner_id, "TEAM": User.team, "TIER": Customer.value_tier}[by]
 
 
-async def kpis(
-    session: AsyncSession,
-    by: str,
-    since: datetime,
-    until: datetime,
-    among: Select[Any] | None = None,
-) -> list[Kpis]:
-    """The KPIs of ``[since, until)`` grouped ``by`` OWNER, TEAM or TIER."""
-    before = since - (until - since)
+def period_before(since: datetime, until: datetime) -> datetime:
+    """Where the period before ``[since, until)`` begins: as many calendar months before when
+    both ends are whole months (the previous month, quarter or year), else as long before."""
+    first, end = rollup.whole_month(since), rollup.whole_month(until)
+    if first is not None and end is not None:
+        return rollup.month_start(first - (end - first))
+    return since - (until - since)
+
+
+def _grouped(stmt: Select[Any], by: str, customer_id: Any) -> Select[Any]:
+    """``stmt`` (over rows of ``customer_id``) joined to what ``group_key(by)`` reads."""
+    if by == "TIER" and customer_id is not Customer.id:
+        stmt = stmt.join(Customer, Customer.id == customer_id)
+    stmt = stmt.outerjoin(
+        Ownership, and_(Ownership.customer_id == customer_id, Ownership.valid_to.is_(None))
+    )
+    if by == "TEAM":
+        stmt = stmt.outerjoin(User, User.id == Ownership.owner_id)
+    return stmt.group_by(group_key(by))
+
+
+def _live(by: str, since: datetime, until: datetime) -> Select[Any]:
+    """The figures per group (with its customers) from the activities: each customer's
+    orders and referrals of the two periods, then grouped."""
+    before = period_before(since, until)
     is_order = Activity.kind == ActivityKind.ORDER
     now_, then = and_(Activity.at >= since, Activity.at < until), Activity.at < since
     per_customer = (
@@ -84,39 +108,76 @@ async def kpis(
             Activity.at >= before,
             Activity.at < until,
             # Only these kinds count: the rest need not be read and grouped at all.
-            Activity.kind.in_((ActivityKind.ORDER, ActivityKind.REFERRAL)),
+            Activity.kind.in_(rollup.KINDS),
         )
         .group_by(Activity.customer_id)
         .subquery()
     )
     a = per_customer.c
-    key = group_key(by).label("key")
     bought_before = func.coalesce(a.orders_before, 0) > 0
-    stmt = (
-        select(
-            key,
-            func.count().label("customers"),
-            func.sum(case((bought_before, 1), else_=0)).label("buyers_before"),
-            func.sum(case((and_(bought_before, a.orders > 0), 1), else_=0)).label("again"),
-            func.coalesce(func.sum(a.orders), 0).label("orders"),
-            func.coalesce(func.sum(a.amount), 0).label("amount"),
-            func.coalesce(func.sum(a.orders_before), 0).label("orders_before"),
-            func.coalesce(func.sum(a.amount_before), 0).label("amount_before"),
-            func.sum(case((a.referrals > 0, 1), else_=0)).label("referrers"),
-        )
-        .select_from(Customer)
-        .outerjoin(per_customer, a.customer_id == Customer.id)
-        .outerjoin(
-            Ownership, and_(Ownership.customer_id == Customer.id, Ownership.valid_to.is_(None))
-        )
-        .outerjoin(User, User.id == Ownership.owner_id)
-        .group_by(key)
+    stmt = select(
+        group_key(by).label("key"),
+        func.count().label("customers"),
+        func.sum(case((bought_before, 1), else_=0)).label("buyers_before"),
+        func.sum(case((and_(bought_before, a.orders > 0), 1), else_=0)).label("again"),
+        func.coalesce(func.sum(a.orders), 0).label("orders"),
+        func.coalesce(func.sum(a.amount), 0).label("amount"),
+        func.coalesce(func.sum(a.orders_before), 0).label("orders_before"),
+        func.coalesce(func.sum(a.amount_before), 0).label("amount_before"),
+        func.sum(case((a.referrals > 0, 1), else_=0)).label("referrers"),
+    ).select_from(Customer)
+    return _grouped(stmt.outerjoin(per_customer, a.customer_id == Customer.id), by, Customer.id)
+
+
+async def _rows(
+    session: AsyncSession,
+    by: str,
+    since: datetime,
+    until: datetime,
+    among: Select[Any] | None,
+    live: bool,
+) -> list[Any]:
+    """The figures per group: from the roll-up's rows of the months (and the customers per
+    group apart: two statements) when both ends are whole months, else from the activities."""
+    first, end = rollup.whole_month(since), rollup.whole_month(until)
+    if live or first is None or end is None or end <= first:
+        stmt = _live(by, since, until)
+        if among is not None:
+            stmt = stmt.where(Customer.id.in_(among))
+        return list(await session.execute(stmt))
+    key = group_key(by).label("key")
+    counted = _grouped(
+        select(key, func.count().label("customers")).select_from(Customer), by, Customer.id
     )
+    columns, rows = rollup.figures(first, end)
+    month = CustomerMonth.customer_id
+    summed = _grouped(select(key, *columns).select_from(CustomerMonth).where(rows), by, month)
     if among is not None:
-        stmt = stmt.where(Customer.id.in_(among))
+        counted = counted.where(Customer.id.in_(among))
+        summed = summed.where(month.in_(among))
+    names = [c.name for c in columns]
+    figures = {r.key: {n: getattr(r, n) for n in names} for r in await session.execute(summed)}
+    zero = dict.fromkeys(names, 0)
+    return [
+        SimpleNamespace(key=k, customers=n, **figures.get(k, zero))
+        for k, n in await session.execute(counted)
+    ]
+
+
+async def kpis(
+    session: AsyncSession,
+    by: str,
+    since: datetime,
+    until: datetime,
+    among: Select[Any] | None = None,
+    live: bool = False,
+) -> list[Kpis]:
+    """The KPIs of ``[since, until)`` grouped ``by`` OWNER, TEAM or TIER: from the monthly
+    roll-up when both ends are whole months (unless ``live``), else from the activities."""
+    rows = await _rows(session, by, since, until, among, live)
     nps = {g.key: g.score for g in await surveys.nps(session, by, since, until, among)}
     found = []
-    for row in await session.execute(stmt):
+    for row in rows:
         label = getattr(row.key, "value", row.key)
         orders, orders_before = int(row.orders), int(row.orders_before)
         aov = float(row.amount) / orders if orders else None
@@ -189,4 +250,21 @@ def portfolio_counts(
     )
     if in_scope is not None:
         stmt = stmt.where(Customer.id.in_(in_scope.with_only_columns(Customer.id)))
+    return stmt
+
+
+def warnings_shown(in_scope: Select[Any] | None, hidden: Sequence[str]) -> Select[str, int]:
+    """The stored warnings of the assigned customers (of ``in_scope``) per owner, but those
+    raised by the ``hidden`` signals (the indicators the viewer may not read, camelCase):
+    what ``portfolio_counts`` sums, without them (one grouped statement)."""
+    w = CustomerHealthWarning
+    stmt = (
+        select(Ownership.owner_id, func.count())
+        .select_from(w)
+        .join(Ownership, and_(Ownership.customer_id == w.customer_id, Ownership.valid_to.is_(None)))
+        .where(w.signal.not_in(hidden))
+        .group_by(Ownership.owner_id)
+    )
+    if in_scope is not None:
+        stmt = stmt.where(w.customer_id.in_(in_scope.with_only_columns(Customer.id)))
     return stmt

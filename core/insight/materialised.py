@@ -10,6 +10,8 @@ incrementally (the definitions are in ``core.insight.segments``).
   override expired), in batches of ``BATCH`` customers (two statements a batch). Their RFM is
   scored against the quintile boundaries of the last re-rank. Every recomputed row is
   ``health_due``: its stored health follows (``TieringService.refresh_health``).
+- Both also recompute the monthly roll-up of the dirty customers (``core.insight.rollup``)
+  before they remove the markers.
 - ``rerank`` recomputes every row in one ``INSERT … SELECT`` with ``NTILE(5)`` and stores the
   new boundaries. The scheduler's ``insight_refresh`` job (every minute) re-ranks when the
   last re-rank is older than ``RERANK_EVERY`` (or there is none) and refreshes otherwise.
@@ -57,6 +59,7 @@ from core.domain import (
     TierOverride,
 )
 from core.domain.base import UTCDateTime
+from core.insight import rollup
 from core.insight.segments import RFM_WINDOW, EngagementRule, segment_of, stage_rank
 
 BATCH = 10_000
@@ -85,10 +88,12 @@ COLUMNS = (
 
 @dataclass(frozen=True)
 class Refreshed:
-    """What a refresh did: the rows recomputed and whether it re-ranked everyone."""
+    """What a refresh did: the rows recomputed, whether it re-ranked everyone and, when it
+    rebuilt the monthly roll-up, its rows."""
 
     rows: int
     reranked: bool
+    months: int | None = None
 
 
 async def mark(session: AsyncSession, customer_ids: Iterable[str], now: datetime) -> None:
@@ -215,6 +220,7 @@ async def rerank(session: AsyncSession, rule: EngagementRule, now: datetime) -> 
     bounds = await _bounds(session)
     await session.execute(delete(InsightRank))
     session.add(InsightRank(id=1, bounds=bounds, ranked_at=now))
+    await rollup.refresh(session, marked)  # the monthly roll-up of the same dirty customers
     if marked is not None:
         await session.execute(delete(InsightDirty).where(InsightDirty.id <= marked))
     count = await session.scalar(select(func.count()).select_from(CustomerInsight))
@@ -306,6 +312,7 @@ async def refresh(session: AsyncSession, rule: EngagementRule, now: datetime) ->
         rows = select(*_row(m, _scored(m, ranks.bounds), rule, now, dialect))
         await session.execute(delete(CustomerInsight).where(CustomerInsight.customer_id.in_(batch)))
         await session.execute(insert(CustomerInsight).from_select(COLUMNS, rows))
+    await rollup.refresh(session, marked)  # the monthly roll-up of the same dirty customers
     if marked is not None:
         await session.execute(delete(InsightDirty).where(InsightDirty.id <= marked))
     return Refreshed(len(ids), False)

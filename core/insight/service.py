@@ -23,7 +23,7 @@ from core.domain import (
 )
 from core.errors import BadUserInput, FieldError
 from core.ids import new_id
-from core.insight import materialised, overrides, surveys, thresholds
+from core.insight import materialised, overrides, rollup, surveys, thresholds
 from core.insight.indicators import Indicator, Thresholds, registry
 from core.insight.materialised import Refreshed
 from core.insight.segments import SEGMENTS, EngagementRule
@@ -123,12 +123,15 @@ class InsightService:
         return found
 
     async def refresh(self, full: bool = False, now: datetime | None = None) -> Refreshed:
-        """Bring the materialised engagement and RFM rows up to date (``full``: re-rank
-        everyone now); see ``core.insight.materialised``."""
+        """Bring the materialised engagement and RFM rows and the monthly roll-up up to date
+        (``full``: re-rank everyone and rebuild the roll-up now); see ``core.insight.
+        materialised`` and ``core.insight.rollup``."""
         at = now or self.clock.now()
         async with self.db.transaction() as session:
             if full:
-                return await materialised.rerank(session, self.engagement, at)
+                months = await rollup.rebuild(session)
+                done = await materialised.rerank(session, self.engagement, at)
+                return Refreshed(done.rows, True, months)
             return await materialised.refresh(session, self.engagement, at)
 
     async def thresholds(self, session: AsyncSession) -> dict[str, Thresholds]:

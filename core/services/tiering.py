@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.db import Database
-from core.domain import Activity, ActivityKind, Customer, CustomerHealthRow, CustomerInsight
+from core.domain import (
+    Activity,
+    ActivityKind,
+    Customer,
+    CustomerHealthRow,
+    CustomerHealthWarning,
+    CustomerInsight,
+)
 from core.errors import BadUserInput, FieldError, NotFound
 from core.insight import health as health_model
 from core.insight import indicators as ind
@@ -367,7 +374,7 @@ class TieringService:
         so that a new activity is not queued behind a re-rank. One transaction, a constant
         number of statements (an index range for the due ones); returns how many."""
         now = now or self.clock.now()
-        h, i = CustomerHealthRow, CustomerInsight
+        h, i, w = CustomerHealthRow, CustomerInsight, CustomerHealthWarning
         due = (
             select(Customer)
             .join(i, i.customer_id == Customer.id)
@@ -383,6 +390,13 @@ class TieringService:
             snapshots = await insight.load_snapshots(session, customers, now, self.plugins.plugins)
             found = await self._assess(session, snapshots, ids, now)
             await session.execute(delete(h).where(h.customer_id.in_(ids)))
+            await session.execute(delete(w).where(w.customer_id.in_(ids)))
+            if raised := [
+                {"customer_id": c.id, "code": warning.code, "signal": warning.signal}
+                for c, health in zip(customers, found, strict=True)
+                for warning in {x.code: x for x in health.warnings}.values()
+            ]:
+                await session.execute(insert(w), raised)
             await session.execute(
                 insert(h),
                 [
