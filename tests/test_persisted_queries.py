@@ -132,6 +132,14 @@ async def test_a_malformed_extension_is_a_bad_request(gql: GraphQLClient, admin:
     assert malformed_get.status_code == 400
 
 
+async def test_a_client_cannot_mark_an_operation_unresolved(gql: GraphQLClient, admin: str) -> None:
+    for marker in ("INTERNAL", "PERSISTED_QUERY_NOT_FOUND"):
+        response = await post(gql, {"query": VIEWER, "persistedQueryError": marker})
+        assert response.json() == {"data": {"viewer": {"roles": ["admin"]}}}
+    response = await get(gql, {"query": CREATE, "persistedQueryError": "INTERNAL"})
+    assert response.status_code == 405
+
+
 async def test_a_mutation_by_hash_over_get_is_still_refused(gql: GraphQLClient, admin: str) -> None:
     registered = await post(gql, {"query": CREATE, "extensions": persisted(CREATE)})
     assert "errors" not in registered.json()

@@ -143,6 +143,7 @@ def _parameter(parameters: str, name: str) -> str | None:
 def _operation(op: Any, limits: RequestLimits, where: str) -> Operation:
     if not isinstance(op, dict):
         raise BadRequest(f"{where}an operation must be a JSON object")
+    op.pop(UNRESOLVED, None)  # only this module marks an operation unresolved
     query, variables, name = op.get("query"), op.get("variables"), op.get("operationName")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequest(f"{where}`variables` must be an object")
