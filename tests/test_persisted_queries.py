@@ -10,9 +10,11 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+import hypothesis
 import orjson
 import pytest
 from graphql import parse
+from hypothesis import strategies as st
 
 from core.api.documents import DocumentCache
 from core.clock import FixedClock
@@ -295,3 +297,40 @@ def test_the_setting_is_read_and_shown_by_doctor(
     settings = Settings.from_env()
     assert settings.persisted_queries is on
     assert settings.effective()["BATON_PERSISTED_QUERIES"] == str(on)
+
+
+@hypothesis.given(
+    st.lists(st.tuples(st.sampled_from(("send", "register", "look up")), st.integers(0, 5)))
+)
+@hypothesis.settings(max_examples=200, deadline=None)
+def test_the_hashes_follow_the_documents_lru(steps: list[tuple[str, int]]) -> None:
+    """Against a model of the LRU: a hash resolves exactly while its registered document is
+    among the ``maxsize`` most recently used, and nothing else is kept."""
+    cache = DocumentCache(maxsize=3)
+    recent: list[str] = []  # the model: texts, least recently used first
+    registered: set[str] = set()
+
+    def use(text: str) -> None:
+        if text in recent:
+            recent.remove(text)
+        recent.append(text)
+        for gone in recent[:-3]:
+            registered.discard(gone)
+        del recent[:-3]
+
+    for action, i in steps:
+        text = f"{{ f{i} }}"
+        if action == "send":
+            cache.document(text, parse)
+            use(text)
+        elif action == "register":
+            assert cache.register(sha256(text), text) == (text in recent)
+            if text in recent:
+                use(text)
+                registered.add(text)
+        else:
+            found = cache.persisted(sha256(text))
+            assert found == (text if text in registered else None)
+            if found is not None:
+                use(text)
+        assert set(cache._persisted.values()) == registered
