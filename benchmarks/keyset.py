@@ -4,11 +4,13 @@
                                 [--repeats 15] [--database URL]
 
 One run seeds ``--customers`` customers with COPY into an embedded PostgreSQL (or the migrated
-database ``--database`` names), then asks ``customers(first: size, after: cursor, orderBy: …)``
-through the app in process, as the sales director (scope ALL), for every ``orderBy`` offered
-and both directions, and prints the median time of the first page and of page ``--page`` with
-their ratio (goal ≤ 1.2x). The deep page's cursor is the one the API would have returned: the
-row before it is found once with OFFSET, outside the timings.
+database ``--database`` names), each with its materialised insight row (``customer_insight``:
+the engagement stage and RFM score that ``ENGAGEMENT_STAGE`` and ``RFM_SCORE`` order by), then
+asks ``customers(first: size, after: cursor, orderBy: …)`` through the app in process, as the
+sales director (scope ALL), for every ``orderBy`` offered and both directions, and prints the
+median time of the first page and of page ``--page`` (their requests interleaved) with their
+ratio (goal ≤ 1.2x). The deep page's cursor is the one the API would have returned: the row
+before it is found once with OFFSET, outside the timings.
 
 Then ``totalCount``: the same first page with and without it selected. An exact count over every
 row is a scan; it is computed only when the query selects it, and this line says what it costs.
@@ -24,6 +26,7 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -39,7 +42,34 @@ from core.ids import new_id
 from core.services import Actor, Services
 from core.services.pagination import encode_cursor
 
-ORDERS = {"NAME": "name", "CREATED_AT": "created_at", "UPDATED_AT": "updated_at"}
+# orderBy → the column the deep page's cursor is read from (``ci``: the insight row).
+ORDERS = {
+    "NAME": "c.name",
+    "CREATED_AT": "c.created_at",
+    "UPDATED_AT": "c.updated_at",
+    "ENGAGEMENT_STAGE": "ci.stage_rank",
+    "RFM_SCORE": "ci.rfm_score",
+}
+STAGES = ("NEW", "ACTIVE", "DORMANT", "CHURNED")
+SEGMENTS = ("CHAMPIONS", "AT_RISK", "LOYAL", "NEW", "LOST", "POTENTIAL")
+INSIGHT_COLUMNS = (
+    "customer_id",
+    "first_activity_at",
+    "last_activity_at",
+    "engagement_stage",
+    "stage_rank",
+    "last_order_at",
+    "orders",
+    "amount",
+    "recency",
+    "frequency",
+    "monetary",
+    "rfm_score",
+    "segment",
+    "stale_at",
+    "health_due",
+    "refreshed_at",
+)
 DIRECTOR = "sd.bench"
 PAGE = """query($first: Int!, $after: String, $order: CustomerOrder) {
   customers(first: $first, after: $after, orderBy: $order) {
@@ -64,7 +94,7 @@ async def seed(url: str, customers: int) -> None:
     conn = await asyncpg.connect(libpq_dsn(url))
     try:
         for first in range(0, customers, 100_000):
-            rows, owned = [], []
+            rows, owned, insight = [], [], []
             for i in range(first, min(first + 100_000, customers)):
                 cid = new_id("Customer")
                 created = start + timedelta(seconds=rng.randrange(200_000_000))
@@ -81,15 +111,51 @@ async def seed(url: str, customers: int) -> None:
                 )
                 if i % 3:
                     owned.append((cid, rng.choice(owners), "MANUAL", created))
+                insight.append(insight_row(rng, cid, created))
             await conn.copy_records_to_table("customers", records=rows, columns=CUSTOMER_COLUMNS)
             await conn.copy_records_to_table(
                 "ownerships",
                 records=owned,
                 columns=("customer_id", "owner_id", "assigned_by", "valid_from"),
             )
-        await conn.execute("ANALYZE customers; ANALYZE ownerships")
+            await conn.copy_records_to_table(
+                "customer_insight", records=insight, columns=INSIGHT_COLUMNS
+            )
+        await conn.execute("ANALYZE customers; ANALYZE ownerships; ANALYZE customer_insight")
     finally:
         await conn.close()
+
+
+def insight_row(rng: random.Random, cid: str, created: datetime) -> tuple[Any, ...]:
+    """A materialised insight row: a stage (4 values) and, for two customers in three, an RFM
+    score (R·100 + F·10 + M, 125 values); the rest have none (score 0), as without orders."""
+    rank = rng.randrange(len(STAGES))
+    last = created + timedelta(days=rng.randrange(400))
+    if rng.randrange(3):
+        r, f, m = rng.randint(1, 5), rng.randint(1, 5), rng.randint(1, 5)
+        orders, amount = rng.randint(1, 40), Decimal(rng.randrange(10**7)) / 100
+        score, segment = r * 100 + f * 10 + m, rng.choice(SEGMENTS)
+        rfm: tuple[int | None, ...] = (r, f, m)
+        ordered: datetime | None = last
+    else:
+        orders, amount, score, segment = 0, Decimal(0), 0, None
+        rfm, ordered = (None, None, None), None
+    return (
+        cid,
+        created,
+        last,
+        STAGES[rank],
+        rank,
+        ordered,
+        orders,
+        amount,
+        *rfm,
+        score,
+        segment,
+        None,
+        False,
+        created,
+    )
 
 
 async def deep_cursor(url: str, column: str, descending: bool, rows_before: int) -> str:
@@ -101,8 +167,9 @@ async def deep_cursor(url: str, column: str, descending: bool, rows_before: int)
             await conn.execute(
                 text(
                     # The column and direction come from ORDERS, never from input.
-                    f"SELECT {column}, id FROM customers "
-                    f"ORDER BY {column} {direction}, id {direction} OFFSET :n LIMIT 1"
+                    f"SELECT {column}, c.id FROM customers c "
+                    "JOIN customer_insight ci ON ci.customer_id = c.id "
+                    f"ORDER BY {column} {direction}, c.id {direction} OFFSET :n LIMIT 1"
                 ),
                 {"n": rows_before - 1},
             )
@@ -111,17 +178,22 @@ async def deep_cursor(url: str, column: str, descending: bool, rows_before: int)
     return encode_cursor(row[0], row[1])
 
 
-async def timed(client: httpx.AsyncClient, query: str, variables: dict[str, Any], n: int) -> float:
-    """The median milliseconds of ``n`` requests (after two unmeasured ones)."""
-    times = []
+Request = tuple[str, dict[str, Any]]  # a document and its variables
+
+
+async def timed(client: httpx.AsyncClient, a: Request, b: Request, n: int) -> tuple[float, float]:
+    """The median milliseconds of ``n`` requests ``a`` and ``n`` requests ``b`` (after two
+    unmeasured ones each), interleaved so that a busy moment of the machine hits both."""
+    times: tuple[list[float], list[float]] = ([], [])
     for i in range(n + 2):
-        began = time.perf_counter()
-        body = (await client.post("/graphql", json={"query": query, "variables": variables})).json()
-        if i >= 2:
-            times.append((time.perf_counter() - began) * 1000)
-        if "errors" in body:
-            raise RuntimeError(f"unexpected answer: {str(body)[:300]}")
-    return statistics.median(times)
+        for which, (query, variables) in enumerate((a, b)):
+            began = time.perf_counter()
+            response = await client.post("/graphql", json={"query": query, "variables": variables})
+            if i >= 2:
+                times[which].append((time.perf_counter() - began) * 1000)
+            if "errors" in (body := response.json()):
+                raise RuntimeError(f"unexpected answer: {str(body)[:300]}")
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 async def run(url: str, args: argparse.Namespace) -> int:
@@ -131,7 +203,7 @@ async def run(url: str, args: argparse.Namespace) -> int:
     headers = {"Authorization": f"Bearer {token}"}
     worst = 0.0
     print(f"customers: {args.customers}, page size {args.size}, deep page {args.page}")
-    print(f"{'orderBy':<22} {'first ms':>9} {'deep ms':>9} {'ratio':>7}")
+    print(f"{'orderBy':<22} {'first ms':>9} {'deep ms':>9} {'ratio':>7}", flush=True)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
@@ -145,13 +217,15 @@ async def run(url: str, args: argparse.Namespace) -> int:
                     url, column, direction == "DESC", (args.page - 1) * args.size
                 )
                 base = {"first": args.size, "order": order}
-                first = await timed(client, PAGE, base, args.repeats)
-                deep = await timed(client, PAGE, {**base, "after": cursor}, args.repeats)
+                first, deep = await timed(
+                    client, (PAGE, base), (PAGE, {**base, "after": cursor}), args.repeats
+                )
                 worst = max(worst, deep / first)
                 label = f"{name} {direction}"
-                print(f"{label:<22} {first:>9.2f} {deep:>9.2f} {deep / first:>6.2f}x")
-        plain = await timed(client, PAGE, {"first": args.size}, args.repeats)
-        counted = await timed(client, COUNTED, {"first": args.size}, args.repeats)
+                print(f"{label:<22} {first:>9.2f} {deep:>9.2f} {deep / first:>6.2f}x", flush=True)
+        plain, counted = await timed(
+            client, (PAGE, {"first": args.size}), (COUNTED, {"first": args.size}), args.repeats
+        )
     print(
         f"totalCount: first page {plain:.2f} ms without it, {counted:.2f} ms with it "
         f"(+{counted - plain:.2f} ms for an exact count of {args.customers} rows)"

@@ -6,8 +6,10 @@
 The ASGI apps are called directly in this process (no socket, no client parsing the answer),
 so the figure is what the server spends: the floor (the bare Starlette + Core query + orjson
 route of ``benchmarks.list_customers``), Baton as the admin, as the account manager (OWN
-scope) and as the account manager with authorisation off. Rounds of each run interleave and the
-best round counts, so a machine busy with other work slows all four alike. Prints CPU ms per
+scope), as the account manager sending the document's hash only (an automatic persisted
+query, registered once before) and as the account manager with authorisation off. Rounds of
+each run interleave and the best round counts, so a machine busy with other work slows all five
+alike. Prints CPU ms per
 request (this process's CPU time, the database driver's thread included) and the shares of the
 floor: the server-side form of issue 21's goal (Baton at >= 0.5 of the floor). On PostgreSQL
 (``--postgres`` starts an embedded one) the database server's own CPU is not counted.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sys
 import tempfile
 import time
@@ -75,6 +78,12 @@ async def call(app: Any, body: bytes, token: str | None) -> bytes:
 
 async def run(url: str, args: argparse.Namespace) -> None:
     body = orjson.dumps({"query": QUERY, "variables": {"first": 50}})
+    sha256 = hashlib.sha256(QUERY.encode()).hexdigest()
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": sha256}}
+    registering = orjson.dumps(
+        {"query": QUERY, "variables": {"first": 50}, "extensions": persisted}
+    )
+    by_hash = orjson.dumps({"variables": {"first": 50}, "extensions": persisted})
     now = datetime.now(UTC)
     tokens = {
         u: issue_token(u, SECRET, now=now, ttl=timedelta(hours=1))
@@ -83,23 +92,25 @@ async def run(url: str, args: argparse.Namespace) -> None:
     baton = create_app(Settings(database_url=url, jwt_secret=SECRET))
     unguarded = create_app(Settings(database_url=url, jwt_secret=SECRET, authorization=False))
     runs = {
-        "floor (Core query + orjson)": (floor_app(url), None),
-        "baton, admin": (baton, tokens[ADMIN_ID]),
-        "baton, account manager": (baton, tokens[ACCOUNT_MANAGER]),
-        "baton, account manager, authz off": (unguarded, tokens[ACCOUNT_MANAGER]),
+        "floor (Core query + orjson)": (floor_app(url), None, body),
+        "baton, admin": (baton, tokens[ADMIN_ID], body),
+        "baton, account manager": (baton, tokens[ACCOUNT_MANAGER], body),
+        "baton, account manager, by hash": (baton, tokens[ACCOUNT_MANAGER], by_hash),
+        "baton, account manager, authz off": (unguarded, tokens[ACCOUNT_MANAGER], body),
     }
     async with baton.router.lifespan_context(baton), unguarded.router.lifespan_context(unguarded):
-        for app, token in runs.values():
+        await call(baton, registering, tokens[ACCOUNT_MANAGER])
+        for app, token, sent in runs.values():
             for _ in range(20):  # warm-up, and a check of the answer
-                answer = orjson.loads(await call(app, body, token))
+                answer = orjson.loads(await call(app, sent, token))
             if "errors" in answer or len(answer["data"]["customers"]["edges"]) != 50:
                 raise RuntimeError(f"unexpected answer: {str(answer)[:300]}")
         best = dict.fromkeys(runs, float("inf"))
         for _ in range(args.rounds):
-            for name, (app, token) in runs.items():
+            for name, (app, token, sent) in runs.items():
                 began = time.process_time()
                 for _ in range(args.requests):
-                    await call(app, body, token)
+                    await call(app, sent, token)
                 spent = (time.process_time() - began) * 1000 / args.requests
                 best[name] = min(best[name], spent)
     floor = best["floor (Core query + orjson)"]
@@ -112,6 +123,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
         print(f"{name:<36} {spent:>8.2f} {floor / spent:>18.2f}x")
     on, off = best["baton, account manager"], best["baton, account manager, authz off"]
     print(f"authorisation overhead (CPU with / without): {on / off:.3f}")
+    print(f"request body: {len(body)} bytes with the text, {len(by_hash)} by hash")
 
 
 def main() -> int:

@@ -74,6 +74,7 @@ _SCALARS = (
     "max_tokens",
     "max_cost",
     "introspection",
+    "persisted_queries",
     "execution_timeout",
     "idempotency_ttl",
     "log_sql",
@@ -134,6 +135,9 @@ class Settings:
     max_tokens: int = 4000
     max_cost: int = 20000
     introspection: bool = True
+    # Automatic persisted queries (docs/frontend/graphql.md, "Persisted queries"): on, a
+    # client may send a registered document's sha256 instead of its text.
+    persisted_queries: bool = True
     # Seconds a request may run before it is cancelled and its transaction rolled back.
     execution_timeout: float = 30.0
     # Seconds an Idempotency-Key is remembered.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -13,9 +13,10 @@ V = TypeVar("V")
 class LRU(Generic[K, V]):
     """A bounded mapping that forgets the least recently used entry first."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, forget: Callable[[K, V], None] | None = None) -> None:
         self.maxsize = maxsize
         self._items: OrderedDict[K, V] = OrderedDict()
+        self._forget = forget  # called with each entry the bound pushes out
 
     def get(self, key: K) -> V | None:
         value = self._items.get(key)
@@ -27,7 +28,9 @@ class LRU(Generic[K, V]):
         self._items[key] = value
         self._items.move_to_end(key)
         while len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
+            old_key, old_value = self._items.popitem(last=False)
+            if self._forget is not None:
+                self._forget(old_key, old_value)
         return value
 
     def __len__(self) -> int:

@@ -1,5 +1,7 @@
 """Prepared documents: parse, validation and the limits' measure done once per distinct
-document, in a bounded LRU keyed by the document text.
+document, in a bounded LRU keyed by the document text; and the sha256 hashes of the texts
+clients registered as automatic persisted queries (``core.api.request``), which name entries of
+the same LRU and are forgotten with them.
 
 Frontends send the same few documents again and again, so a request pays for walking its
 document only the first time. The measure depends on the request's variables wherever a
@@ -36,14 +38,38 @@ class Prepared:
     measures: dict[str | None, tuple[tuple[str, ...], LRU[tuple[Any, ...], Any]]] = field(
         default_factory=dict
     )
+    sha256: str | None = None  # the text's hash, once a client registered it as persisted
 
 
 class DocumentCache:
     """The process's prepared documents (``maxsize`` distinct texts at most)."""
 
     def __init__(self, maxsize: int = 512) -> None:
-        self._documents: LRU[str, Prepared] = LRU(maxsize)
+        self._documents: LRU[str, Prepared] = LRU(maxsize, self._forget)
+        # sha256 → text of the registered persisted queries: only texts in ``_documents``.
+        self._persisted: dict[str, str] = {}
         self.parses = 0  # read by tests and the benchmark: parses must not grow with requests
+
+    def _forget(self, _query: str, prepared: Prepared) -> None:
+        if prepared.sha256 is not None:
+            self._persisted.pop(prepared.sha256, None)
+
+    def register(self, sha256: str, query: str) -> bool:
+        """Remember ``sha256`` as the hash of ``query`` (already verified) while the prepared
+        entry of ``query`` is kept; False if there is none (the text did not parse)."""
+        prepared = self._documents.get(query)
+        if prepared is None:
+            return False
+        prepared.sha256 = sha256
+        self._persisted[sha256] = query
+        return True
+
+    def persisted(self, sha256: str) -> str | None:
+        """The text registered under ``sha256``, if its prepared entry is still kept."""
+        query = self._persisted.get(sha256)
+        if query is not None:
+            self._documents.get(query)  # now the most recently used
+        return query
 
     def document(self, query: str, parse: Callable[[str], DocumentNode]) -> Prepared:
         """The prepared entry for ``query``, parsing it (``parse`` may raise) on a miss."""

@@ -22,10 +22,11 @@ _VARIABLE = re.compile(
 )
 
 
-def http_error(message: str, code: ErrorCode) -> dict[str, Any]:
-    """The JSON body of an HTTP-level error (401, 400, 405, 413, 503)."""
+def http_error(message: str, code: ErrorCode, **extensions: Any) -> dict[str, Any]:
+    """The JSON body of an HTTP-level error (401, 400, 405, 413, 503), or of an operation
+    that did not run (an unknown persisted query); ``extensions`` besides the code."""
     note_error(code)
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
 
 
 def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:

@@ -27,7 +27,16 @@ from core.api.idempotency import (
     fingerprint,
     is_valid_key,
 )
-from core.api.request import BadRequest, BodyTooLarge, RequestLimits, read_payload, reads_only
+from core.api.request import (
+    HASH_FIELD,
+    UNRESOLVED,
+    BadRequest,
+    BodyTooLarge,
+    HashMismatch,
+    RequestLimits,
+    read_payload,
+    reads_only,
+)
 from core.api.schema import BatonSchema
 from core.authz.view import PermissionView
 from core.config import Settings
@@ -43,19 +52,42 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # "See as" (core.services.see_as): ``role:<name>`` or ``user:<id>``, for viewers allowed to.
 SEE_AS_HEADER = "x-baton-see-as"
 # Outcomes that say nothing about the request itself: its retry should run, not replay them.
-_RETRYABLE = frozenset({ErrorCode.TIMEOUT, ErrorCode.INTERNAL})
+# A persisted query not known here: the client sends the text next, under the same key.
+_RETRYABLE = frozenset(
+    {
+        ErrorCode.TIMEOUT,
+        ErrorCode.INTERNAL,
+        ErrorCode.PERSISTED_QUERY_NOT_FOUND,
+        ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED,
+    }
+)
+# Apollo's messages, which clients match (Apollo Client by the message, others by the code).
+_UNRESOLVED_MESSAGES = {
+    ErrorCode.PERSISTED_QUERY_NOT_FOUND: "PersistedQueryNotFound",
+    ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED: "PersistedQueryNotSupported",
+}
+# On an answer to an unknown persisted query: a cache in between must not keep it.
+_NOT_CACHED = {"Cache-Control": "private, no-cache, must-revalidate"}
 
 
-def json_response(body: Any, status: int = 200, request_id: str | None = None) -> Response:
-    headers = {"X-Request-Id": request_id} if request_id else None
+def json_response(
+    body: Any,
+    status: int = 200,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    all_headers = {"X-Request-Id": request_id} if request_id else {}
+    all_headers.update(headers or {})
     return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=all_headers
     )
 
 
-def error_response(message: str, code: ErrorCode, status: int, request_id: str | None) -> Response:
+def error_response(
+    message: str, code: ErrorCode, status: int, request_id: str | None, **extensions: Any
+) -> Response:
     """An HTTP-level error: the status and the contract's error body."""
-    return json_response(http_error(message, code), status, request_id)
+    return json_response(http_error(message, code, **extensions), status, request_id)
 
 
 class GraphQLEndpoint:
@@ -74,7 +106,11 @@ class GraphQLEndpoint:
         self.settings = settings
         self.ide_html = graphiql_html()
         self.request_limits = RequestLimits(
-            settings.max_body_bytes, settings.max_batch_size, settings.max_tokens, schema.documents
+            settings.max_body_bytes,
+            settings.max_batch_size,
+            settings.max_tokens,
+            schema.documents,
+            settings.persisted_queries,
         )
         self.idempotency = IdempotencyKeys(
             services.db,
@@ -131,6 +167,15 @@ class GraphQLEndpoint:
             )
         except BadRequest as exc:
             return error_response(str(exc), ErrorCode.BAD_REQUEST, 400, request_id)
+        except HashMismatch as exc:
+            reason = "is not the sha256 of the query text"
+            return error_response(
+                str(exc),
+                ErrorCode.BAD_USER_INPUT,
+                400,
+                request_id,
+                fields=[{"path": HASH_FIELD, "reason": reason}],
+            )
         if not reads_only(payload, self.request_limits):
             # A mutation writes on a connection of its own: the read session gives its
             # connection back meanwhile (it checks one out again if a read follows).
@@ -198,7 +243,9 @@ class GraphQLEndpoint:
             for error in result.get("errors", ())
         )
         body = results if isinstance(payload, list) else results[0]
-        return json_response(body, request_id=request_id), retryable
+        unresolved = any(UNRESOLVED in op for op in operations)
+        headers = _NOT_CACHED if unresolved else None
+        return json_response(body, request_id=request_id, headers=headers), retryable
 
     async def _answer_once(
         self,
@@ -264,6 +311,8 @@ class GraphQLEndpoint:
         allowed: set[OperationType],
         deadline: float,
     ) -> dict[str, Any]:
+        if (code := operation.get(UNRESOLVED)) is not None:
+            return http_error(_UNRESOLVED_MESSAGES[code], code)
         try:
             # Cancelling unwinds the running transaction, which rolls it back.
             async with asyncio.timeout_at(deadline):

@@ -5,10 +5,19 @@ A request that is not one is refused before anything executes: HTTP 400 ``BAD_RE
 are read: the content types a browser may send cross-site without a CORS preflight
 (``text/plain``, forms, multipart, none at all) are refused, so a page on another origin
 cannot make a signed-in browser run a mutation (no CSRF through simple requests).
+
+Automatic persisted queries (Apollo's protocol, which Apollo Client, urql and Relay clients
+speak): an operation may carry ``extensions.persistedQuery`` ``{version: 1, sha256Hash}``,
+on ``POST`` or on ``GET`` (``extensions`` as a JSON query parameter). With the text, the hash
+must be the text's sha256 (else HTTP 400 ``BAD_USER_INPUT``) and is registered; without it,
+a registered hash stands for its text, and an unknown one leaves the operation unresolved
+(``UNRESOLVED``: answered ``PersistedQueryNotFound`` so that the client sends the text).
+The hashes live in the prepared documents (``core.api.documents``) of this process.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +34,13 @@ from graphql import (
 from starlette.requests import Request
 
 from core.api.documents import DocumentCache
+from core.errors import ErrorCode
 
 Operation = dict[str, Any]
 Payload = Operation | list[Operation]
+# The key of an operation whose persisted query could not be resolved: its error code.
+UNRESOLVED = "persistedQueryError"
+HASH_FIELD = "extensions.persistedQuery.sha256Hash"
 
 
 class BadRequest(Exception):
@@ -36,6 +49,11 @@ class BadRequest(Exception):
 
 class BodyTooLarge(Exception):
     """The body is over the size limit (HTTP 413); it was not read further."""
+
+
+class HashMismatch(Exception):
+    """``extensions.persistedQuery.sha256Hash`` is not the sha256 of ``query`` (HTTP 400
+    ``BAD_USER_INPUT``); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,8 @@ class RequestLimits:
     max_tokens: int
     # Where a document parsed here is kept for execution (one parse per distinct document).
     documents: DocumentCache | None = None
+    # Automatic persisted queries (BATON_PERSISTED_QUERIES); they need ``documents``.
+    persisted_queries: bool = True
 
 
 async def read_payload(request: Request, limits: RequestLimits) -> Payload:
@@ -76,6 +96,11 @@ def _from_query_string(params: Mapping[str, str]) -> Operation:
             operation["variables"] = orjson.loads(variables)
         except orjson.JSONDecodeError as exc:
             raise BadRequest("`variables` is not valid JSON") from exc
+    if (extensions := params.get("extensions")) is not None:
+        try:
+            operation["extensions"] = orjson.loads(extensions)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("`extensions` is not valid JSON") from exc
     return operation
 
 
@@ -118,24 +143,68 @@ def _parameter(parameters: str, name: str) -> str | None:
 def _operation(op: Any, limits: RequestLimits, where: str) -> Operation:
     if not isinstance(op, dict):
         raise BadRequest(f"{where}an operation must be a JSON object")
+    op.pop(UNRESOLVED, None)  # only this module marks an operation unresolved
     query, variables, name = op.get("query"), op.get("variables"), op.get("operationName")
-    if "query" not in op or query is None:
-        raise BadRequest(f"{where}`query` is missing")
-    if not isinstance(query, str) or not query.strip():
-        raise BadRequest(f"{where}`query` must be a non-empty string")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequest(f"{where}`variables` must be an object")
     if name is not None and not isinstance(name, str):
         raise BadRequest(f"{where}`operationName` must be a string")
-    if op.get("extensions") is not None and not isinstance(op["extensions"], dict):
+    extensions = op.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
         raise BadRequest(f"{where}`extensions` must be an object")
+    persisted = (extensions or {}).get("persistedQuery")
+    if persisted is not None and query is None:
+        return _persisted_query(op, persisted, limits, where)
+    if query is None:
+        raise BadRequest(f"{where}`query` is missing")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest(f"{where}`query` must be a non-empty string")
+    if persisted is not None and _persisting(limits):
+        sha256 = _hash_of(persisted, where)
+        if hashlib.sha256(query.encode()).hexdigest() != sha256:
+            raise HashMismatch(f"{where}`{HASH_FIELD}` is not the sha256 of `query`")
+        _check_operation_name(query, name, limits, where)
+        assert limits.documents is not None
+        limits.documents.register(sha256, query)
+        return op
     _check_operation_name(query, name, limits, where)
     return op
+
+
+def _persisting(limits: RequestLimits) -> bool:
+    return limits.persisted_queries and limits.documents is not None
+
+
+def _hash_of(persisted: Any, where: str) -> str:
+    """The hash of a well-formed ``extensions.persistedQuery``, lower case."""
+    if not isinstance(persisted, dict):
+        raise BadRequest(f"{where}`extensions.persistedQuery` must be an object")
+    if persisted.get("version") != 1:
+        raise BadRequest(f"{where}`extensions.persistedQuery.version` must be 1")
+    sha256 = persisted.get("sha256Hash")
+    if not isinstance(sha256, str):
+        raise BadRequest(f"{where}`{HASH_FIELD}` must be a string")
+    return sha256.lower()
+
+
+def _persisted_query(op: Operation, persisted: Any, limits: RequestLimits, where: str) -> Operation:
+    """An operation sent as a hash only: with the registered text, or unresolved."""
+    if not _persisting(limits):
+        return {**op, UNRESOLVED: ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED}
+    sha256 = _hash_of(persisted, where)
+    assert limits.documents is not None
+    query = limits.documents.persisted(sha256)
+    if query is None:
+        return {**op, UNRESOLVED: ErrorCode.PERSISTED_QUERY_NOT_FOUND}
+    _check_operation_name(query, op.get("operationName"), limits, where)
+    return {**op, "query": query}
 
 
 def reads_only(payload: Payload, limits: RequestLimits) -> bool:
     """Every operation of ``payload`` (checked by ``read_payload``) is a query."""
     for op in payload if isinstance(payload, list) else [payload]:
+        if UNRESOLVED in op:
+            continue  # nothing runs
         document = _document(op["query"], limits)
         chosen = get_operation_ast(document, op.get("operationName")) if document else None
         if chosen is None or chosen.operation != OperationType.QUERY:

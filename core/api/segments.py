@@ -92,7 +92,10 @@ def narrowed(
     if order_field not in ORDERS:
         return stmt, None
     value = getattr(t, ORDERS[order_field])
-    key = SortKey(value, domain.Customer.id, descending, attribute="sort_value")
+    # The tie-break is the insight row's customer id (equal to the customer's, the join being
+    # inner): the cursor's condition ``(value, id) > (…)`` is then a range of one index
+    # (``ix_customer_insight_stage`` or ``_rfm``), and a deep page costs what the first does.
+    key = SortKey(value, t.customer_id, descending, attribute="sort_value", tie_attribute="id")
     return stmt.options(with_expression(domain.Customer.sort_value, value)), key
 
 

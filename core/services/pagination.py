@@ -35,6 +35,9 @@ class SortKey:
     tiebreak: InstrumentedAttribute[Any]
     descending: bool = False
     attribute: str | None = None
+    # The entity attribute holding the tie-break, when ``tiebreak`` is a column of a joined
+    # table equal to it (so that column and tie-break are one index's columns).
+    tie_attribute: str | None = None
 
     @cached_property
     def order(self) -> tuple[Any, Any]:
@@ -45,7 +48,8 @@ class SortKey:
 
     def key_of(self, row: Any) -> tuple[Any, Any]:
         """The sort value and tie-break of an entity."""
-        return getattr(row, self.attribute or self.column.key), getattr(row, self.tiebreak.key)
+        tie = self.tie_attribute or self.tiebreak.key
+        return getattr(row, self.attribute or self.column.key), getattr(row, tie)
 
 
 @dataclass
