@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,8 +42,15 @@ def create_app(
     *,
     clock: Clock | None = None,
     plugins: PluginRegistry | None = None,
+    freeze_heap: bool = False,
 ) -> Starlette:
     """Build the ASGI app with its plugins (by default those ``settings.plugins`` allows).
+
+    ``freeze_heap`` (for a server process, ``served_app``): once started, everything alive
+    (modules, the schema, mappers, policies) is moved out of the garbage collector's view
+    (``gc.freeze``), so that a full collection under load scans only what requests created,
+    not the whole start-up heap (the mixed load run in one process: the longest full
+    collection, which stops the event loop, went from 190 ms to 74 ms).
 
     A broken plugin raises ``PluginError`` here, before anything serves, and unsafe settings
     (no way to sign in, a weak or public JWT secret: ``Settings.problems``) raise
@@ -97,6 +105,9 @@ def create_app(
         await hub.start()
         if scheduler is not None:
             scheduler.start()
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         yield
         if scheduler is not None:
             await scheduler.stop()
@@ -140,3 +151,8 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.scheduler = scheduler
     return app
+
+
+def served_app() -> Starlette:
+    """The app of a ``baton serve`` process (each worker's, built from the environment)."""
+    return create_app(freeze_heap=True)

@@ -116,7 +116,7 @@ def serve(
     if workers == 1:
         from core.app import create_app
 
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, freeze_heap=True), **options)
         return
     with _multiprocess_metrics():
         # Each worker process builds its own app from the environment.
@@ -127,7 +127,7 @@ def serve(
         # uvicorn replaces a worker that misses one health check; its 5 s default killed
         # workers still starting (plugins, policies, the first pool) on a loaded 2-core host.
         uvicorn.run(
-            "core.app:create_app",
+            "core.app:served_app",
             factory=True,
             workers=workers,
             timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,

@@ -41,8 +41,14 @@ def default_jobs(settings: Settings) -> list[Job]:
         # Risk warnings raised and cleared, as outbox events (before the jobs that send them).
         Job(HEALTH_SWEEP, timedelta(minutes=15), sweep_health),
         webhook_job(settings),
-        # Nothing to do (and no connection made) while BATON_SMTP_HOST is unset.
-        Job(EmailNotifier.name, timedelta(minutes=1), EmailNotifier(settings).run, on_events=True),
+        # Nothing to do (and no connection made) while BATON_SMTP_HOST is unset: then it is not
+        # woken by every event either (each run records its start and end, two transactions).
+        Job(
+            EmailNotifier.name,
+            timedelta(minutes=1),
+            EmailNotifier(settings).run,
+            on_events=bool(settings.smtp_host),
+        ),
         # Quarterly NPS, the post-handover survey a month after completion, post-delivery.
         Job(SURVEYS, timedelta(hours=1), schedule_surveys),
         # Materialised engagement and RFM rows: the due ones, or a daily re-rank of everyone.

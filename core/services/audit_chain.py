@@ -86,8 +86,10 @@ _committed_heads: WeakKeyDictionary[Any, tuple[int, str]] = WeakKeyDictionary()
 async def append(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
     """Append ``entries`` (AuditEntry columns without ``id`` and chain fields) in one INSERT.
 
-    The head comes from this process's last committed append when it is still the head (one
-    statement, checked by the INSERT itself), else it is read first.
+    On PostgreSQL a single entry is sealed by the INSERT itself, after the head it reads
+    (``_append_one_hashed_in_database``). Otherwise the head comes from this process's last
+    committed append when it is still the head (one statement, checked by the INSERT itself),
+    else it is read first.
     """
     if not entries:
         return
@@ -97,6 +99,9 @@ async def append(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
         )
+        if len(entries) == 1:
+            await _append_one_hashed_in_database(session, entries[0])
+            return
     engine = bind.engine
     known = _committed_heads.get(engine)
     if known is None or not await _append_after(session, entries, known):
@@ -128,6 +133,58 @@ async def _append_after(
     statement = _append_statement(tuple(entries[0]), len(entries), seq == 0)
     result = await session.execute(statement, params)
     return bool(result.rowcount == len(entries))  # type: ignore[attr-defined]
+
+
+async def _append_one_hashed_in_database(session: AsyncSession, entry: dict[str, Any]) -> None:
+    """PostgreSQL, under the append lock: insert ``entry`` after whatever the head is, in one
+    statement that reads the head and computes ``seq``, ``body`` and ``hash`` itself.
+
+    Another process's append since this one's last makes no difference (no retry, no second
+    read). ``seq`` is the body's last key (keys are sorted), so the body is the canonical JSON
+    built here up to ``"seq":``, then the number and ``}``; the hash is the same sha256 of
+    ``prev_hash + body`` (UTF-8) as ``chain_hash``.
+    """
+    entry["changes"] = json.loads(canonical_json(entry["changes"]))
+    body = body_of({**entry, "seq": 0})
+    if not body.endswith(_SEQ_ZERO):  # a key sorting after "seq" was added to the body
+        raise AssertionError("the audit body's last key must be seq")
+    params = {c: entry[c] for c in _ONE_COLUMNS}
+    params["body_head"] = body.removesuffix("0}")
+    row = (await session.execute(_append_one_statement(), params)).one()
+    entry.update(seq=row.seq, body=row.body, prev_hash=row.prev_hash, hash=row.hash)
+    engine = session.get_bind().engine
+    head = (row.seq, row.hash)
+
+    def remember() -> None:
+        _committed_heads[engine] = head
+
+    after_commit(session, remember)
+
+
+_SEQ_ZERO = '"seq":0}'
+_ONE_COLUMNS = tuple(BODY_COLUMNS.values())
+
+
+@lru_cache(maxsize=1)
+def _append_one_statement() -> Executable:
+    table = cast(Table, AuditEntry.__table__)
+    binds = [bindparam(c, type_=table.c[c].type) for c in _ONE_COLUMNS]
+    return text(
+        f"""INSERT INTO audit_entries ({", ".join(_ONE_COLUMNS)}, seq, body, prev_hash, hash)
+        SELECT {", ".join(f":{c}" for c in _ONE_COLUMNS)}, nxt.seq, nxt.body, nxt.prev_hash,
+               encode(sha256(convert_to(nxt.prev_hash || nxt.body, 'UTF8')), 'hex')
+        FROM (
+            SELECT head.seq + 1 AS seq,
+                   CAST(:body_head AS TEXT) || CAST(head.seq + 1 AS TEXT) || '}}' AS body,
+                   head.hash AS prev_hash
+            FROM (
+                SELECT coalesce(max(last.seq), 0) AS seq,
+                       coalesce(max(last.hash), '{GENESIS}') AS hash
+                FROM (SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1) AS last
+            ) AS head
+        ) AS nxt
+        RETURNING seq, body, prev_hash, hash"""
+    ).bindparams(*binds)
 
 
 @lru_cache(maxsize=64)

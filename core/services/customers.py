@@ -435,10 +435,13 @@ class CustomerService:
             if changes:
                 now = customer.updated_at = self.clock.now()
                 await session.flush()
-                if self.rule_fields & {c["field"] for c in changes}:
+                reassigned = bool(self.rule_fields & {c["field"] for c in changes})
+                if reassigned:
                     await self.reevaluate(session, changes, customer, now, actor)
                 AuditWriter(session, actor, now).record(
                     "updateCustomer", "Customer", customer.id, changes, reason
                 )
-                return await load_customer(session, customer.id)
+                if reassigned:  # the rules may have changed its ownership: read it again
+                    return await load_customer(session, customer.id)
+            # Otherwise the flush left it current (the new version included): nothing to read.
             return customer
