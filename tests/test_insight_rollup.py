@@ -184,15 +184,21 @@ async def test_a_new_activity_reaches_the_roll_up_with_the_refresh_job(
 async def test_the_portfolio_counts_only_warnings_of_indicators_the_viewer_may_read(
     gql: GraphQLClient, admin: str, services: Services
 ) -> None:
+    """The portfolio's ``openWarnings`` and a roll-up's ``openWarningCount`` alike."""
     # One customer said it may leave: a RETENTION warning raised by ``leaveIntent``.
-    await customer(gql, "am.chen", [("LEAVE_INTENT", at(2026, 3, 1), None)])
+    cid = await customer(gql, "am.chen", [("LEAVE_INTENT", at(2026, 3, 1), None)])
     await refresh_job(services, gql.clock.now())
 
     async def warnings(user: str) -> int:
         data = await gql.data(user, PORTFOLIO)
-        return int(
-            next(p for p in data["portfolio"] if p["owner"]["id"] == "am.chen")["openWarnings"]
+        shown = next(p for p in data["portfolio"] if p["owner"]["id"] == "am.chen")
+        rolled = await gql.data(
+            user,
+            "query($id: ID!) { customer(id: $id) { rollup { openWarningCount } } }",
+            {"id": cid},
         )
+        assert rolled["customer"]["rollup"]["openWarningCount"] == shown["openWarnings"]
+        return int(shown["openWarnings"])
 
     assert (await warnings(ADMIN), await warnings("tm.li")) == (1, 1)
     # Account managers, and so the team manager, may read every indicator but order

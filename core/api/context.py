@@ -28,6 +28,7 @@ from core.errors import BadUserInput
 from core.insight.health import Health
 from core.insight.overrides import Override
 from core.insight.service import Rfm
+from core.plugins import camel
 from core.services import Actor, Services, hierarchy
 from core.services.customers import CustomerFilter, CustomerScope, customers_query
 from core.services.ownership import active_account_counts
@@ -240,9 +241,20 @@ class RequestContext:
         """The health of each node's visible accounts (itself included), stored or assessed
         in bulk."""
         visible = (await self.read_scope()).clause()
-        health = self.services.tiering.health
-        found = await self.read(lambda s: hierarchy.member_health(s, nodes, visible, health))
+        health, hidden = self.services.tiering.health, self.hidden_signals()
+        found = await self.read(
+            lambda s: hierarchy.member_health(s, nodes, visible, health, hidden)
+        )
         return [found[i] for i, _ in nodes]
+
+    def hidden_signals(self) -> list[str]:
+        """The indicators (camelCase, as warnings name them) the viewer may not read: their
+        warnings are left out wherever warnings are counted."""
+        return [
+            name
+            for name in (camel(i.name) for i in self.services.insight.indicators)
+            if not self.permissions.can_read("HealthIndicator", name)
+        ]
 
     async def _load_roles(self, ids: Sequence[str]) -> list[list[str]]:
         found = await self.read(lambda s: roles_of(s, ids))

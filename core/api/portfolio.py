@@ -15,10 +15,8 @@ from strawberry.types import Info
 
 from core import domain
 from core.api.context import context_of
-from core.api.indicators import readable
 from core.api.types import User
 from core.insight import kpis as kpi_rules
-from core.plugins import camel
 from core.services.customers import CustomerFilter, customers_query
 
 
@@ -126,11 +124,7 @@ class PortfolioQuery:
             in_scope = customers_query(CustomerFilter(unassigned=False), scope)
 
         # Only the warnings of indicators the viewer may read (as ``CustomerHealth.warnings``).
-        hidden = [
-            camel(i.name)
-            for i in ctx.services.insight.indicators
-            if not readable(ctx.permissions, i.name)
-        ]
+        hidden = ctx.hidden_signals()
 
         async def load(session: AsyncSession) -> Any:
             groups = list(await session.execute(kpi_rules.portfolio_counts(in_scope)))

@@ -38,6 +38,7 @@ from core.domain import (
     ActivityKind,
     Customer,
     CustomerHealthRow,
+    CustomerHealthWarning,
     Ownership,
     TeamMember,
 )
@@ -329,6 +330,7 @@ async def member_health(
     nodes: Sequence[Node],
     visible: ColumnElement[bool] | None,
     assess: Assess,
+    hidden: Sequence[str] = (),
 ) -> dict[str, MemberHealth]:
     """The worst band and open warnings of each node's visible accounts (itself included):
     as stored by the insight refresh (``customer_health``, what the portfolio counts too),
@@ -336,20 +338,28 @@ async def member_health(
     assessed now by ``assess`` (the batch health API,
     ``TieringService.health``) for the accounts with no stored health yet. The batch reads
     their activities through a query of their ids, not a list (a large group would pass the
-    databases' limit on bound parameters)."""
+    databases' limit on bound parameters). Warnings raised by the ``hidden`` signals (the
+    indicators the viewer may not read) are not counted."""
     members = _members(nodes, visible).cte("members")
     stored = CustomerHealthRow
     rank = case(*((stored.level == band, i) for i, band in enumerate(BANDS)), else_=None)
     unstored_count = func.count(members.c.id) - func.count(stored.customer_id)
-    totals = await session.execute(
-        select(
-            members.c.node_id,
-            func.max(rank),
-            func.coalesce(func.sum(stored.warnings), 0),
-            unstored_count,
+    warnings: Any = stored.warnings
+    stmt = select(members.c.node_id).outerjoin(stored, stored.customer_id == members.c.id)
+    if hidden:
+        w = CustomerHealthWarning
+        shown = (
+            select(w.customer_id, func.count().label("n"))
+            .where(w.signal.not_in(hidden), w.customer_id.in_(select(members.c.id)))
+            .group_by(w.customer_id)
+            .subquery("shown")
         )
-        .outerjoin(stored, stored.customer_id == members.c.id)
-        .group_by(members.c.node_id)
+        warnings = shown.c.n
+        stmt = stmt.outerjoin(shown, shown.c.customer_id == members.c.id)
+    totals = await session.execute(
+        stmt.add_columns(
+            func.max(rank), func.coalesce(func.sum(warnings), 0), unstored_count
+        ).group_by(members.c.node_id)
     )
     found = {i: MemberHealth() for i, _ in nodes}
     any_unstored = False
@@ -373,7 +383,7 @@ async def member_health(
         customers = list((await session.scalars(select(Customer).where(chosen))).unique())
         assessed = await assess(session, customers, among)
         live = {
-            c.id: MemberHealth(h.level, len(h.warnings))
+            c.id: MemberHealth(h.level, sum(w.signal not in hidden for w in h.warnings))
             for c, h in zip(customers, assessed, strict=True)
         }
         for node_id, customer_id in missing:
