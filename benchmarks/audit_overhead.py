@@ -1,6 +1,6 @@
 """What the audit write adds to a single-field customer update.
 
-    python -m benchmarks.audit_overhead [--updates 300] [--rounds 5] [--database URL]
+    python -m benchmarks.audit_overhead [--updates 300] [--rounds 5] [--database URL | --postgres]
 
 One run seeds customers (on a fresh SQLite file, or the migrated, empty database ``--database``
 names) and times the update use case (``CustomerService.update``: load under lock, version
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from benchmarks.pg import migrated_database
 from core.db import Database
 from core.domain import AuditEntry
 from core.services import Actor, Services
@@ -105,8 +106,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--database", help="a migrated, empty database; default: fresh SQLite")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", help="a migrated, empty database; default: fresh SQLite")
+    where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
     args = parser.parse_args()
+    if args.postgres:
+        with migrated_database("baton_audit") as url:
+            return asyncio.run(run(url, args))
     url = args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'audit.db'}"
     return asyncio.run(run(url, args))
 
