@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from benchmarks.pg import migrated_database
+from benchmarks.pg import add_database_choice, on_chosen_database
 from core.db import Database
 from core.domain import AuditEntry
 from core.services import Actor, Services
@@ -106,13 +106,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--database", help="a migrated, empty database; default: fresh SQLite")
-    where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
+    add_database_choice(parser, "a migrated, empty database; default: fresh SQLite")
     args = parser.parse_args()
-    if args.postgres:
-        with migrated_database("baton_audit") as url:
-            return asyncio.run(run(url, args))
+    return on_chosen_database(args, "baton_audit", lambda url: asyncio.run(run(url, args)))
     url = args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'audit.db'}"
     return asyncio.run(run(url, args))
 

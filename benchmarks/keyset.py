@@ -39,6 +39,7 @@ from core.config import Settings
 from core.db import Database
 from core.identity import issue_token
 from core.ids import new_id
+from core.insight import materialised
 from core.services import Actor, Services
 from core.services.pagination import encode_cursor
 
@@ -52,24 +53,6 @@ ORDERS = {
 }
 STAGES = ("NEW", "ACTIVE", "DORMANT", "CHURNED")
 SEGMENTS = ("CHAMPIONS", "AT_RISK", "LOYAL", "NEW", "LOST", "POTENTIAL")
-INSIGHT_COLUMNS = (
-    "customer_id",
-    "first_activity_at",
-    "last_activity_at",
-    "engagement_stage",
-    "stage_rank",
-    "last_order_at",
-    "orders",
-    "amount",
-    "recency",
-    "frequency",
-    "monetary",
-    "rfm_score",
-    "segment",
-    "stale_at",
-    "health_due",
-    "refreshed_at",
-)
 DIRECTOR = "sd.bench"
 PAGE = """query($first: Int!, $after: String, $order: CustomerOrder) {
   customers(first: $first, after: $after, orderBy: $order) {
@@ -119,7 +102,7 @@ async def seed(url: str, customers: int) -> None:
                 columns=("customer_id", "owner_id", "assigned_by", "valid_from"),
             )
             await conn.copy_records_to_table(
-                "customer_insight", records=insight, columns=INSIGHT_COLUMNS
+                "customer_insight", records=insight, columns=materialised.COLUMNS
             )
         await conn.execute("ANALYZE customers; ANALYZE ownerships; ANALYZE customer_insight")
     finally:

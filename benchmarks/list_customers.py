@@ -28,11 +28,9 @@ import random
 import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,7 +43,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from benchmarks import peer
-from benchmarks.pg import migrated_database
+from benchmarks.pg import add_database_choice, on_chosen_database
 from core.app import create_app
 from core.config import Settings
 from core.db import Database
@@ -263,16 +261,9 @@ def main() -> int:
         default=[1, 16],
         help="comma-separated client concurrencies, each a run of its own (default 1,16)",
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
-    where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
+    add_database_choice(parser, "default: a fresh SQLite file in a temp dir")
     args = parser.parse_args()
-    if args.postgres:
-        with migrated_database("baton_bench") as url:
-            return benchmark(url, args)
-    return benchmark(
-        args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", args
-    )
+    return on_chosen_database(args, "baton_bench", lambda url: benchmark(url, args))
 
 
 def benchmark(url: str, args: argparse.Namespace) -> int:

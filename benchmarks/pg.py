@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,22 @@ def migrated_database(name: str) -> Iterator[str]:
     with throwaway_database(name) as (_, url):
         asyncio.run(_migrate(url))
         yield url
+
+
+def add_database_choice(parser: argparse.ArgumentParser, sqlite_help: str) -> None:
+    """``--database URL`` or ``--postgres`` (an embedded PostgreSQL); neither: fresh SQLite."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", help=sqlite_help)
+    where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
+
+
+def on_chosen_database(args: argparse.Namespace, name: str, run: Callable[[str], int]) -> int:
+    """``run`` on the database of ``add_database_choice``: ``--database``, an embedded
+    PostgreSQL migrated as ``name`` (removed afterwards), or a fresh SQLite file."""
+    if args.postgres:
+        with migrated_database(name) as url:
+            return run(url)
+    return run(args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / name}.db")
 
 
 async def _migrate(url: str) -> None:

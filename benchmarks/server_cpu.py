@@ -21,16 +21,14 @@ import argparse
 import asyncio
 import hashlib
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from benchmarks.list_customers import ACCOUNT_MANAGER, QUERY, SECRET, floor_app, seed
-from benchmarks.pg import migrated_database
+from benchmarks.pg import add_database_choice, on_chosen_database
 from core.app import create_app
 from core.config import Settings
 from core.demo import ADMIN_ID
@@ -131,16 +129,9 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=10)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--database", help="default: a fresh SQLite file in a temp dir")
-    where.add_argument("--postgres", action="store_true", help="an embedded PostgreSQL")
+    add_database_choice(parser, "default: a fresh SQLite file in a temp dir")
     args = parser.parse_args()
-    if args.postgres:
-        with migrated_database("baton_cpu") as url:
-            return benchmark(url, args)
-    return benchmark(
-        args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", args
-    )
+    return on_chosen_database(args, "baton_cpu", lambda url: benchmark(url, args))
 
 
 def benchmark(url: str, args: argparse.Namespace) -> int:
