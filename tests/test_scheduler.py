@@ -5,6 +5,7 @@ events at the times the clock says."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -75,6 +76,37 @@ async def test_one_runner_leads_and_another_takes_over_when_it_stops(
             await until(lambda: len(runs) == 2)
             await asyncio.sleep(TICK * 4)
             assert runs == ["count", "count"]
+
+
+async def test_a_burst_of_events_wakes_a_few_steps_and_the_last_event_is_sent(
+    database_url: str, clock: FixedClock
+) -> None:
+    loop = asyncio.get_running_loop()
+    runs: list[float] = []
+
+    async def send(services: Services, now: datetime) -> int:
+        runs.append(loop.time())
+        return 1
+
+    job = Job("send", timedelta(hours=1), send, on_events=True)
+    db = Database(database_url)
+    scheduler = Scheduler(Services.create(db, clock), [job], tick=60, wake_gap=0.3)
+    scheduler.start()
+    try:
+        await until(lambda: len(runs) == 1)  # due at start
+        for _ in range(30):  # 30 events over 0.6 s
+            scheduler.events_written()
+            await asyncio.sleep(0.02)
+        last_event = loop.time()
+        await until(lambda: runs[-1] > last_event)  # the last event is sent, not left waiting
+        await asyncio.sleep(0.5)
+        woken = len(runs) - 1
+        assert 2 <= woken <= 5, runs  # one step per 0.3 s of the burst, not one per event
+        # Steps at least the gap apart (less the jitter of the run within its step).
+        assert all(b - a >= 0.25 for a, b in itertools.pairwise(runs[1:])), runs
+    finally:
+        await scheduler.stop()
+        await db.dispose()
 
 
 async def test_a_failing_job_is_counted_logged_and_retried(

@@ -181,14 +181,28 @@ class Leadership:
             handle.close()  # closing the file drops the flock
 
 
+# The least time between two steps woken by events: events committed meanwhile wait at most
+# this long and are sent together (each step records its runs, a few transactions in the
+# leader; one step per event kept the leader's worker busy under a mixed load).
+WAKE_GAP = 0.25
+
+
 class Scheduler:
     """Runs the due jobs while this runner leads; started by ``baton serve`` and
     ``baton worker``. ``wake`` asks for a job at the next tick (e.g. webhooks after a commit)."""
 
-    def __init__(self, services: Services, jobs: Iterable[Job], *, tick: float = 5.0) -> None:
+    def __init__(
+        self,
+        services: Services,
+        jobs: Iterable[Job],
+        *,
+        tick: float = 5.0,
+        wake_gap: float = WAKE_GAP,
+    ) -> None:
         self.services = services
         self.jobs = list(jobs)
         self.tick = tick
+        self.wake_gap = wake_gap
         self.leadership = Leadership(services.db, self.events_written)
         self._wanted: set[str] = set()
         self._wakeup = asyncio.Event()
@@ -306,14 +320,20 @@ class Scheduler:
         names = ", ".join(j.name for j in self.jobs)
         log.info("scheduler started (pid %d): %s", os.getpid(), names)
         try:
+            loop = asyncio.get_running_loop()
             while True:
                 self._wakeup.clear()  # before the step: a wake during it runs the next at once
+                started = loop.time()
                 try:
                     await self.step()
                 except Exception:
                     log.exception("scheduler tick failed")
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wakeup.wait(), self.tick)
+                except TimeoutError:
+                    continue
+                # Woken: a burst of events is sent by one step, not one step per event.
+                await asyncio.sleep(started + self.wake_gap - loop.time())
         finally:
             await self.leadership.release()
             metrics.SCHEDULER_LEADER.set(0)
