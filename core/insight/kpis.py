@@ -253,18 +253,27 @@ def portfolio_counts(
     return stmt
 
 
-def warnings_shown(in_scope: Select[Any] | None, hidden: Sequence[str]) -> Select[str, int]:
-    """The stored warnings of the assigned customers (of ``in_scope``) per owner, but those
-    raised by the ``hidden`` signals (the indicators the viewer may not read, camelCase):
-    what ``portfolio_counts`` sums, without them (one grouped statement)."""
+def readable_warnings(hidden: Sequence[str]) -> Select[Any]:
+    """The stored warnings (``customer_id`` of each) but those raised by the ``hidden`` signals
+    (the indicators the viewer may not read, camelCase): the one rule for every count of
+    stored warnings a restricted viewer sees (the portfolio, account roll-ups)."""
     w = CustomerHealthWarning
+    return select(w.customer_id).where(w.signal.not_in(hidden))
+
+
+def warnings_shown(in_scope: Select[Any] | None, hidden: Sequence[str]) -> Select[str, int]:
+    """``readable_warnings`` of the assigned customers (of ``in_scope``) per owner: what
+    ``portfolio_counts`` sums, without the hidden ones (one grouped statement)."""
+    shown = readable_warnings(hidden).subquery("shown")
     stmt = (
         select(Ownership.owner_id, func.count())
-        .select_from(w)
-        .join(Ownership, and_(Ownership.customer_id == w.customer_id, Ownership.valid_to.is_(None)))
-        .where(w.signal.not_in(hidden))
+        .select_from(shown)
+        .join(
+            Ownership,
+            and_(Ownership.customer_id == shown.c.customer_id, Ownership.valid_to.is_(None)),
+        )
         .group_by(Ownership.owner_id)
     )
     if in_scope is not None:
-        stmt = stmt.where(w.customer_id.in_(in_scope.with_only_columns(Customer.id)))
+        stmt = stmt.where(shown.c.customer_id.in_(in_scope.with_only_columns(Customer.id)))
     return stmt

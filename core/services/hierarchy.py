@@ -38,11 +38,11 @@ from core.domain import (
     ActivityKind,
     Customer,
     CustomerHealthRow,
-    CustomerHealthWarning,
     Ownership,
     TeamMember,
 )
 from core.errors import BadUserInput, FieldError
+from core.insight.kpis import readable_warnings
 from core.services.pagination import SortKey
 
 # The batch health API (``TieringService.health``): the customers, and their ids as a query
@@ -347,11 +347,11 @@ async def member_health(
     warnings: Any = stored.warnings
     stmt = select(members.c.node_id).outerjoin(stored, stored.customer_id == members.c.id)
     if hidden:
-        w = CustomerHealthWarning
+        readable = readable_warnings(hidden).subquery("readable")
         shown = (
-            select(w.customer_id, func.count().label("n"))
-            .where(w.signal.not_in(hidden), w.customer_id.in_(select(members.c.id)))
-            .group_by(w.customer_id)
+            select(readable.c.customer_id, func.count().label("n"))
+            .where(readable.c.customer_id.in_(select(members.c.id)))
+            .group_by(readable.c.customer_id)
             .subquery("shown")
         )
         warnings = shown.c.n
