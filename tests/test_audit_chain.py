@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from core.cli import app as cli
 from core.db import Database, alembic_config
-from core.domain import AuditEntry
+from core.domain import AuditEntry, AuditPending
 from core.domain.base import UTCDateTime
-from core.services import Actor, Services
+from core.services import Actor, Services, audit_chain
 from core.services.audit import AuditWriter
 from core.services.audit_chain import (
     GENESIS,
@@ -497,6 +497,68 @@ async def test_concurrent_mutations_append_one_valid_chain(
     assert result.entries == head + 90
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="PostgreSQL not selected")
+async def test_a_writer_that_has_not_committed_yet_holds_up_nobody(services: Services) -> None:
+    """The chain is locked only while a COMMIT runs (the entries are sealed by the database
+    then), not from a transaction's append until its client gets round to committing; a
+    rolled-back transaction leaves nothing behind."""
+    head = (await check(services)).head.seq
+    at = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    change = [{"field": "name", "before": None, "after": "x"}]
+    async with services.db.transaction() as slow:
+        await audit_chain.append(slow, [_entry(at, "cus_slow", change)])
+        # The slow writer's client is busy elsewhere; another writer commits meanwhile.
+        async with asyncio.timeout(10):
+            await services.customers.create(Actor.system(), {"name": "Quick"}, auto_assign=False)
+    with pytest.raises(RuntimeError):
+        async with services.db.transaction() as rolled_back:
+            await audit_chain.append(rolled_back, [_entry(at, "cus_gone", change)])
+            raise RuntimeError("the mutation fails after its append")
+    result = await check(services)
+    assert result.ok, result.message()
+    async with services.db.reader() as session:
+        order = list(
+            await session.scalars(
+                select(AuditEntry.entity_id).where(AuditEntry.seq > head).order_by(AuditEntry.seq)
+            )
+        )
+        pending = await session.scalar(select(sa.func.count()).select_from(AuditPending))
+    assert order[-1] == "cus_slow" and "cus_gone" not in order  # sealed when it committed
+    assert len(order) >= 2 and pending == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="PostgreSQL not selected")
+async def test_entries_that_escaped_the_sealing_trigger_fail_verification(
+    gql: GraphQLClient, services: Services, admin: str
+) -> None:
+    """With the trigger disabled (by someone who may), a mutation commits and its entry stays
+    in audit_pending, outside the chain: verify says so instead of reporting an intact log."""
+    await write_entries(gql)
+    assert (await check(services)).ok
+    async with services.db.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE audit_pending DISABLE TRIGGER audit_pending_seal"))
+    await services.customers.create(Actor.system(), {"name": "Unsealed"}, auto_assign=False)
+    result = await check(services)
+    assert not result.ok
+    assert "1 committed entry was never sealed into the chain" in result.message()
+    assert "audit_pending_seal" in result.message()
+
+
+def _entry(at: datetime, entity_id: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "at": at,
+        "actor_id": None,
+        "action": "test",
+        "entity_type": "Customer",
+        "entity_id": entity_id,
+        "changes": changes,
+        "reason": None,
+        "request_id": None,
+    }
+
+
 # --- migration 0009 chains the entries that exist ---------------------------------------------
 
 _n = itertools.count()
@@ -558,6 +620,7 @@ async def test_migration_chains_existing_entries_in_id_order(empty_database: str
                     text("SELECT setval(pg_get_serial_sequence('audit_entries', 'id'), 7)")
                 )
             await conn.run_sync(_alembic, "upgrade", "0009")
+            await conn.run_sync(_alembic, "upgrade", "head")  # what verify reads
         async with db.reader() as session:
             result = await verify(session)
             rows = (await session.execute(select(AuditEntry.id, AuditEntry.seq))).all()

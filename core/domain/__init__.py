@@ -1,5 +1,6 @@
 """Models and invariants: users, customers, ownership history, audit entries, policies."""
 
+from core.domain.audit import AuditEntry, AuditPending
 from core.domain.base import Base
 from core.domain.enums import (
     ActivityKind,
@@ -34,7 +35,6 @@ from core.domain.insight import (
 from core.domain.models import (
     Activity,
     AssignmentRule,
-    AuditEntry,
     CasbinRule,
     Customer,
     Handover,
@@ -68,6 +68,7 @@ __all__ = [
     "AssignedBy",
     "AssignmentRule",
     "AuditEntry",
+    "AuditPending",
     "Base",
     "CasbinRule",
     "CommunicationChannel",

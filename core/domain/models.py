@@ -221,37 +221,6 @@ class Ownership(Base):
     )
 
 
-class AuditEntry(Base):
-    """One changed entity in one successful mutation. Append-only and hash-chained.
-
-    ``seq`` numbers the entries 1, 2, 3, ... without gaps; ``body`` is the canonical JSON of
-    the entry's fields (with ``seq``), ``hash`` = sha256(``prev_hash`` + ``body``), and
-    ``prev_hash`` is the previous entry's hash (64 zeros for the first); see
-    ``core.services.audit_chain``. On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE.
-    """
-
-    __tablename__ = "audit_entries"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    actor_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    entity_type: Mapped[str] = mapped_column(String(64))
-    entity_id: Mapped[str] = mapped_column(String(64))
-    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    reason: Mapped[str | None] = mapped_column(Text)
-    request_id: Mapped[str | None] = mapped_column(String(64))
-    seq: Mapped[int] = mapped_column(Integer, unique=True)
-    body: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
-
-    __table_args__ = (
-        Index("ix_audit_entries_entity", "entity_type", "entity_id", "id"),
-        Index("ix_audit_entries_request_id", "request_id"),
-    )
-
-
 class CasbinRule(Base):
     """Casbin policy lines (``p`` permissions, ``g`` role grants), the adapter's table."""
 

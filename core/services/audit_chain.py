@@ -6,10 +6,12 @@ Every entry has a gap-free ``seq`` (1, 2, 3, ...), a canonical JSON ``body`` of 
 the chain at the first entry concerned; an *anchor* (``{"seq": n, "hash": h}`` kept outside the
 database) also catches a removed tail and a rewrite of the whole chain.
 
-Appends are serialised: on PostgreSQL the writing transaction takes a transaction-scoped
-advisory lock just before it reads the head, at commit, so the lock is held only while
-committing; on SQLite write transactions begin with ``BEGIN IMMEDIATE`` (``core.db``), so only
-one writer runs at a time. A unique index on ``seq`` backs both.
+Appends are serialised. On PostgreSQL a transaction writes its entries to ``audit_pending``
+and the database seals them as its COMMIT runs: a deferred trigger (migration 0023) takes a
+transaction-scoped advisory lock, reads the head and appends each entry, so the lock is never
+held across a round trip to a client that may be busy elsewhere. On SQLite write transactions
+begin with ``BEGIN IMMEDIATE`` (``core.db``), so only one writer runs at a time, and the entries
+are sealed here. A unique index on ``seq`` backs both.
 """
 
 from __future__ import annotations
@@ -24,15 +26,23 @@ from pathlib import Path
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Executable, Table, bindparam, exists, insert, select, text, union_all
+from sqlalchemy import (
+    Executable,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import after_commit
-from core.domain import AuditEntry
+from core.domain import AuditEntry, AuditPending
 
 GENESIS = "0" * 64
-# pg_advisory_xact_lock key of the audit chain's head: the bytes of "batonAud".
-ADVISORY_LOCK_KEY = int.from_bytes(b"batonAud", "big")
 _BATCH = 1000
 
 
@@ -86,22 +96,17 @@ _committed_heads: WeakKeyDictionary[Any, tuple[int, str]] = WeakKeyDictionary()
 async def append(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
     """Append ``entries`` (AuditEntry columns without ``id`` and chain fields) in one INSERT.
 
-    On PostgreSQL a single entry is sealed by the INSERT itself, after the head it reads
-    (``_append_one_hashed_in_database``). Otherwise the head comes from this process's last
-    committed append when it is still the head (one statement, checked by the INSERT itself),
-    else it is read first.
+    On PostgreSQL they go to ``audit_pending``, each with its canonical body up to ``seq``,
+    and are sealed by the commit (``_append_at_commit``). Otherwise the head comes from this
+    process's last committed append when it is still the head (one statement, checked by the
+    INSERT itself), else it is read first.
     """
     if not entries:
         return
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        # Held until the transaction ends, which follows right after this append.
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
-        )
-        if len(entries) == 1:
-            await _append_one_hashed_in_database(session, entries[0])
-            return
+        await _append_at_commit(session, entries)
+        return
     engine = bind.engine
     known = _committed_heads.get(engine)
     if known is None or not await _append_after(session, entries, known):
@@ -135,56 +140,27 @@ async def _append_after(
     return bool(result.rowcount == len(entries))  # type: ignore[attr-defined]
 
 
-async def _append_one_hashed_in_database(session: AsyncSession, entry: dict[str, Any]) -> None:
-    """PostgreSQL, under the append lock: insert ``entry`` after whatever the head is, in one
-    statement that reads the head and computes ``seq``, ``body`` and ``hash`` itself.
+async def _append_at_commit(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    """PostgreSQL: write ``entries`` to ``audit_pending`` in one statement, for the deferred
+    trigger to seal in this order when the transaction commits.
 
-    Another process's append since this one's last makes no difference (no retry, no second
-    read). ``seq`` is the body's last key (keys are sorted), so the body is the canonical JSON
-    built here up to ``"seq":``, then the number and ``}``; the hash is the same sha256 of
+    ``seq`` is the body's last key (keys are sorted), so the canonical body without it is
+    built here, the trigger appends the number and ``}``, and the hash is the same sha256 of
     ``prev_hash + body`` (UTF-8) as ``chain_hash``.
     """
-    entry["changes"] = json.loads(canonical_json(entry["changes"]))
-    body = body_of({**entry, "seq": 0})
-    if not body.endswith(_SEQ_ZERO):  # a key sorting after "seq" was added to the body
-        raise AssertionError("the audit body's last key must be seq")
-    params = {c: entry[c] for c in _ONE_COLUMNS}
-    params["body_head"] = body.removesuffix("0}")
-    row = (await session.execute(_append_one_statement(), params)).one()
-    entry.update(seq=row.seq, body=row.body, prev_hash=row.prev_hash, hash=row.hash)
-    engine = session.get_bind().engine
-    head = (row.seq, row.hash)
-
-    def remember() -> None:
-        _committed_heads[engine] = head
-
-    after_commit(session, remember)
+    rows = []
+    for entry in entries:
+        # Store exactly what reading the JSON column back gives, so the body can be rebuilt.
+        entry["changes"] = json.loads(canonical_json(entry["changes"]))
+        body = body_of({**entry, "seq": 0})
+        if not body.endswith(_SEQ_ZERO):  # a key sorting after "seq" was added to the body
+            raise AssertionError("the audit body's last key must be seq")
+        rows.append({**{c: entry[c] for c in _PENDING_COLUMNS}, "body_head": body[:-2]})
+    await session.execute(insert(cast(Table, AuditPending.__table__)), rows)
 
 
 _SEQ_ZERO = '"seq":0}'
-_ONE_COLUMNS = tuple(BODY_COLUMNS.values())
-
-
-@lru_cache(maxsize=1)
-def _append_one_statement() -> Executable:
-    table = cast(Table, AuditEntry.__table__)
-    binds = [bindparam(c, type_=table.c[c].type) for c in _ONE_COLUMNS]
-    return text(
-        f"""INSERT INTO audit_entries ({", ".join(_ONE_COLUMNS)}, seq, body, prev_hash, hash)
-        SELECT {", ".join(f":{c}" for c in _ONE_COLUMNS)}, nxt.seq, nxt.body, nxt.prev_hash,
-               encode(sha256(convert_to(nxt.prev_hash || nxt.body, 'UTF8')), 'hex')
-        FROM (
-            SELECT head.seq + 1 AS seq,
-                   CAST(:body_head AS TEXT) || CAST(head.seq + 1 AS TEXT) || '}}' AS body,
-                   head.hash AS prev_hash
-            FROM (
-                SELECT coalesce(max(last.seq), 0) AS seq,
-                       coalesce(max(last.hash), '{GENESIS}') AS hash
-                FROM (SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1) AS last
-            ) AS head
-        ) AS nxt
-        RETURNING seq, body, prev_hash, hash"""
-    ).bindparams(*binds)
+_PENDING_COLUMNS = tuple(BODY_COLUMNS.values())
 
 
 @lru_cache(maxsize=64)
@@ -336,6 +312,16 @@ async def verify(session: AsyncSession, anchor: Anchor | None = None) -> VerifyR
             expected, prev, last_id = expected + 1, row.hash, row.id
         if len(rows) < _BATCH:
             break
+    unsealed = await _unsealed(session)
+    if unsealed:
+        # Rows there outlive a transaction only when the sealing trigger did not run.
+        return broken(
+            expected,
+            None,
+            f"{unsealed} committed {'entry was' if unsealed == 1 else 'entries were'} never "
+            "sealed into the chain (audit_pending: is the trigger audit_pending_seal missing "
+            "or disabled?)",
+        )
     if anchor is not None and expected - 1 < anchor.seq:
         return broken(
             expected,
@@ -345,3 +331,14 @@ async def verify(session: AsyncSession, anchor: Anchor | None = None) -> VerifyR
             + f" but the anchor records seq {anchor.seq}",
         )
     return VerifyResult(expected - 1, Anchor(expected - 1, prev))
+
+
+async def _unsealed(session: AsyncSession) -> int:
+    """How many committed entries sit in ``audit_pending``, outside the chain (always 0 while
+    the sealing trigger runs). A PostgreSQL standby cannot read that unlogged table, and its
+    primary is where the check means something: 0 there."""
+    if session.get_bind().dialect.name == "postgresql" and await session.scalar(
+        text("SELECT pg_is_in_recovery()")
+    ):
+        return 0
+    return int(await session.scalar(select(func.count()).select_from(AuditPending)) or 0)
