@@ -1,6 +1,6 @@
 """The customers list over real HTTP, against a bare floor and with authorisation switched off.
 
-    python -m benchmarks.list_customers [--customers 2000] [--requests 300]
+    python -m benchmarks.list_customers [--customers 2000] [--requests 300] [--rounds 3]
                                         [--concurrency 1,16] [--database URL | --postgres]
 
 One run seeds a fresh database (and gathers planner statistics), serves it with uvicorn in
@@ -10,6 +10,10 @@ and p99 for:
 - floor: a bare Starlette route answering the same rows with one SQLAlchemy Core query + orjson;
 - Baton as the admin, and as an account manager (default policies, OWN scope);
 - Baton as the same account manager with authorisation off (the benchmark-only switch).
+
+Each is served by its own process for the whole run and measured ``--rounds`` times, the runs
+interleaved (forwards, then backwards); the figures are medians over the rounds, and the
+authorisation overhead is the median of the rounds' ratios.
 
 On PostgreSQL (``--postgres`` starts an embedded one), PostGraphile 4 answers the same list
 shape as a peer when ``node`` and ``npm`` are present (``benchmarks.peer``), and Baton's ratio
@@ -30,6 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -256,6 +261,9 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of every run, interleaved (default 3)"
+    )
+    parser.add_argument(
         "--concurrency",
         type=lambda text: [int(c) for c in text.split(",")],
         default=[1, 16],
@@ -289,14 +297,27 @@ def benchmark(url: str, args: argparse.Namespace) -> int:
             tokens[ACCOUNT_MANAGER],
         ),
     }
-    for concurrency in args.concurrency:
-        results = {}
-        for name, (factory, token) in runs.items():
-            with Server(factory) as base:
-                results[name] = asyncio.run(measure(base, token, args.requests, concurrency))
-        report(results, args, url, concurrency)
-        if not url.startswith("sqlite"):
-            compare_with_peer(url, args, results["baton, account manager"], concurrency)
+    with ExitStack() as servers:
+        bases = {
+            name: servers.enter_context(Server(factory)) for name, (factory, _) in runs.items()
+        }
+        for concurrency in args.concurrency:
+            rounds: list[dict[str, dict[str, float]]] = []
+            for turn in range(args.rounds):
+                # Every run in every round, forwards then backwards: neither the order nor a
+                # passing disturbance of the machine favours one of them.
+                order = list(runs) if turn % 2 == 0 else list(reversed(runs))
+                rounds.append(
+                    {
+                        name: asyncio.run(
+                            measure(bases[name], runs[name][1], args.requests, concurrency)
+                        )
+                        for name in order
+                    }
+                )
+            results = report(rounds, args, url, concurrency)
+            if not url.startswith("sqlite"):
+                compare_with_peer(url, args, results["baton, account manager"], concurrency)
     costs = {first: asyncio.run(per_request_costs(url, first)) for first in (10, 100)}
     for first, (statements, calls) in costs.items():
         print(
@@ -310,25 +331,36 @@ def benchmark(url: str, args: argparse.Namespace) -> int:
 
 
 def report(
-    results: dict[str, dict[str, float]], args: argparse.Namespace, url: str, concurrency: int
-) -> None:
-    """The runs of one concurrency against the floor, and the authorisation overhead."""
-    floor = results["floor (Core query + orjson)"]
+    rounds: list[dict[str, dict[str, float]]], args: argparse.Namespace, url: str, concurrency: int
+) -> dict[str, dict[str, float]]:
+    """The runs of one concurrency against the floor (the median of each figure over the
+    rounds), and the authorisation overhead (the median of the rounds' ratios); returns the
+    medians."""
+    results = {
+        name: {key: statistics.median(r[name][key] for r in rounds) for key in rounds[0][name]}
+        for name in rounds[0]
+    }
+    floor = "floor (Core query + orjson)"
     print(
         f"customers(first: 50), {args.customers} customers, {args.requests} requests, "
-        f"concurrency {concurrency}, {url.split(':')[0]}"
+        f"concurrency {concurrency}, {url.split(':')[0]}, median of {len(rounds)} rounds"
     )
     print(f"{'run':<36} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'vs floor':>9}")
     for name, r in results.items():
+        share = statistics.median(x[name]["rps"] / x[floor]["rps"] for x in rounds)
         print(
             f"{name:<36} {r['rps']:>8.1f} {r['p50']:>8.2f} {r['p95']:>8.2f} {r['p99']:>8.2f} "
-            f"{r['rps'] / floor['rps']:>8.2f}x"
+            f"{share:>8.2f}x"
         )
-    on, off = results["baton, account manager"], results["baton, account manager, authz off"]
+    on, off = "baton, account manager", "baton, account manager, authz off"
+    overheads = [r[off]["rps"] / r[on]["rps"] for r in rounds]
+    p50s = [r[on]["p50"] / r[off]["p50"] for r in rounds]
     print(
-        f"authorisation overhead (authz off req/s / authz on req/s): {off['rps'] / on['rps']:.3f}"
-        f"  (p50 ratio {on['p50'] / off['p50']:.3f}; goal <= 1.05)"
+        f"authorisation overhead (authz off req/s / authz on req/s): "
+        f"{statistics.median(overheads):.3f}  (rounds {', '.join(f'{o:.3f}' for o in overheads)}; "
+        f"p50 ratio {statistics.median(p50s):.3f}; goal <= 1.05)"
     )
+    return results
 
 
 def compare_with_peer(
