@@ -1,7 +1,7 @@
 """Load test: `baton serve --workers 2` on PostgreSQL under a mixed workload of many users.
 
     python -m benchmarks.load [--clients 16] [--requests 3000] [--max-seconds 180]
-                              [--against REV]
+                              [--against REV [--rounds 3]]
 
 One run starts a throwaway embedded PostgreSQL, migrates it and seeds the demo data with the
 `baton` command, serves it with two worker processes on 127.0.0.1, and drives it from
@@ -21,8 +21,9 @@ has two active owners, and `baton audit verify` passes. It exits non-zero if any
 
 With ``--against REV`` (a commit, e.g. the one before a performance change), the same run is
 made first with the server of that commit (a temporary git worktree, run with this
-virtualenv), then with this tree, back to back on the same machine, and the comparison is
-printed: throughput and p99 of this tree against that commit's.
+virtualenv), then with this tree, back to back on the same machine, ``--rounds`` times with
+the order alternating, and the comparison is printed: each round's throughput and p99 of this
+tree against that commit's, and their medians.
 """
 
 from __future__ import annotations
@@ -460,20 +461,34 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--against", metavar="REV", help="compare with the server of a commit")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --against: runs of each, alternating"
+    )
     args = parser.parse_args()
     if args.against is None:
         return 0 if run(Tree("this tree"), args).passed else 1
+    this = Tree("this tree")
+    pairs: list[tuple[Outcome, Outcome]] = []
     with worktree(args.against) as earlier:
-        before = run(earlier, args)
-    now = run(Tree("this tree"), args)
-    print(f"\n{'':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    for label, found in ((args.against, before), ("this tree", now)):
-        print(f"{label[:14]:<14}{found.throughput:>10.1f}{found.p50:>10.1f}{found.p99:>10.1f}")
+        for turn in range(args.rounds):
+            # Alternating which goes first: neither is favoured by the order or by a passing
+            # disturbance of the machine.
+            trees = (earlier, this) if turn % 2 == 0 else (this, earlier)
+            found = {tree.label: run(tree, args) for tree in trees}
+            pairs.append((found[earlier.label], found[this.label]))
+    print(f"\n{'round':<8}{'tree':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for turn, pair in enumerate(pairs, 1):
+        for label, o in zip((args.against, "this tree"), pair, strict=True):
+            print(f"{turn:<8}{label[:16]:<16}{o.throughput:>10.1f}{o.p50:>10.1f}{o.p99:>10.1f}")
+    throughputs = [now.throughput / before.throughput for before, now in pairs]
+    tails = [now.p99 / before.p99 for before, now in pairs]
     print(
-        f"this tree vs {args.against}: throughput {now.throughput / before.throughput:.2f}x "
-        f"(goal >= 2), p99 {now.p99 / before.p99:.2f}x (goal <= 0.5)"
+        f"this tree vs {args.against}, median of {len(pairs)} rounds: throughput "
+        f"{statistics.median(throughputs):.2f}x (goal >= 2; rounds "
+        f"{', '.join(f'{t:.2f}' for t in throughputs)}), p99 {statistics.median(tails):.2f}x "
+        f"(goal <= 0.5; rounds {', '.join(f'{t:.2f}' for t in tails)})"
     )
-    return 0 if before.passed and now.passed else 1
+    return 0 if all(o.passed for pair in pairs for o in pair) else 1
 
 
 def run(tree: Tree, args: argparse.Namespace) -> Outcome:
