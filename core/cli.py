@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -80,6 +76,7 @@ def serve(
     import uvicorn
 
     from core.identity.tokens import demo_secret, issue_service_token
+    from core.serving import multiprocess_metrics, serve_workers
 
     settings = replace(settings_for(database), scheduler=scheduler)
     if demo and not settings.jwt_secret:
@@ -118,7 +115,7 @@ def serve(
 
         uvicorn.run(create_app(settings, freeze_heap=True), **options)
         return
-    with _multiprocess_metrics():
+    with multiprocess_metrics():
         # Each worker process builds its own app from the environment.
         os.environ["BATON_DATABASE_URL"] = settings.database_url
         if settings.jwt_secret:  # the demo's secret, when it came from its file
@@ -126,13 +123,18 @@ def serve(
         os.environ["BATON_SCHEDULER"] = "1" if scheduler else "0"
         # uvicorn replaces a worker that misses one health check; its 5 s default killed
         # workers still starting (plugins, policies, the first pool) on a loaded 2-core host.
-        uvicorn.run(
+        config = uvicorn.Config(
             "core.app:served_app",
             factory=True,
             workers=workers,
             timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             **options,
         )
+        try:
+            serve_workers(config)
+        except OSError as error:  # the port is taken, or the address is not this host's
+            console.print(f"[red]error:[/red] cannot listen on {host}:{port}: {error}")
+            raise typer.Exit(1) from error
 
 
 @app.command()
@@ -164,21 +166,6 @@ def worker(
         await runner.stop()
 
     run(settings, work)
-
-
-@contextmanager
-def _multiprocess_metrics() -> Iterator[None]:
-    """Workers share their metrics through PROMETHEUS_MULTIPROC_DIR: a fresh directory
-    for this run unless the operator gave one (which they must empty between runs)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        yield
-        return
-    directory = tempfile.mkdtemp(prefix="baton-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    try:
-        yield
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _now() -> datetime:

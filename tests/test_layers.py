@@ -57,6 +57,7 @@ RANKS = {
     "core.cli_access": 6,
     "core.cli_records": 6,
     "core.cli_support": 6,
+    "core.serving": 6,  # `baton serve --workers`: uvicorn's supervisor, a socket per worker
     "sdk.testing": 6,  # partners' pytest plugin: runs the whole app
 }
 # Libraries that belong to the API layer only.

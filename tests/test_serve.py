@@ -9,6 +9,7 @@ import shutil
 import signal
 import sqlite3
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -103,3 +104,51 @@ def test_two_workers_answer_and_metrics_add_them_up(postgres: str, tmp_path: Pat
         if s.name == "baton_graphql_operation_duration_seconds_count"
     }
     assert counts == {"query": requests}
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="needs PostgreSQL")
+def test_two_workers_share_connections_that_arrive_together(postgres: str, tmp_path: Path) -> None:
+    """Each worker listens on a socket of its own: 32 connections opened at once are spread
+    over both (with one shared socket, the first worker to wake took nearly all of them and
+    kept them for as long as the clients did)."""
+    name = f"serve_{os.getpid()}_{time.monotonic_ns()}"
+    asyncio.run(_pg_execute(postgres, f"CREATE DATABASE {name} TEMPLATE baton_template"))
+    url = asyncpg_url(postgres, name)
+    asyncio.run(_seed(url))
+    log = tmp_path / "log"
+
+    def lines() -> list[dict[str, object]]:
+        return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+    with baton_server(["--workers", "2", "--database", url], log) as (_, base):
+        deadline = time.monotonic() + 30
+        while len({line["pid"] for line in lines() if "startup complete" in str(line)}) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.1)
+        token = GraphQLClient(None, None).token("admin")  # type: ignore[arg-type]
+
+        async def connect_at_once(count: int) -> None:
+            clients = [httpx.AsyncClient(base_url=base, timeout=30) for _ in range(count)]
+            try:
+                answers = await asyncio.gather(
+                    *(
+                        c.post(
+                            "/graphql",
+                            json={"query": "{ viewer { roles } }"},
+                            headers={"Authorization": f"Bearer {token}"},
+                        )
+                        for c in clients
+                    )
+                )
+            finally:
+                await asyncio.gather(*(c.aclose() for c in clients))
+            # Answered, by either worker (a burst of new connections on one cold worker can
+            # outrun its pool: 503, counted all the same).
+            assert all(a.status_code in (200, 503) for a in answers)
+
+        asyncio.run(connect_at_once(32))
+        time.sleep(0.5)  # the access lines are written
+    served = Counter(line["pid"] for line in lines() if line.get("path") == "/graphql")
+    assert sum(served.values()) == 32
+    # Spread by a hash: fewer than 6 of 32 on either worker has a chance of about 1 in 10,000.
+    assert len(served) == 2 and min(served.values()) >= 6, served
