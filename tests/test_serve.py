@@ -7,7 +7,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import (
     BACKENDS,
+    JWT_SECRET,
     GraphQLClient,
     _pg_execute,
     answers,
@@ -27,6 +31,7 @@ from tests.conftest import (
 )
 from tests.test_policy_propagation import _seed
 
+BATON = str(Path(sys.executable).parent / "baton")
 CREATE = 'mutation { createCustomer(input: {name: "Late"}) { customer { id name } } }'
 
 
@@ -152,3 +157,21 @@ def test_two_workers_share_connections_that_arrive_together(postgres: str, tmp_p
     assert sum(served.values()) == 32
     # Spread by a hash: fewer than 6 of 32 on either worker has a chance of about 1 in 10,000.
     assert len(served) == 2 and min(served.values()) >= 6, served
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="needs PostgreSQL")
+def test_several_workers_on_a_port_in_use_exit_1_saying_so(postgres: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        database = asyncpg_url(postgres, "baton_template")
+        done = subprocess.run(
+            [BATON, "serve", "--workers", "2", "--port", str(port), "--database", database],
+            env={**os.environ, "BATON_JWT_SECRET": JWT_SECRET},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stdout + done.stderr
