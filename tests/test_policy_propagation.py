@@ -150,3 +150,16 @@ def test_a_lost_notification_does_not_leave_a_worker_stale(
     assert all(  # both workers answered part of the batch
         later - start > 0.02 for start, later in zip(cpu, _cpu_seconds(workers), strict=True)
     )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_burst_of_requests_during_a_policy_reload_does_not_exhaust_the_pool(
+    gql: GraphQLClient, services: Services, admin: str
+) -> None:
+    """More requests at once than the pool has connections (10 + 10), arriving while the
+    policies must be reloaded (at start, or after a change): each gives its connection back
+    before it waits for the reload, which reads on connections of its own. Holding them, the
+    requests starved the reload until the pool's 2 s timeout and 13 of 32 got a 503."""
+    services.authz.invalidate()
+    answers = await asyncio.gather(*(gql.post("admin", "{ viewer { roles } }") for _ in range(32)))
+    assert [a.status_code for a in answers] == [200] * 32, [a.text for a in answers][:3]

@@ -176,9 +176,10 @@ class GraphQLEndpoint:
                 request_id,
                 fields=[{"path": HASH_FIELD, "reason": reason}],
             )
-        if not reads_only(payload, self.request_limits):
-            # A mutation writes on a connection of its own: the read session gives its
-            # connection back meanwhile (it checks one out again if a read follows).
+        if not reads_only(payload, self.request_limits) or self.services.authz.reload_pending:
+            # A mutation writes on a connection of its own, and a policy reload reads on
+            # connections of its own: the read session gives its connection back meanwhile
+            # (it checks one out again if a read follows).
             await reader.close()
         permissions = (
             await self.services.authz.view_for(viewer.id)

@@ -79,9 +79,16 @@ class PolicyStore:
         outside a request (webhook bodies, e-mails), which no sign-in refreshes."""
         self.observe(await session.scalar(POLICY_VERSION))
 
+    @property
+    def reload_pending(self) -> bool:
+        """The next decision waits for the policies to be (re)loaded, which takes pooled
+        connections of its own: callers give theirs back first, or a burst of requests
+        holding theirs while they wait could exhaust the pool."""
+        return self._stale or self._enforcer is None or self._lock.locked()
+
     async def _enforcer_now(self) -> casbin.AsyncEnforcer:
         # While a reload runs, callers wait for it rather than answer from the old policies.
-        if self._stale or self._enforcer is None or self._lock.locked():
+        if self.reload_pending:
             async with self._lock:
                 while self._stale or self._enforcer is None:
                     self._stale = False  # a change during the load marks it stale again
