@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, case, select, true
+from sqlalchemy import BindParameter, Select, bindparam, case, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
@@ -116,7 +117,7 @@ class RequestContext:
 
     async def _load_users(self, ids: Sequence[str]) -> list[User | None]:
         async def query(session: AsyncSession) -> dict[str, User]:
-            rows = await session.scalars(select(User).where(User.id.in_(ids)))
+            rows = await session.scalars(_USERS, {"ids": list(ids)})
             return {u.id: u for u in rows}
 
         found = await self.read(query)
@@ -124,8 +125,7 @@ class RequestContext:
 
     async def _load_ownership_history(self, ids: Sequence[str]) -> list[list[Ownership]]:
         async def query(session: AsyncSession) -> list[Ownership]:
-            stmt = select(Ownership).where(Ownership.customer_id.in_(ids))
-            return list(await session.scalars(stmt.order_by(Ownership.valid_from, Ownership.id)))
+            return list(await session.scalars(_OWNERSHIP_HISTORY, {"ids": list(ids)}))
 
         by_customer: dict[str, list[Ownership]] = {i: [] for i in ids}
         for row in await self.read(query):
@@ -134,8 +134,7 @@ class RequestContext:
 
     async def _load_meetings(self, ids: Sequence[str]) -> list[list[HandoverMeeting]]:
         async def query(session: AsyncSession) -> list[HandoverMeeting]:
-            stmt = select(HandoverMeeting).where(HandoverMeeting.handover_id.in_(ids))
-            return list(await session.scalars(stmt.order_by(HandoverMeeting.held_at)))
+            return list(await session.scalars(_MEETINGS, {"ids": list(ids)}))
 
         by_handover: dict[str, list[HandoverMeeting]] = {i: [] for i in ids}
         for row in await self.read(query):
@@ -163,9 +162,8 @@ class RequestContext:
 
     async def _load_customers(self, ids: Sequence[str]) -> list[Customer | None]:
         """Customers by id in the viewer's reading scope (None: absent or out of scope)."""
-        stmt = customers_query(CustomerFilter(), await self.read_scope())
-        stmt = stmt.where(Customer.id.in_(ids))
-        found = {c.id: c for c in await self.read(lambda s: _unique(s, stmt))}
+        stmt = _customers_by_id(await self.read_scope())
+        found = {c.id: c for c in await self.read(lambda s: _unique(s, stmt, list(ids)))}
         return [found.get(i) for i in ids]
 
     async def _load_health(self, ids: Sequence[str]) -> list[Health]:
@@ -265,8 +263,30 @@ class RequestContext:
         return [found[i] for i in ids]
 
 
-async def _unique(session: AsyncSession, stmt: Any) -> list[Any]:
-    return list((await session.scalars(stmt)).unique())
+async def _unique(session: AsyncSession, stmt: Any, ids: list[str]) -> list[Any]:
+    return list((await session.scalars(stmt, {"ids": ids})).unique())
+
+
+# The loaders' statements, built once with the ids as an expanding parameter: a statement
+# built per batch costs SQLAlchemy a new cache key each time, more than running it.
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_USERS = select(User).where(User.id.in_(_IDS))
+_OWNERSHIP_HISTORY = (
+    select(Ownership)
+    .where(Ownership.customer_id.in_(_IDS))
+    .order_by(Ownership.valid_from, Ownership.id)
+)
+_MEETINGS = (
+    select(HandoverMeeting)
+    .where(HandoverMeeting.handover_id.in_(_IDS))
+    .order_by(HandoverMeeting.held_at)
+)
+
+
+@lru_cache(maxsize=256)
+def _customers_by_id(scope: CustomerScope) -> Select[Customer]:
+    """Customers with their active ownership in ``scope``, by the ``ids`` parameter."""
+    return customers_query(CustomerFilter(), scope).where(Customer.id.in_(_IDS))
 
 
 def context_of(info: Any) -> RequestContext:
