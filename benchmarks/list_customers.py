@@ -152,8 +152,8 @@ def floor_app(url: str) -> Starlette:
     return Starlette(routes=[Route("/graphql", floor, methods=["POST"])])
 
 
-def _serve(factory: Callable[[], Any], port: int) -> None:
-    uvicorn.run(factory(), host="127.0.0.1", port=port, log_level="warning")
+def _serve(factory: Callable[[], Any], port: int, options: dict[str, Any]) -> None:
+    uvicorn.run(factory(), host="127.0.0.1", port=port, log_level="warning", **options)
 
 
 def _free_port() -> int:
@@ -165,10 +165,10 @@ def _free_port() -> int:
 class Server:
     """An app served by uvicorn in its own process (so client and server do not share a core)."""
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
+    def __init__(self, factory: Callable[[], Any], **uvicorn_options: Any) -> None:
         self.port = _free_port()
         self.process = multiprocessing.get_context("fork").Process(
-            target=_serve, args=(factory, self.port), daemon=True
+            target=_serve, args=(factory, self.port, uvicorn_options), daemon=True
         )
 
     def __enter__(self) -> str:
