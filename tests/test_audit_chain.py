@@ -497,6 +497,25 @@ async def test_concurrent_mutations_append_one_valid_chain(
     assert result.entries == head + 90
 
 
+async def test_a_transaction_of_many_entries_appends_after_the_head_this_process_knows(
+    services: Services,
+) -> None:
+    """A realignment or a group move writes hundreds of entries in one transaction, after
+    this process committed an append (so it knows the head): SQLite refused more than 500 in
+    the one INSERT … SELECT that appends after a known head."""
+    before = (await check(services)).entries
+    at = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    for count in (1, 600):  # the first commit makes the head known
+        async with services.db.transaction() as session:
+            writer = AuditWriter(session, Actor.system(), at)
+            for i in range(count):
+                change = {"field": "owner", "before": None, "after": "am.chen"}
+                writer.record("assignOwner", "Customer", f"cus_{count}_{i}", [change])
+    result = await check(services)
+    assert result.ok, result.message()
+    assert result.entries == before + 601
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.skipif("postgresql" not in BACKENDS, reason="PostgreSQL not selected")
 async def test_a_writer_that_has_not_committed_yet_holds_up_nobody(services: Services) -> None:

@@ -44,6 +44,11 @@ from core.domain import AuditEntry, AuditPending
 
 GENESIS = "0" * 64
 _BATCH = 1000
+# Entries a transaction appends after the known head in one INSERT … SELECT (a UNION ALL of
+# one SELECT per entry): a mutation's few. More are inserted after reading the head, as
+# SQLite allows 500 terms in a compound SELECT and building a large one costs more than the
+# read it saves.
+_APPEND_AFTER_MAX = 16
 
 
 def canonical_json(value: Any) -> str:
@@ -109,7 +114,11 @@ async def append(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
         return
     engine = bind.engine
     known = _committed_heads.get(engine)
-    if known is None or not await _append_after(session, entries, known):
+    if (
+        known is None
+        or len(entries) > _APPEND_AFTER_MAX
+        or not await _append_after(session, entries, known)
+    ):
         row = (
             await session.execute(
                 select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
