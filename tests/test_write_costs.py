@@ -12,17 +12,26 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, event, text
+from sqlalchemy import Select, delete, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.authz.defaults import Scope
+from core.authz.store import bump_policy_version
 from core.clock import FixedClock
-from core.domain import AssignedBy, Customer, CustomerKind, LifecycleStage, Ownership
+from core.domain import (
+    AssignedBy,
+    CasbinRule,
+    Customer,
+    CustomerKind,
+    Handover,
+    LifecycleStage,
+    Ownership,
+)
 from core.services import Actor, Services
 from core.services.customers import CustomerFilter, CustomerScope, customers_query
 from core.services.hierarchy import top_level
 from core.services.reassignment import handover_by_id
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, error_codes
 from tests.test_handover import HANDBOOK
 from tests.test_handover_workflow import FEEDBACK
 
@@ -157,6 +166,45 @@ async def test_each_mutation_stays_within_its_pinned_statements(
     # The role lookup comes from the request's permission view, not from the policy lines.
     every = [s for runs in costs.values() for seen in runs for s in seen]
     assert not [s for s in every if "casbin_rule" in s]
+
+
+async def test_a_reviewer_role_taken_away_elsewhere_stops_counting_at_the_next_request(
+    gql: GraphQLClient, services: Services, admin: str
+) -> None:
+    """The party checks use the roles of the request's permission view, which follows the
+    policy version read at sign-in: a role another process takes away (its lines and the
+    version change in the database; this process's store is not told) no longer counts, for
+    a viewer who still sees the handover and may still call the step."""
+    # Finance's scope is ALL: he sees every handover, with or without the director's role.
+    roles = ["team_manager", "sales_director", "finance"]
+    await services.users.create(Actor.system(), "sd.zhao", "Zhao", roles=roles)
+    handovers = []
+    for name in ("Before", "After"):
+        h = await opened_by_tm_li(gql, services, name, {})
+        handovers.append(
+            await services.handover.submit_handbook(ADMIN, h["id"], h["version"], HANDBOOK)
+        )
+    review = STEP.format(type="ReviewHandbookInput", name="reviewHandbook")
+
+    def input_(h: Any) -> dict[str, Any]:
+        return {"input": {"handoverId": h.id, "expectedVersion": h.version, "decision": "APPROVE"}}
+
+    # A sales director reviews any handbook, though not the outgoing owner's manager.
+    await gql.data("sd.zhao", review, input_(handovers[0]))
+    async with services.db.transaction() as session:
+        await session.execute(
+            delete(CasbinRule).where(
+                CasbinRule.ptype == "g",
+                CasbinRule.v0 == "sd.zhao",
+                CasbinRule.v1 == "sales_director",
+            )
+        )
+        await bump_policy_version(session, services.db)
+    body = await gql.execute("sd.zhao", review, input_(handovers[1]))
+    assert error_codes(body) == ["FORBIDDEN"]  # not the outgoing owner's manager
+    async with services.db.transaction() as session:
+        after = await session.get(Handover, handovers[1].id)
+        assert after is not None and after.status == "HANDBOOK_SUBMITTED"
 
 
 async def _bulk_customers(services: Services, owner: str, count: int, now: datetime) -> None:

@@ -151,7 +151,7 @@ class RequestContext:
         self, ids: Sequence[str]
     ) -> list[tuple[Handover, bool] | None]:
         """The handover each request opened (None: none), and whether the viewer sees it."""
-        visible = (await self.scope()).handovers()
+        visible = (await self.scope()).handovers(by_id=True)  # checked on the page's rows only
         seen = true() if visible is None else case((visible, True), else_=False)
         stmt = select(Handover, seen.label("visible")).where(Handover.request_id.in_(ids))
         rows = (await self.read(lambda s: s.execute(stmt))).all()

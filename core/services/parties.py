@@ -5,8 +5,8 @@ is the outgoing owner's manager (who reviews the handbook, completes, records sa
 cancels) and the user who approved the reassignment that opened it: usually one person; two
 after a change of manager, or when a sales director or an admin approved. For lists each
 condition is one comparison or uncorrelated subquery (evaluated once per statement, not per
-row), so a list costs the same statements for any number of handovers; for one handover read by
-its id they are correlated to that row instead, so the check costs the same for any number.
+row), so a list costs the same statements for any number of handovers; for handovers read by
+id they are correlated to each row read instead, so the check costs the same for any number.
 ``CustomerScope`` (``core.services.customers``) is the one place that applies them to customers
 and handovers.
 """
@@ -35,16 +35,16 @@ def receiving(user_id: str) -> ColumnElement[bool]:
     )
 
 
-def party(user_id: str, *, one_row: bool = False) -> ColumnElement[bool]:
+def party(user_id: str, *, by_id: bool = False) -> ColumnElement[bool]:
     """For ``Handover`` rows: handovers ``user_id`` takes part in.
 
-    ``one_row``: for a statement that reads one handover by its id, the manager and approver
-    conditions are correlated to that row (a primary-key lookup each) rather than sets of all
-    the user's reports and approvals, which grow with the user's history.
+    ``by_id``: for a statement that reads handovers by id (one, or a page's), the manager and
+    approver conditions are correlated to each row read (a primary-key lookup each) rather
+    than sets of all the user's reports and approvals, which grow with the user's history.
     """
     manages: ColumnElement[bool]
     approved: ColumnElement[bool]
-    if one_row:
+    if by_id:
         manages = (
             select(User.id)
             .where(User.id == Handover.from_owner_id, User.manager_id == user_id)

@@ -93,7 +93,7 @@ def handover_by_id(handover_id: str, scope: CustomerScope) -> Select[Handover, s
     """The handover, if the scope sees it (``CustomerScope.handovers`` checked for this row
     only), with its outgoing owner's manager (who reviews it): one statement."""
     stmt = select(Handover, manager_of(Handover.from_owner_id)).where(Handover.id == handover_id)
-    if (visible := scope.handovers(one_row=True)) is not None:
+    if (visible := scope.handovers(by_id=True)) is not None:
         stmt = stmt.where(visible)
     return stmt.execution_options(populate_existing=True)
 
