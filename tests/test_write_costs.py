@@ -26,11 +26,14 @@ from core.domain import (
     Handover,
     LifecycleStage,
     Ownership,
+    RequestStatus,
+    TeamRole,
 )
+from core.errors import Forbidden, NotFound
 from core.services import Actor, Services
-from core.services.customers import CustomerFilter, CustomerScope, customers_query
+from core.services.customers import EVERYTHING, CustomerFilter, CustomerScope, customers_query
 from core.services.hierarchy import top_level
-from core.services.reassignment import handover_by_id
+from core.services.reassignment import handover_by_id, load_request, request_by_id
 from tests.conftest import GraphQLClient, error_codes
 from tests.test_handover import HANDBOOK
 from tests.test_handover_workflow import FEEDBACK
@@ -42,7 +45,7 @@ ADMIN = Actor("admin")
 # when a change saves a statement; a change that needs one more must say why here.
 PINNED = {
     "requestReassignment": 7,
-    "reviewReassignment": 9,
+    "reviewReassignment": 8,
     "submitHandbook": 6,
     "reviewHandbook": 7,
     "recordHandoverMeeting": 5,
@@ -207,6 +210,32 @@ async def test_a_reviewer_role_taken_away_elsewhere_stops_counting_at_the_next_r
         assert after is not None and after.status == "HANDBOOK_SUBMITTED"
 
 
+async def test_a_review_answers_a_request_out_of_reach_as_before(
+    services: Services, admin: str
+) -> None:
+    """Reading the request with its customer in one statement keeps the answers for a request
+    the reviewer cannot change: NOT_FOUND when absent or out of scope, FORBIDDEN when the
+    reviewer only reads the account (he is on its team), and nothing written."""
+    await services.users.create(Actor.system(), "tm.zhao", "Zhao", roles=["team_manager"])
+    customer = await services.customers.create(
+        ADMIN, {"name": "Shared", "value_tier": "MEDIUM"}, owner_id="am.chen"
+    )
+    await services.teams.add(Actor("am.chen"), customer.id, "tm.zhao", TeamRole.SERVICE)
+    request = await services.reassignment.request(
+        Actor("am.chen"), customer.id, "am.wu", "NEEDS_CHANGE", None
+    )
+    zhao = CustomerScope(Scope.TEAM, frozenset({"tm.zhao"}), viewer="tm.zhao")
+    with pytest.raises(Forbidden):
+        await services.reassignment.review(Actor("tm.zhao"), request.id, True, None, zhao)
+    wu = CustomerScope(Scope.OWN, frozenset({"am.wu"}), viewer="am.wu")
+    for request_id, scope in ((request.id, wu), ("rrq_absent", zhao)):
+        with pytest.raises(NotFound):
+            await services.reassignment.review(Actor("tm.zhao"), request_id, True, None, scope)
+    async with services.db.reader() as session:
+        after = await load_request(session, request.id, EVERYTHING)
+        assert after.status == RequestStatus.PENDING and after.reviewed_by_id is None
+
+
 async def _bulk_customers(services: Services, owner: str, count: int, now: datetime) -> None:
     """``count`` customers of ``owner``, written in one go (the scope then reaches them all)."""
     async with services.db.transaction() as session:
@@ -273,9 +302,10 @@ async def plan_visits(session: AsyncSession, stmt: Select[Any]) -> dict[str, int
 async def test_a_row_read_by_id_checks_its_scope_on_that_row_alone(
     services: Services, admin: str, level: Scope
 ) -> None:
-    """A handover, and a customer, looked up by id in a narrow scope: the scope is checked on
-    that row's customer through the keys, not by listing every customer the viewer reaches
-    (the uncorrelated IN that PostgreSQL hashed over all of them first)."""
+    """A handover, a reassignment request and a customer, looked up by id in a narrow scope:
+    the scope is checked on that row's customer through the keys, not by listing every
+    customer the viewer reaches (the uncorrelated IN that PostgreSQL hashed over all of them
+    first)."""
     now = services.clock.now()
     # Enough customers that the planner reads them by key: a table of a page or two it
     # rightly scans whole, whatever the statement.
@@ -294,6 +324,6 @@ async def test_a_row_read_by_id_checks_its_scope_on_that_row_alone(
     scope = CustomerScope(level, frozenset(members), viewer=viewer)
     by_id = customers_query(CustomerFilter(), scope).where(Customer.id == customer.id)
     async with services.db.transaction() as session:
-        for stmt in (handover_by_id(handover.id, scope), by_id):
+        for stmt in (handover_by_id(handover.id, scope), request_by_id(request.id, scope), by_id):
             assert (await session.execute(stmt)).first() is not None  # it is in scope
             assert await plan_visits(session, stmt) == {"customers": 1, "ownerships": 1}

@@ -24,10 +24,16 @@ from core.domain import (
     User,
     ValueTier,
 )
-from core.errors import BadUserInput, Forbidden, InvalidState, NotFound
+from core.errors import BadUserInput, Conflict, Forbidden, InvalidState, NotFound
 from core.ids import new_id
 from core.services.audit import Actor, AuditWriter, audit_value, diff, to_camel
-from core.services.customers import EVERYTHING, CustomerScope, load_customer
+from core.services.customers import (
+    EVERYTHING,
+    CustomerFilter,
+    CustomerScope,
+    customers_query,
+    load_customer,
+)
 from core.services.events import HANDOVER_OPENED, Outbox
 from core.services.ownership import check_eligible_owner
 from core.services.parties import actor_roles
@@ -60,26 +66,43 @@ def manager_of(owner_id: ColumnExpressionArgument[str | None]) -> ScalarSelect[s
     return select(User.manager_id).where(User.id == owner_id).scalar_subquery()
 
 
+def request_by_id(
+    request_id: str, scope: CustomerScope
+) -> Select[Customer, ReassignmentRequest, str | None]:
+    """The request's customer (with its active ownership) if in scope, the request, and its
+    outgoing owner's manager (who reviews it): one statement, by keys."""
+    return (
+        customers_query(CustomerFilter(), scope)
+        .add_columns(ReassignmentRequest, manager_of(ReassignmentRequest.from_owner_id))
+        .join(ReassignmentRequest, ReassignmentRequest.customer_id == Customer.id)
+        .where(ReassignmentRequest.id == request_id)
+        .execution_options(populate_existing=True)
+    )
+
+
 async def load_request_for_review(
     session: AsyncSession, request_id: str, scope: CustomerScope, *, lock: bool = False
 ) -> tuple[ReassignmentRequest, str | None, Customer]:
     """The request with its outgoing owner's manager and its customer (with the active
-    ownership), if the customer is in scope: else NOT_FOUND, like a missing one (FORBIDDEN for
-    a customer the viewer only reads, under a scope for writing: ``load_customer``)."""
-    stmt = select(ReassignmentRequest, manager_of(ReassignmentRequest.from_owner_id)).where(
-        ReassignmentRequest.id == request_id
-    )
+    ownership), in one statement, if the customer is in scope: else NOT_FOUND, like a missing
+    one (FORBIDDEN for a customer the viewer only reads, under a scope for writing, as
+    ``load_customer`` says). ``lock``: the request row, on PostgreSQL."""
+    stmt = request_by_id(request_id, scope)
     if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=ReassignmentRequest)
-    row = (await session.execute(stmt)).first()
-    if row is None:
+    row = (await session.execute(stmt)).unique().first()
+    if row is not None:
+        customer, request, manager = row
+        return request, manager, customer
+    # Absent, out of scope, or only readable: the answer depends on which (reads on errors only).
+    found = await session.get(ReassignmentRequest, request_id)
+    if found is None:
         raise NotFound("ReassignmentRequest", request_id)
-    request, manager = row
     try:
-        customer = await load_customer(session, request.customer_id, scope)
+        await load_customer(session, found.customer_id, scope)
     except NotFound:
         raise NotFound("ReassignmentRequest", request_id) from None
-    return request, manager, customer
+    raise Conflict(f"Request {request_id!r} changed meanwhile; retry")
 
 
 async def load_request(
