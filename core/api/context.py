@@ -58,7 +58,12 @@ class RequestContext:
         self.settings = settings or Settings()
         self.viewer = viewer
         self.permissions = permissions
-        self.actor = Actor(viewer.id)
+        # The view was compiled from the viewer's assigned roles, read at this request's
+        # policy version: the services decide who may review or complete from them instead of
+        # reading the policy lines again. Not from a see-as (read-only) view, nor from the
+        # allow-everything view of authorisation switched off: neither holds the user's roles.
+        own_roles = self.settings.authorization and not permissions.read_only
+        self.actor = Actor(viewer.id, frozenset(permissions.roles) if own_roles else None)
         self.request_id = request_id
         self._scope: CustomerScope | None = None
         self._session = session
@@ -145,7 +150,7 @@ class RequestContext:
         self, ids: Sequence[str]
     ) -> list[tuple[Handover, bool] | None]:
         """The handover each request opened (None: none), and whether the viewer sees it."""
-        visible = (await self.scope()).handovers()
+        visible = (await self.scope()).handovers(by_id=True)  # checked on the page's rows only
         seen = true() if visible is None else case((visible, True), else_=False)
         stmt = select(Handover, seen.label("visible")).where(Handover.request_id.in_(ids))
         rows = (await self.read(lambda s: s.execute(stmt))).all()

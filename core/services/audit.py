@@ -52,9 +52,15 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who performs a use case: a user id, or None for the system itself."""
+    """Who performs a use case: a user id, or None for the system itself.
+
+    ``roles``: the user's assigned roles when the caller already holds them, read with the
+    request's policy version (a GraphQL request's permission view); None makes a use case that
+    needs them read them (``core.services.parties.actor_roles``).
+    """
 
     user_id: str | None
+    roles: frozenset[str] | None = None
 
     @classmethod
     def system(cls) -> Actor:

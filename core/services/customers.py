@@ -8,7 +8,16 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    ColumnExpressionArgument,
+    Select,
+    and_,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
@@ -186,16 +195,47 @@ class CustomerScope:
             extra.append(parties.receiving(self.viewer))
         return or_(owned, *extra)
 
-    def handovers(self) -> ColumnElement[bool] | None:
+    def _covers(self, customer_id: ColumnExpressionArgument[str]) -> ColumnElement[bool]:
+        """The SQL condition that the customer ``customer_id`` names (a column of the
+        enclosing statement, e.g. ``Handover.customer_id``) is in this scope, without
+        ``reading`` (whose subqueries of handovers would correlate to the enclosing one).
+
+        Correlated, for a statement that reads rows by id: the scope is checked for each row's
+        customer alone, through the customers' primary key and the active-ownership index. An
+        uncorrelated ``IN`` over the scope's customers would make PostgreSQL hash every
+        customer in scope first, a cost that grows with them.
+        """
+        # The outer column is also the join's key to the active ownership: an EXISTS whose
+        # outer reference sits only in its WHERE, PostgreSQL may turn into a hash of every
+        # customer in scope (its planner's choice while they are few, but a choice); one that
+        # joins on it, it must probe for each row, by the keys.
+        active = and_(Ownership.customer_id == customer_id, Ownership.valid_to.is_(None))
+        row = select(Customer.id).outerjoin(Ownership, active).where(Customer.id == customer_id)
+        if (in_scope := replace(self, reading=False).clause()) is not None:
+            row = row.where(in_scope)
+        return row.exists()
+
+    def handovers(self, *, by_id: bool = False) -> ColumnElement[bool] | None:
         """The SQL condition for visible handovers (None: no restriction): those of customers
-        in the scope (without ``reading``), and those the viewer takes part in."""
+        in the scope (without ``reading``), and those the viewer takes part in.
+
+        ``by_id``: for a statement that reads handovers by id (one, or a page's). Every
+        condition is then correlated to each row read (``_covers``, ``parties.party``), so its
+        cost does not depend on how many customers or handovers the viewer reaches; lists keep
+        the uncorrelated form, whose subqueries run once per statement rather than per row.
+        """
         if self.level == Scope.ALL:
             return None
         owned = replace(self, reading=False)
-        ids = customers_query(CustomerFilter(), owned).with_only_columns(Customer.id)
-        ids = ids.correlate(None)
-        in_scope = Handover.customer_id.in_(ids)
-        return in_scope if self.viewer is None else or_(in_scope, parties.party(self.viewer))
+        in_scope: ColumnElement[bool]
+        if by_id:
+            in_scope = owned._covers(Handover.customer_id)
+        else:
+            ids = customers_query(CustomerFilter(), owned).with_only_columns(Customer.id)
+            in_scope = Handover.customer_id.in_(ids.correlate(None))
+        if self.viewer is None:
+            return in_scope
+        return or_(in_scope, parties.party(self.viewer, by_id=by_id))
 
 
 EVERYTHING = CustomerScope.everything()

@@ -12,7 +12,6 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.authz.roles import roles_of
 from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.db import Database, after_commit
@@ -23,7 +22,6 @@ from core.domain import (
     HandoverStatus,
     MeetingKind,
     Ownership,
-    User,
 )
 from core.errors import BadUserInput, Conflict, FieldError, Forbidden, InvalidState
 from core.services import validation as v
@@ -38,7 +36,13 @@ from core.services.events import (
     Outbox,
     insert_deadline_events,
 )
-from core.services.reassignment import HANDOVER_FIELDS, SENSITIVE_TIERS, load_handover, snapshot
+from core.services.parties import actor_roles
+from core.services.reassignment import (
+    HANDOVER_FIELDS,
+    SENSITIVE_TIERS,
+    load_handover_with_manager,
+    snapshot,
+)
 
 S = HandoverStatus
 FINAL = (S.CLOSED, S.CANCELLED)
@@ -135,8 +139,8 @@ class HandoverService:
             # Who, then which version, then when: someone who cannot see the handover gets
             # NOT_FOUND, a viewer who is not the step's party FORBIDDEN, the party a stale
             # version CONFLICT and a step out of order INVALID_STATE.
-            handover = await load_handover(session, handover_id, scope)
-            await self._check_party(session, actor, handover, party, name)
+            handover, manager = await load_handover_with_manager(session, handover_id, scope)
+            await self._check_party(session, actor, handover, manager, party, name)
             if handover.version != expected_version:
                 raise Conflict(
                     f"Handover {handover_id!r} is at version {handover.version}, not "
@@ -205,21 +209,23 @@ class HandoverService:
 
     @staticmethod
     async def _check_party(
-        session: AsyncSession, actor: Actor, h: Handover, party: Party, name: str
+        session: AsyncSession,
+        actor: Actor,
+        h: Handover,
+        manager: str | None,
+        party: Party,
+        name: str,
     ) -> None:
-        roles = set((await roles_of(session, [actor.user_id or ""]))[actor.user_id or ""])
+        """``manager``: the outgoing owner's manager, read with the handover."""
+        roles = await actor_roles(session, actor)
         if actor.user_id is None or "admin" in roles:
             return
         if party is Party.OUTGOING and actor.user_id == h.from_owner_id:
             return
         if party is Party.INCOMING and actor.user_id == h.to_owner_id:
             return
-        if party is Party.MANAGER:
-            manager = await session.scalar(
-                select(User.manager_id).where(User.id == h.from_owner_id)
-            )
-            if "sales_director" in roles or actor.user_id == manager:
-                return
+        if party is Party.MANAGER and ("sales_director" in roles or actor.user_id == manager):
+            return
         raise Forbidden(f"only {party.value} may {name}")
 
     async def submit_handbook(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.domain import AssignedBy, Customer, Ownership, User
@@ -36,14 +36,21 @@ async def owner_at(session: AsyncSession, customer_id: str, at: datetime) -> str
 
 
 async def check_eligible_owner(session: AsyncSession, owner_id: str, path: str) -> User:
-    """The user may own one more customer: exists, active, below capacity."""
-    user = await session.get(User, owner_id)
-    if user is None or not user.active:
+    """The user may own one more customer: exists, active, below capacity (one statement)."""
+    # The count runs only for a user with a capacity (CASE evaluates it lazily on both
+    # databases), so an unlimited owner's book is never counted.
+    owned = (
+        select(func.count())
+        .where(Ownership.owner_id == User.id, Ownership.valid_to.is_(None))
+        .scalar_subquery()
+    )
+    load = case((User.capacity.is_(None), None), else_=owned)
+    row = (await session.execute(select(User, load).where(User.id == owner_id))).first()
+    if row is None or not row[0].active:
         raise BadUserInput.one(path, "no active user has this id")
-    if user.capacity is not None:
-        owned = (await active_account_counts(session, [owner_id]))[owner_id]
-        if owned >= user.capacity:
-            raise BadUserInput.one(path, f"user is at capacity ({user.capacity} accounts)")
+    user, count = row
+    if user.capacity is not None and count >= user.capacity:
+        raise BadUserInput.one(path, f"user is at capacity ({user.capacity} accounts)")
     return user
 
 

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnExpressionArgument, ScalarSelect, Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.authz.roles import roles_of
 from core.calendar import WorkingCalendar
 from core.clock import Clock
 from core.db import Database
@@ -25,12 +24,19 @@ from core.domain import (
     User,
     ValueTier,
 )
-from core.errors import BadUserInput, Forbidden, InvalidState, NotFound
+from core.errors import BadUserInput, Conflict, Forbidden, InvalidState, NotFound
 from core.ids import new_id
 from core.services.audit import Actor, AuditWriter, audit_value, diff, to_camel
-from core.services.customers import EVERYTHING, CustomerScope, load_customer
+from core.services.customers import (
+    EVERYTHING,
+    CustomerFilter,
+    CustomerScope,
+    customers_query,
+    load_customer,
+)
 from core.services.events import HANDOVER_OPENED, Outbox
 from core.services.ownership import check_eligible_owner
+from core.services.parties import actor_roles
 
 HANDBOOK_WORKING_DAYS = 3
 SENSITIVE_TIERS = (ValueTier.STRATEGIC, ValueTier.HIGH)
@@ -53,33 +59,83 @@ REQUEST_FIELDS = (
 HANDOVER_FIELDS = ("customer_id", "from_owner_id", "to_owner_id", "trigger", "status", "due_at")
 
 
+def manager_of(owner_id: ColumnExpressionArgument[str | None]) -> ScalarSelect[str | None]:
+    """The manager of the user ``owner_id`` names (a column of the enclosing statement): the
+    outgoing owner's manager reviews, so it is read with the request or handover, as a
+    correlated primary-key lookup rather than a statement of its own."""
+    return select(User.manager_id).where(User.id == owner_id).scalar_subquery()
+
+
+def request_by_id(
+    request_id: str, scope: CustomerScope
+) -> Select[Customer, ReassignmentRequest, str | None]:
+    """The request's customer (with its active ownership) if in scope, the request, and its
+    outgoing owner's manager (who reviews it): one statement, by keys."""
+    return (
+        customers_query(CustomerFilter(), scope)
+        .add_columns(ReassignmentRequest, manager_of(ReassignmentRequest.from_owner_id))
+        .join(ReassignmentRequest, ReassignmentRequest.customer_id == Customer.id)
+        .where(ReassignmentRequest.id == request_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def load_request_for_review(
+    session: AsyncSession, request_id: str, scope: CustomerScope, *, lock: bool = False
+) -> tuple[ReassignmentRequest, str | None, Customer]:
+    """The request with its outgoing owner's manager and its customer (with the active
+    ownership), in one statement, if the customer is in scope: else NOT_FOUND, like a missing
+    one (FORBIDDEN for a customer the viewer only reads, under a scope for writing, as
+    ``load_customer`` says). ``lock``: the request row, on PostgreSQL."""
+    stmt = request_by_id(request_id, scope)
+    if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=ReassignmentRequest)
+    row = (await session.execute(stmt)).unique().first()
+    if row is not None:
+        customer, request, manager = row
+        return request, manager, customer
+    # Absent, out of scope, or only readable: the answer depends on which (reads on errors only).
+    found = await session.get(ReassignmentRequest, request_id)
+    if found is None:
+        raise NotFound("ReassignmentRequest", request_id)
+    try:
+        await load_customer(session, found.customer_id, scope)
+    except NotFound:
+        raise NotFound("ReassignmentRequest", request_id) from None
+    raise Conflict(f"Request {request_id!r} changed meanwhile; retry")
+
+
 async def load_request(
     session: AsyncSession, request_id: str, scope: CustomerScope, *, lock: bool = False
 ) -> ReassignmentRequest:
     """The request, if its customer is in scope (else NOT_FOUND, like a missing one)."""
-    stmt = select(ReassignmentRequest).where(ReassignmentRequest.id == request_id)
-    if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    request = await session.scalar(stmt)
-    if request is None:
-        raise NotFound("ReassignmentRequest", request_id)
-    try:
-        await load_customer(session, request.customer_id, scope)
-    except NotFound:
-        raise NotFound("ReassignmentRequest", request_id) from None
-    return request
+    return (await load_request_for_review(session, request_id, scope, lock=lock))[0]
+
+
+def handover_by_id(handover_id: str, scope: CustomerScope) -> Select[Handover, str | None]:
+    """The handover, if the scope sees it (``CustomerScope.handovers`` checked for this row
+    only), with its outgoing owner's manager (who reviews it): one statement."""
+    stmt = select(Handover, manager_of(Handover.from_owner_id)).where(Handover.id == handover_id)
+    if (visible := scope.handovers(by_id=True)) is not None:
+        stmt = stmt.where(visible)
+    return stmt.execution_options(populate_existing=True)
+
+
+async def load_handover_with_manager(
+    session: AsyncSession, handover_id: str, scope: CustomerScope
+) -> tuple[Handover, str | None]:
+    """The handover and its outgoing owner's manager, if the scope sees it: its customer is
+    in scope, or the viewer takes part in it. Else NOT_FOUND, like a missing one."""
+    row = (await session.execute(handover_by_id(handover_id, scope))).first()
+    if row is None:
+        raise NotFound("Handover", handover_id)
+    handover, manager = row
+    return handover, manager
 
 
 async def load_handover(session: AsyncSession, handover_id: str, scope: CustomerScope) -> Handover:
-    """The handover, if the scope sees it: its customer is in scope, or the viewer takes part
-    in it (``CustomerScope.handovers``). Else NOT_FOUND, like a missing one."""
-    stmt = select(Handover).where(Handover.id == handover_id)
-    if (visible := scope.handovers()) is not None:
-        stmt = stmt.where(visible)
-    handover = await session.scalar(stmt.execution_options(populate_existing=True))
-    if handover is None:
-        raise NotFound("Handover", handover_id)
-    return handover
+    """The handover, if the scope sees it (``load_handover_with_manager``); else NOT_FOUND."""
+    return (await load_handover_with_manager(session, handover_id, scope))[0]
 
 
 async def open_requests(
@@ -207,7 +263,9 @@ class ReassignmentService:
         """
         now = self.clock.now()
         async with self.db.transaction() as session:
-            request = await load_request(session, request_id, scope, lock=True)
+            request, manager, customer = await load_request_for_review(
+                session, request_id, scope, lock=True
+            )
             if request.status != RequestStatus.PENDING:
                 raise InvalidState(
                     f"Request {request_id!r} is {request.status}", state=request.status.value
@@ -216,8 +274,7 @@ class ReassignmentService:
                 raise BadUserInput.one("comment", "a rejection needs a reason")
             if approve and (to_owner_id or request.to_owner_id) is None:
                 raise BadUserInput.one("toOwnerId", "the request names no new owner: choose one")
-            customer = await load_customer(session, request.customer_id)
-            await self._check_reviewer(session, actor, request, customer.value_tier)
+            await self._check_reviewer(session, actor, manager, customer.value_tier)
             before = snapshot(request, REQUEST_FIELDS)
             if approve and to_owner_id is not None:
                 await check_eligible_owner(session, to_owner_id, "toOwnerId")
@@ -266,16 +323,14 @@ class ReassignmentService:
 
     @staticmethod
     async def _check_reviewer(
-        session: AsyncSession, actor: Actor, request: ReassignmentRequest, tier: ValueTier | None
+        session: AsyncSession, actor: Actor, manager: str | None, tier: ValueTier | None
     ) -> None:
-        roles = set((await roles_of(session, [actor.user_id or ""]))[actor.user_id or ""])
+        """``manager``: the outgoing owner's manager, read with the request."""
+        roles = await actor_roles(session, actor)
         if actor.user_id is None or roles & {"admin", "sales_director"}:
             return
         if tier in SENSITIVE_TIERS:
             raise Forbidden(f"a {tier} customer's reassignment needs a sales director")
-        manager = await session.scalar(
-            select(User.manager_id).where(User.id == request.from_owner_id)
-        )
         if manager != actor.user_id:
             raise Forbidden("only the current owner's manager may review this request")
 
