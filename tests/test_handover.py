@@ -240,3 +240,53 @@ async def test_cancel_stops_the_handover(gql: GraphQLClient, opened: dict) -> No
         reason="customer asked to stay",
     )
     assert h["status"] == "CANCELLED" and h["customer"]["owner"] == {"id": "am.chen"}
+
+
+async def test_a_meeting_is_audited_and_a_new_version_even_at_the_same_instant(
+    gql: GraphQLClient, opened: dict, clock: FixedClock
+) -> None:
+    """Recording a meeting changes no column of the handover: it still gets an audit entry
+    and a new version, so a second writer holding the old version gets a CONFLICT (the clock
+    stands still here, as two requests in the same instant would see it)."""
+    h = {"id": opened["MEDIUM"], "version": 1}
+    h = await run(gql, "am.chen", "submitHandbook", "SubmitHandbookInput", h, **HANDBOOK)
+    h = await run(gql, "tm.li", "reviewHandbook", "ReviewHandbookInput", h, decision="APPROVE")
+    held = clock.now().isoformat()
+    after = await run(
+        gql,
+        "am.chen",
+        "recordHandoverMeeting",
+        "RecordHandoverMeetingInput",
+        h,
+        kind="BRIEFING",
+        heldAt=held,
+        notes="met the buyer",
+    )
+    assert after["version"] == h["version"] + 1
+    stale = await step(
+        gql,
+        "am.chen",
+        "recordHandoverMeeting",
+        "RecordHandoverMeetingInput",
+        handoverId=h["id"],
+        expectedVersion=h["version"],
+        kind="SIMULATION",
+        heldAt=held,
+    )
+    assert error_codes(stale) == ["CONFLICT"]
+    entries = await gql.data(
+        "admin",
+        """query($id: ID!) { auditLog(filter: {entityId: $id, action: "recordHandoverMeeting"})
+        { edges { node { entityType changes { field before after redacted } } } } }""",
+        {"id": h["id"]},
+    )
+    (entry,) = [e["node"] for e in entries["auditLog"]["edges"]]
+    assert entry["entityType"] == "Handover"
+    assert entry["changes"] == [
+        {
+            "field": "meetings",
+            "before": None,
+            "after": {"kind": "BRIEFING", "heldAt": held, "notes": "met the buyer"},
+            "redacted": False,
+        }
+    ]

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
 from core.calendar import WorkingCalendar
 from core.clock import Clock
@@ -25,7 +26,7 @@ from core.domain import (
 )
 from core.errors import BadUserInput, Conflict, FieldError, Forbidden, InvalidState
 from core.services import validation as v
-from core.services.audit import Actor, AuditWriter, diff
+from core.services.audit import Actor, AuditWriter, audit_value, diff
 from core.services.customers import EVERYTHING, CustomerScope, load_customer
 from core.services.events import (
     CANCELLED,
@@ -162,6 +163,9 @@ class HandoverService:
                 (d.due_at for d in deadlines(handover, self.calendar) if d.step == step), None
             )
             handover.updated_at = now
+            # Every step is a new version, also one that changes no column of the handover
+            # itself (a meeting) at a time equal to the last step's.
+            flag_modified(handover, "updated_at")
             await session.flush()
             audit.record(
                 name,
@@ -308,6 +312,10 @@ class HandoverService:
                     recorded_by_id=actor.user_id,
                 )
             )
+            # The handover's own columns do not change: the meeting is the audited change.
+            meeting = {"kind": kind, "heldAt": held_at, "notes": notes}
+            change = {"field": "meetings", "before": None, "after": audit_value(meeting)}
+            a.record("recordHandoverMeeting", "Handover", h.id, [change])
 
         return await self._step(
             actor,
