@@ -80,13 +80,18 @@ def body_of(entry: Mapping[str, Any]) -> str:
     return canonical_json({"seq": entry["seq"], **fields})
 
 
+def _as_stored(entry: dict[str, Any]) -> None:
+    """Give ``entry`` the changes exactly as reading the JSON column back gives them, so its
+    body can be rebuilt from its columns."""
+    entry["changes"] = json.loads(canonical_json(entry["changes"]))
+
+
 def seal(entries: list[dict[str, Any]], head: tuple[int, str]) -> None:
     """Give ``entries`` (in order) the sequence numbers, bodies and hashes following ``head``."""
     seq, prev = head
     for entry in entries:
         seq += 1
-        # Store exactly what reading the JSON column back gives, so the body can be rebuilt.
-        entry["changes"] = json.loads(canonical_json(entry["changes"]))
+        _as_stored(entry)
         entry["seq"] = seq
         entry["body"] = body_of(entry)
         entry["prev_hash"] = prev
@@ -159,8 +164,7 @@ async def _append_at_commit(session: AsyncSession, entries: list[dict[str, Any]]
     """
     rows = []
     for entry in entries:
-        # Store exactly what reading the JSON column back gives, so the body can be rebuilt.
-        entry["changes"] = json.loads(canonical_json(entry["changes"]))
+        _as_stored(entry)
         body = body_of({**entry, "seq": 0})
         if not body.endswith(_SEQ_ZERO):  # a key sorting after "seq" was added to the body
             raise AssertionError("the audit body's last key must be seq")
