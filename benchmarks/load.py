@@ -20,10 +20,13 @@ and audit entries agree: no lost update), every completed handover moved the own
 has two active owners, and `baton audit verify` passes. It exits non-zero if any check fails.
 
 With ``--against REV`` (a commit, e.g. the one before a performance change), the same run is
-made first with the server of that commit (a temporary git worktree, run with this
-virtualenv), then with this tree, back to back on the same machine, ``--rounds`` times with
-the order alternating, and the comparison is printed: each round's throughput and p99 of this
-tree against that commit's, and their medians.
+made first with the server of that commit, then with this tree, back to back on the same
+machine, ``--rounds`` times with the order alternating, and the comparison is printed: each
+round's throughput and p99 of this tree against that commit's, and their medians. The earlier
+commit runs from a temporary git worktree on a virtualenv of its own dependencies (built once
+and kept under ``~/.cache/baton-bench``), pinned to the versions this virtualenv has: what
+that commit would run on this machine, without the dependencies added since (uvloop and
+httptools, which uvicorn would otherwise pick up).
 """
 
 from __future__ import annotations
@@ -400,12 +403,13 @@ class Tree:
 
     label: str
     path: Path | None = None
+    python: str = sys.executable
 
     def command(self, *args: str) -> list[str]:
         if self.path is None:
             return [BATON, *args]
-        # The earlier commit's code on this virtualenv: its own directory comes first.
-        return [sys.executable, "-c", "import sys; from core.cli import app; app()", *args]
+        # The earlier commit's code on its own virtualenv: its own directory comes first.
+        return [self.python, "-c", "from core.cli import app; app()", *args]
 
     def env(self, env: dict[str, str]) -> dict[str, str]:
         return env if self.path is None else {**env, "PYTHONPATH": str(self.path)}
@@ -413,13 +417,40 @@ class Tree:
 
 @contextmanager
 def worktree(rev: str) -> Iterator[Tree]:
-    """A temporary git worktree of ``rev``, removed afterwards."""
+    """A temporary git worktree of ``rev`` on its own virtualenv, the worktree removed
+    afterwards."""
     path = Path(tempfile.mkdtemp(prefix="baton-load-rev-")) / "tree"
     subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], check=True)
     try:
-        yield Tree(rev, path)
+        yield Tree(rev, path, own_virtualenv(path))
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(path)], check=False)
+
+
+def own_virtualenv(tree: Path) -> str:
+    """The python of a virtualenv with the runtime dependencies ``tree`` declares, at the
+    versions this virtualenv has (a constraint, so nothing this tree added since comes along);
+    built once per commit."""
+    commit = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    home = Path.home() / ".cache" / "baton-bench" / f"venv-{commit}"
+    python = home / "bin" / "python"
+    if not (home / "complete").exists():
+        print(f"--- building a virtualenv for {commit[:12]} in {home}")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
+        freeze = subprocess.run(
+            [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        constraints = home / "constraints.txt"
+        constraints.write_text(freeze)
+        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*install, "-c", str(constraints), str(tree)], check=True)
+        (home / "complete").touch()
+    return str(python)
 
 
 def _baton(
