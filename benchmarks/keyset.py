@@ -1,7 +1,7 @@
 """Keyset pagination at scale: a deep page costs what the first page costs.
 
     python -m benchmarks.keyset [--customers 1000000] [--page 5000] [--size 100]
-                                [--repeats 15] [--database URL]
+                                [--repeats 15] [--narrow SHARE] [--database URL]
 
 One run seeds ``--customers`` customers with COPY into an embedded PostgreSQL (or the migrated
 database ``--database`` names), each with its materialised insight row (``customer_insight``:
@@ -14,6 +14,11 @@ before it is found once with OFFSET, outside the timings.
 
 Then ``totalCount``: the same first page with and without it selected. An exact count over every
 row is a scan; it is computed only when the query selects it, and this line says what it costs.
+
+With ``--narrow SHARE``, an account manager owns one customer in SHARE (OWN scope), and the
+first page of every ``orderBy`` is timed as that account manager against the same page as the
+director (unscoped), interleaved: once as the page chooses its scope's form
+(``core.services.scope_sizes``), once always walked in sort order (the form before it chose).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from core.ids import new_id
 from core.insight import materialised
 from core.services import Actor, Services
 from core.services.pagination import encode_cursor
+from core.services.scope_sizes import ScopeSizes
 
 # orderBy → the column the deep page's cursor is read from (``ci``: the insight row).
 ORDERS = {
@@ -54,6 +60,7 @@ ORDERS = {
 STAGES = ("NEW", "ACTIVE", "DORMANT", "CHURNED")
 SEGMENTS = ("CHAMPIONS", "AT_RISK", "LOYAL", "NEW", "LOST", "POTENTIAL")
 DIRECTOR = "sd.bench"
+NARROW = "am.narrow"
 PAGE = """query($first: Int!, $after: String, $order: CustomerOrder) {
   customers(first: $first, after: $after, orderBy: $order) {
     edges { cursor node { id name territory valueTier owner { id name } } }
@@ -61,15 +68,16 @@ PAGE = """query($first: Int!, $after: String, $order: CustomerOrder) {
 COUNTED = PAGE.replace("pageInfo {", "totalCount pageInfo {")
 
 
-async def seed(url: str, customers: int) -> None:
-    """A director and a few owners through the services; customers and ownerships by COPY."""
+async def seed(url: str, customers: int, narrow: int = 0) -> None:
+    """A director and a few owners through the services; customers and ownerships by COPY.
+    With ``narrow``, ``NARROW`` owns every ``narrow``-th customer."""
     db = Database(url)
     services = Services.create(db)
     await services.prepare()
     system = Actor.system()
     await services.users.create(system, DIRECTOR, "Bench Director", roles=["sales_director"])
     owners = [f"am.k{i:02d}" for i in range(20)]
-    for uid in owners:
+    for uid in [*owners, NARROW] if narrow else owners:
         await services.users.create(system, uid, uid, roles=["account_manager"])
     await db.dispose()
     rng = random.Random(11)
@@ -92,7 +100,9 @@ async def seed(url: str, customers: int) -> None:
                         industry="manufacturing.automotive",
                     )
                 )
-                if i % 3:
+                if narrow and i % narrow == 0:
+                    owned.append((cid, NARROW, "MANUAL", created))
+                elif i % 3:
                     owned.append((cid, rng.choice(owners), "MANUAL", created))
                 insight.append(insight_row(rng, cid, created))
             await conn.copy_records_to_table("customers", records=rows, columns=CUSTOMER_COLUMNS)
@@ -164,14 +174,22 @@ async def deep_cursor(url: str, column: str, descending: bool, rows_before: int)
 Request = tuple[str, dict[str, Any]]  # a document and its variables
 
 
-async def timed(client: httpx.AsyncClient, a: Request, b: Request, n: int) -> tuple[float, float]:
+async def timed(
+    client: httpx.AsyncClient, a: Request, b: Request, n: int, b_as: str | None = None
+) -> tuple[float, float]:
     """The median milliseconds of ``n`` requests ``a`` and ``n`` requests ``b`` (after two
-    unmeasured ones each), interleaved so that a busy moment of the machine hits both."""
+    unmeasured ones each), interleaved so that a busy moment of the machine hits both.
+    ``b_as``: a bearer token for ``b`` in place of the client's."""
     times: tuple[list[float], list[float]] = ([], [])
+    b_headers = {"Authorization": f"Bearer {b_as}"} if b_as else {}
     for i in range(n + 2):
         for which, (query, variables) in enumerate((a, b)):
             began = time.perf_counter()
-            response = await client.post("/graphql", json={"query": query, "variables": variables})
+            response = await client.post(
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers=b_headers if which else {},
+            )
             if i >= 2:
                 times[which].append((time.perf_counter() - began) * 1000)
             if "errors" in (body := response.json()):
@@ -182,7 +200,10 @@ async def timed(client: httpx.AsyncClient, a: Request, b: Request, n: int) -> tu
 async def run(url: str, args: argparse.Namespace) -> int:
     secret = secrets.token_urlsafe(32)
     app = create_app(Settings(database_url=url, jwt_secret=secret))
-    token = issue_token(DIRECTOR, secret, now=datetime.now(UTC), ttl=timedelta(hours=2))
+    token, narrow = (
+        issue_token(uid, secret, now=datetime.now(UTC), ttl=timedelta(hours=2))
+        for uid in (DIRECTOR, NARROW)
+    )
     headers = {"Authorization": f"Bearer {token}"}
     worst = 0.0
     print(f"customers: {args.customers}, page size {args.size}, deep page {args.page}")
@@ -209,6 +230,8 @@ async def run(url: str, args: argparse.Namespace) -> int:
         plain, counted = await timed(
             client, (PAGE, {"first": args.size}), (COUNTED, {"first": args.size}), args.repeats
         )
+        if args.narrow:
+            await narrow_pages(client, app.state.services.scope_sizes, narrow, args)
     print(
         f"totalCount: first page {plain:.2f} ms without it, {counted:.2f} ms with it "
         f"(+{counted - plain:.2f} ms for an exact count of {args.customers} rows)"
@@ -217,12 +240,35 @@ async def run(url: str, args: argparse.Namespace) -> int:
     return 0
 
 
+async def narrow_pages(
+    client: httpx.AsyncClient, sizes: ScopeSizes, token: str, args: argparse.Namespace
+) -> None:
+    """The first page of every order as ``NARROW`` against the director's, as the page
+    chooses the scope's form and always walked (``ScopeSizes.cost`` 0)."""
+    owned = -(-args.customers // args.narrow)
+    print(f"narrow scope: {NARROW} owns {owned} of {args.customers}, first: {args.size}")
+    print(f"{'orderBy':<22} {'unscoped':>9} {'narrow':>9} {'walked':>9}  (ms)", flush=True)
+    chosen_cost = sizes.cost
+    for name in ORDERS:
+        for direction in ("ASC", "DESC"):
+            page = (PAGE, {"first": args.size, "order": {"field": name, "direction": direction}})
+            unscoped, chosen = await timed(client, page, page, args.repeats, token)
+            sizes.cost = 0
+            _, walked = await timed(client, page, page, args.repeats, token)
+            sizes.cost = chosen_cost
+            label = f"{name} {direction}"
+            print(f"{label:<22} {unscoped:>9.2f} {chosen:>9.2f} {walked:>9.2f}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--page", type=int, default=5000)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--narrow", type=int, default=0, help="an account manager owns 1 customer in NARROW"
+    )
     parser.add_argument("--database", help="a migrated, empty PostgreSQL database (asyncpg URL)")
     args = parser.parse_args()
     if args.page * args.size > args.customers:
@@ -235,7 +281,7 @@ def main() -> int:
 
 def benchmark(url: str, args: argparse.Namespace) -> int:
     began = time.perf_counter()
-    asyncio.run(seed(url, args.customers))
+    asyncio.run(seed(url, args.customers, args.narrow))
     print(f"seeded in {time.perf_counter() - began:.1f} s")
     return asyncio.run(run(url, args))
 

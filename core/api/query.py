@@ -168,7 +168,8 @@ class Query(
     ) -> Connection[Customer] | None:
         f = filter or CustomerFilter()
         order = order_by or CustomerOrder()
-        scope = await context_of(info).read_scope()
+        ctx = context_of(info)
+        scope = await ctx.services.scope_sizes.for_page(ctx.read, await ctx.read_scope(), first + 1)
         stmt = customer_service.customers_query(
             customer_service.CustomerFilter(
                 owner_id=f.owner_id,

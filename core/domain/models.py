@@ -59,10 +59,16 @@ def _enum(enum_cls: type) -> SAEnum:
     )
 
 
-# References that most customers leave empty. Their indexes hold only the rows that have one:
+# References that many customers leave empty. Their indexes hold only the rows that have one:
 # a full index of mostly NULLs looks useless to SQLite's ANALYZE statistics (one key for
-# every row), which then scans every customer for ``group_director_id = ?``.
-SPARSE_CUSTOMER_REFERENCES = ("backup_owner_id", "parent_id", "group_director_id")
+# every row), which then scans every customer for ``group_director_id = ?``. Customers
+# imported without a first contact would do the same to ``first_contact_id = ?``.
+SPARSE_CUSTOMER_REFERENCES = (
+    "backup_owner_id",
+    "parent_id",
+    "group_director_id",
+    "first_contact_id",
+)
 
 
 def _sparse_index(table: str, column: str) -> Index:

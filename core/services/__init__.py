@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from core.authz.store import PolicyStore
@@ -22,6 +22,7 @@ from core.services.groups import GroupService
 from core.services.handover import HandoverService
 from core.services.policies import PolicyService
 from core.services.reassignment import ReassignmentService
+from core.services.scope_sizes import ScopeSizes
 from core.services.see_as import SeeAsService
 from core.services.teams import TeamService
 from core.services.tiering import TieringService
@@ -47,6 +48,8 @@ class Services:
     tiering: TieringService
     insight: InsightService
     plugins: PluginRegistry
+    # Which form a customer list page gives the viewer's scope (walked or scope first).
+    scope_sizes: ScopeSizes = field(default_factory=ScopeSizes)
 
     @classmethod
     def create(
