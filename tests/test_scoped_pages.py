@@ -18,7 +18,7 @@ from core.db import Database
 from core.domain import Customer, Ownership, TeamRole
 from core.services import Actor, Services
 from core.services.customers import CustomerFilter, CustomerScope, customers_query
-from core.services.scope_sizes import ScopeSize
+from core.services.scope_sizes import SCOPE_FIRST_COST, ScopeSize
 from tests.conftest import GraphQLClient
 from tests.test_write_costs import plan_visits
 
@@ -230,10 +230,11 @@ async def test_a_narrow_scope_reads_its_customers_first_and_a_broad_one_walks(
 def test_the_choice_follows_the_rows_each_form_reads() -> None:
     """Walked, a page of 51 reads about 51 x total / in_scope rows; scope first, in_scope
     rows at a few times the cost each."""
-    assert ScopeSize(500, 200_000).scope_first(51)
-    assert not ScopeSize(500, 2_000).scope_first(51)
-    assert ScopeSize(0, 2_000).scope_first(51)
-    assert not ScopeSize(50_000, 200_000).scope_first(51)
+    for cost in SCOPE_FIRST_COST.values():
+        assert ScopeSize(500, 200_000).scope_first(51, cost)
+        assert not ScopeSize(500, 2_000).scope_first(51, cost)
+        assert ScopeSize(0, 2_000).scope_first(51, cost)
+        assert not ScopeSize(50_000, 200_000).scope_first(51, cost)
 
 
 async def test_the_scope_size_is_counted_once_then_remembered(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 from core.authz.store import PolicyStore
@@ -22,7 +22,7 @@ from core.services.groups import GroupService
 from core.services.handover import HandoverService
 from core.services.policies import PolicyService
 from core.services.reassignment import ReassignmentService
-from core.services.scope_sizes import ScopeSizes
+from core.services.scope_sizes import SCOPE_FIRST_COST, ScopeSizes
 from core.services.see_as import SeeAsService
 from core.services.teams import TeamService
 from core.services.tiering import TieringService
@@ -49,7 +49,7 @@ class Services:
     insight: InsightService
     plugins: PluginRegistry
     # Which form a customer list page gives the viewer's scope (walked or scope first).
-    scope_sizes: ScopeSizes = field(default_factory=ScopeSizes)
+    scope_sizes: ScopeSizes
 
     @classmethod
     def create(
@@ -94,6 +94,7 @@ class Services:
             tiering=TieringService(db, clock, plugins, assignment),
             insight=InsightService(db, clock, plugins, assignment, engagement),
             plugins=plugins,
+            scope_sizes=ScopeSizes(SCOPE_FIRST_COST[db.engine.dialect.name]),
         )
 
     async def prepare(self) -> None:
