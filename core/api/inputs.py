@@ -23,7 +23,7 @@ from core.api.enums import (
 )
 from core.api.segments import RfmSegment
 from core.api.special_needs import given_needs, needs_writes
-from core.services.customers import PROFILE_FIELDS, field_name
+from core.services.profile import PROFILE_FIELDS, field_name
 
 
 @strawberry.input(description="A person to talk to at the customer.")

@@ -18,8 +18,9 @@ from core.db import Database
 from core.domain import Customer, Ownership, TeamMember, TeamRole, User, WorkflowEventRecord
 from core.errors import BadUserInput, FieldError, Forbidden
 from core.services.audit import Actor, AuditWriter
-from core.services.customers import EVERYTHING, CustomerScope, check_users_active, load_customer
+from core.services.customers import EVERYTHING, CustomerScope, load_customer
 from core.services.events import TEAM_MEMBER_REMOVED, Outbox
+from core.services.profile import check_users_active
 
 
 async def members_of(session: AsyncSession, customer_ids: Sequence[str]) -> list[TeamMember]:
