@@ -264,3 +264,23 @@ async def test_the_scope_size_is_counted_once_then_remembered(
         services.scope_sizes.ttl = 60.0
         assert len(statements) == expected, statements
         statements.clear()
+
+
+async def test_the_customers_total_is_counted_once_for_every_scope(
+    services: Services, admin: str
+) -> None:
+    """The first scope's size counts all customers too (a scan); the next scope's, within the
+    time a size is trusted, counts only its own customers (by their indexes)."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for scope in (NARROW, BROAD.for_reading(), NARROW):
+            await services.scope_sizes.for_page(_reader(services), scope, 21)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [s.lower().count("count(") for s in statements] == [2, 1]
