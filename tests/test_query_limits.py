@@ -214,9 +214,12 @@ async def test_a_request_over_the_timeout_is_cancelled_and_rolled_back(
         running(replace(settings, execution_timeout=0.5), clock) as app,
         client_of(app, clock) as impatient,
     ):
+        # Signed in and the policies loaded first: the deadline counts from execution, so a
+        # slow first sign-in on a busy machine could start the mutation after the lock is gone.
+        assert (await impatient.data("admin", COUNT))["customers"]["totalCount"] == 0
         async with write_lock(database_url):
             request = asyncio.create_task(impatient.execute("admin", CREATE))
-            await asyncio.sleep(1.5)  # past the deadline, while the mutation waits on the lock
+            await asyncio.sleep(2.5)  # past the deadline, while the mutation waits on the lock
         body = await request
     assert body["data"] is None
     assert error_codes(body) == ["TIMEOUT"]
