@@ -1,10 +1,11 @@
 """Keyset pagination at scale: a deep page costs what the first page costs.
 
     python -m benchmarks.keyset [--customers 1000000] [--page 5000] [--size 100]
-                                [--repeats 15] [--narrow SHARE] [--database URL]
+                                [--repeats 15] [--narrow SHARE] [--database URL | --sqlite]
 
 One run seeds ``--customers`` customers with COPY into an embedded PostgreSQL (or the migrated
-database ``--database`` names), each with its materialised insight row (``customer_insight``:
+database ``--database`` names; ``--sqlite``: a fresh SQLite file, seeded in batches of
+``executemany``), each with its materialised insight row (``customer_insight``:
 the engagement stage and RFM score that ``ENGAGEMENT_STAGE`` and ``RFM_SCORE`` order by), then
 asks ``customers(first: size, after: cursor, orderBy: …)`` through the app in process, as the
 sales director (scope ALL), for every ``orderBy`` offered and both directions, and prints the
@@ -29,33 +30,44 @@ import random
 import secrets
 import statistics
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import text
+from sqlalchemy import Integer, String, text
+from sqlalchemy.types import TypeEngine
 
-from benchmarks.pg import CUSTOMER_COLUMNS, libpq_dsn, migrated_database, top_level_customer
+from benchmarks.pg import (
+    CUSTOMER_COLUMNS,
+    libpq_dsn,
+    migrate,
+    migrated_database,
+    top_level_customer,
+)
 from core.app import create_app
 from core.config import Settings
 from core.db import Database
+from core.domain.base import UTCDateTime
 from core.identity import issue_token
 from core.ids import new_id
 from core.insight import materialised
 from core.services import Actor, Services
 from core.services.pagination import encode_cursor
-from core.services.scope_sizes import ScopeSizes
+from core.services.scope_sizes import ScopeSize, ScopeSizes
 
-# orderBy → the column the deep page's cursor is read from (``ci``: the insight row).
-ORDERS = {
-    "NAME": "c.name",
-    "CREATED_AT": "c.created_at",
-    "UPDATED_AT": "c.updated_at",
-    "ENGAGEMENT_STAGE": "ci.stage_rank",
-    "RFM_SCORE": "ci.rfm_score",
+# orderBy → the column the deep page's cursor is read from (``ci``: the insight row), and its
+# type (SQLite returns a text query's datetimes as text).
+ORDERS: dict[str, tuple[str, TypeEngine[Any]]] = {
+    "NAME": ("c.name", String()),
+    "CREATED_AT": ("c.created_at", UTCDateTime()),
+    "UPDATED_AT": ("c.updated_at", UTCDateTime()),
+    "ENGAGEMENT_STAGE": ("ci.stage_rank", Integer()),
+    "RFM_SCORE": ("ci.rfm_score", Integer()),
 }
 STAGES = ("NEW", "ACTIVE", "DORMANT", "CHURNED")
 SEGMENTS = ("CHAMPIONS", "AT_RISK", "LOYAL", "NEW", "LOST", "POTENTIAL")
@@ -82,7 +94,7 @@ async def seed(url: str, customers: int, narrow: int = 0) -> None:
     await db.dispose()
     rng = random.Random(11)
     start = datetime(2020, 1, 1, tzinfo=UTC)
-    conn = await asyncpg.connect(libpq_dsn(url))
+    load = await BulkLoad.open(url)
     try:
         for first in range(0, customers, 100_000):
             rows, owned, insight = [], [], []
@@ -105,18 +117,64 @@ async def seed(url: str, customers: int, narrow: int = 0) -> None:
                 elif i % 3:
                     owned.append((cid, rng.choice(owners), "MANUAL", created))
                 insight.append(insight_row(rng, cid, created))
-            await conn.copy_records_to_table("customers", records=rows, columns=CUSTOMER_COLUMNS)
-            await conn.copy_records_to_table(
-                "ownerships",
-                records=owned,
-                columns=("customer_id", "owner_id", "assigned_by", "valid_from"),
+            await load.rows("customers", CUSTOMER_COLUMNS, rows)
+            await load.rows(
+                "ownerships", ("customer_id", "owner_id", "assigned_by", "valid_from"), owned
             )
-            await conn.copy_records_to_table(
-                "customer_insight", records=insight, columns=materialised.COLUMNS
-            )
-        await conn.execute("ANALYZE customers; ANALYZE ownerships; ANALYZE customer_insight")
+            await load.rows("customer_insight", materialised.COLUMNS, insight)
+        await load.analyze("customers", "ownerships", "customer_insight")
     finally:
-        await conn.close()
+        await load.close()
+
+
+class BulkLoad:
+    """Rows into tables as fast as the database takes them: COPY on PostgreSQL; on SQLite,
+    ``executemany`` in one transaction, values written as SQLAlchemy stores them (naive UTC
+    datetimes, decimals as text)."""
+
+    def __init__(self, pg: asyncpg.Connection | None, sqlite: Database | None) -> None:
+        self._pg, self._sqlite = pg, sqlite
+
+    @classmethod
+    async def open(cls, url: str) -> BulkLoad:
+        if url.startswith("sqlite"):
+            return cls(None, Database(url))
+        return cls(await asyncpg.connect(libpq_dsn(url)), None)
+
+    async def rows(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        if self._pg is not None:
+            await self._pg.copy_records_to_table(table, records=rows, columns=columns)
+            return
+        assert self._sqlite is not None
+        # Names from this module's constants, never from input.
+        insert = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        )
+        async with self._sqlite.engine.begin() as conn:
+            await conn.exec_driver_sql(insert, [tuple(map(_sqlite_value, row)) for row in rows])
+
+    async def analyze(self, *tables: str) -> None:
+        if self._pg is not None:
+            await self._pg.execute("; ".join(f"ANALYZE {t}" for t in tables))
+            return
+        assert self._sqlite is not None
+        async with self._sqlite.engine.begin() as conn:
+            for table in tables:
+                await conn.exec_driver_sql(f"ANALYZE {table}")
+
+    async def close(self) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+        if self._sqlite is not None:
+            await self._sqlite.dispose()
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
 
 
 def insight_row(rng: random.Random, cid: str, created: datetime) -> tuple[Any, ...]:
@@ -151,19 +209,22 @@ def insight_row(rng: random.Random, cid: str, created: datetime) -> tuple[Any, .
     )
 
 
-async def deep_cursor(url: str, column: str, descending: bool, rows_before: int) -> str:
+async def deep_cursor(
+    url: str, column: tuple[str, TypeEngine[Any]], descending: bool, rows_before: int
+) -> str:
     """The cursor the API returns for the row just before the deep page (found by OFFSET)."""
     direction = "DESC" if descending else "ASC"
+    name, kind = column
     db = Database(url)
     async with db.engine.connect() as conn:
         row = (
             await conn.execute(
                 text(
                     # The column and direction come from ORDERS, never from input.
-                    f"SELECT {column}, c.id FROM customers c "
+                    f"SELECT {name} AS sort, c.id FROM customers c "
                     "JOIN customer_insight ci ON ci.customer_id = c.id "
-                    f"ORDER BY {column} {direction}, c.id {direction} OFFSET :n LIMIT 1"
-                ),
+                    f"ORDER BY {name} {direction}, c.id {direction} LIMIT 1 OFFSET :n"
+                ).columns(sort=kind, id=String()),
                 {"n": rows_before - 1},
             )
         ).one()
@@ -243,21 +304,36 @@ async def run(url: str, args: argparse.Namespace) -> int:
 async def narrow_pages(
     client: httpx.AsyncClient, sizes: ScopeSizes, token: str, args: argparse.Namespace
 ) -> None:
-    """The first page of every order as ``NARROW`` against the director's, as the page
-    chooses the scope's form and always walked (``ScopeSizes.cost`` 0)."""
+    """The first page of every order as ``NARROW`` against the director's: as the page
+    chooses the scope's form, then walked (``ScopeSizes.cost`` 0) and scope first (a cost
+    too small to lose) forced."""
     owned = -(-args.customers // args.narrow)
-    print(f"narrow scope: {NARROW} owns {owned} of {args.customers}, first: {args.size}")
-    print(f"{'orderBy':<22} {'unscoped':>9} {'narrow':>9} {'walked':>9}  (ms)", flush=True)
     chosen_cost = sizes.cost
+    # The root list asks for one row past the page (``core.api.query``).
+    first = ScopeSize(owned, args.customers).scope_first(args.size + 1, chosen_cost)
+    form = "scope first" if first else "walked"
+    print(
+        f"narrow scope: {NARROW} owns {owned} of {args.customers}, first: {args.size}; "
+        f"the page chooses: {form} (cost {chosen_cost})"
+    )
+    print(
+        f"{'orderBy':<22} {'unscoped':>9} {'chosen':>9} {'walked':>9} {'scope 1st':>9}  (ms)",
+        flush=True,
+    )
     for name in ORDERS:
         for direction in ("ASC", "DESC"):
             page = (PAGE, {"first": args.size, "order": {"field": name, "direction": direction}})
             unscoped, chosen = await timed(client, page, page, args.repeats, token)
-            sizes.cost = 0
-            _, walked = await timed(client, page, page, args.repeats, token)
+            forced = []
+            for cost in (0.0, 1e-9):
+                sizes.cost = cost
+                forced.append((await timed(client, page, page, args.repeats, token))[1])
             sizes.cost = chosen_cost
             label = f"{name} {direction}"
-            print(f"{label:<22} {unscoped:>9.2f} {chosen:>9.2f} {walked:>9.2f}", flush=True)
+            print(
+                f"{label:<22} {unscoped:>9.2f} {chosen:>9.2f} {forced[0]:>9.2f} {forced[1]:>9.2f}",
+                flush=True,
+            )
 
 
 def main() -> int:
@@ -269,12 +345,18 @@ def main() -> int:
     parser.add_argument(
         "--narrow", type=int, default=0, help="an account manager owns 1 customer in NARROW"
     )
-    parser.add_argument("--database", help="a migrated, empty PostgreSQL database (asyncpg URL)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", help="a migrated, empty database (SQLAlchemy URL)")
+    where.add_argument("--sqlite", action="store_true", help="a fresh SQLite file")
     args = parser.parse_args()
     if args.page * args.size > args.customers:
         parser.error("--page x --size must not exceed --customers")
     if args.database:
         return benchmark(args.database, args)
+    if args.sqlite:
+        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='baton-keyset-')) / 'keyset.db'}"
+        asyncio.run(migrate(url))
+        return benchmark(url, args)
     with migrated_database("baton_keyset") as url:
         return benchmark(url, args)
 

@@ -35,7 +35,7 @@ def throwaway_database(name: str) -> Iterator[tuple[str, str]]:
 def migrated_database(name: str) -> Iterator[str]:
     """The SQLAlchemy URL of a throwaway database ``name``, migrated to the current schema."""
     with throwaway_database(name) as (_, url):
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate(url))
         yield url
 
 
@@ -55,7 +55,8 @@ def on_chosen_database(args: argparse.Namespace, name: str, run: Callable[[str],
     return run(args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / name}.db")
 
 
-async def _migrate(url: str) -> None:
+async def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the current schema."""
     db = Database(url)
     await db.upgrade()
     await db.dispose()
