@@ -30,11 +30,9 @@ import random
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -44,8 +42,8 @@ from sqlalchemy.types import TypeEngine
 
 from benchmarks.pg import (
     CUSTOMER_COLUMNS,
+    fresh_sqlite,
     libpq_dsn,
-    migrate,
     migrated_database,
     top_level_customer,
 )
@@ -72,6 +70,9 @@ ORDERS: dict[str, tuple[str, TypeEngine[Any]]] = {
 STAGES = ("NEW", "ACTIVE", "DORMANT", "CHURNED")
 SEGMENTS = ("CHAMPIONS", "AT_RISK", "LOYAL", "NEW", "LOST", "POTENTIAL")
 DIRECTOR = "sd.bench"
+# ``ScopeSizes.cost`` values that force a page's form: 0 always walks; a cost this small makes
+# reading the scope first cheaper for any scope that has a customer.
+ALWAYS_WALK, ALWAYS_SCOPE_FIRST = 0.0, 1e-9
 NARROW = "am.narrow"
 PAGE = """query($first: Int!, $after: String, $order: CustomerOrder) {
   customers(first: $first, after: $after, orderBy: $order) {
@@ -94,7 +95,7 @@ async def seed(url: str, customers: int, narrow: int = 0) -> None:
     await db.dispose()
     rng = random.Random(11)
     start = datetime(2020, 1, 1, tzinfo=UTC)
-    load = await BulkLoad.open(url)
+    load = await bulk_load(url)
     try:
         for first in range(0, customers, 100_000):
             rows, owned, insight = [], [], []
@@ -127,46 +128,51 @@ async def seed(url: str, customers: int, narrow: int = 0) -> None:
         await load.close()
 
 
-class BulkLoad:
-    """Rows into tables as fast as the database takes them: COPY on PostgreSQL; on SQLite,
-    ``executemany`` in one transaction, values written as SQLAlchemy stores them (naive UTC
-    datetimes, decimals as text)."""
+async def bulk_load(url: str) -> CopyLoad | ExecutemanyLoad:
+    """Rows into tables as fast as the database at ``url`` takes them."""
+    if url.startswith("sqlite"):
+        return ExecutemanyLoad(Database(url))
+    return CopyLoad(await asyncpg.connect(libpq_dsn(url)))
 
-    def __init__(self, pg: asyncpg.Connection | None, sqlite: Database | None) -> None:
-        self._pg, self._sqlite = pg, sqlite
 
-    @classmethod
-    async def open(cls, url: str) -> BulkLoad:
-        if url.startswith("sqlite"):
-            return cls(None, Database(url))
-        return cls(await asyncpg.connect(libpq_dsn(url)), None)
+class CopyLoad:
+    """PostgreSQL: COPY."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
 
     async def rows(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        if self._pg is not None:
-            await self._pg.copy_records_to_table(table, records=rows, columns=columns)
-            return
-        assert self._sqlite is not None
+        await self.conn.copy_records_to_table(table, records=rows, columns=columns)
+
+    async def analyze(self, *tables: str) -> None:
+        await self.conn.execute("; ".join(f"ANALYZE {t}" for t in tables))
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+class ExecutemanyLoad:
+    """SQLite: ``executemany`` in one transaction a table, values written as SQLAlchemy stores
+    them (naive UTC datetimes, decimals as text)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def rows(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         # Names from this module's constants, never from input.
         insert = (
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         )
-        async with self._sqlite.engine.begin() as conn:
+        async with self.db.engine.begin() as conn:
             await conn.exec_driver_sql(insert, [tuple(map(_sqlite_value, row)) for row in rows])
 
     async def analyze(self, *tables: str) -> None:
-        if self._pg is not None:
-            await self._pg.execute("; ".join(f"ANALYZE {t}" for t in tables))
-            return
-        assert self._sqlite is not None
-        async with self._sqlite.engine.begin() as conn:
+        async with self.db.engine.begin() as conn:
             for table in tables:
                 await conn.exec_driver_sql(f"ANALYZE {table}")
 
     async def close(self) -> None:
-        if self._pg is not None:
-            await self._pg.close()
-        if self._sqlite is not None:
-            await self._sqlite.dispose()
+        await self.db.dispose()
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -305,8 +311,7 @@ async def narrow_pages(
     client: httpx.AsyncClient, sizes: ScopeSizes, token: str, args: argparse.Namespace
 ) -> None:
     """The first page of every order as ``NARROW`` against the director's: as the page
-    chooses the scope's form, then walked (``ScopeSizes.cost`` 0) and scope first (a cost
-    too small to lose) forced."""
+    chooses the scope's form, then each form forced through ``ScopeSizes.cost``."""
     owned = -(-args.customers // args.narrow)
     chosen_cost = sizes.cost
     # The root list asks for one row past the page (``core.api.query``).
@@ -325,13 +330,14 @@ async def narrow_pages(
             page = (PAGE, {"first": args.size, "order": {"field": name, "direction": direction}})
             unscoped, chosen = await timed(client, page, page, args.repeats, token)
             forced = []
-            for cost in (0.0, 1e-9):
+            for cost in (ALWAYS_WALK, ALWAYS_SCOPE_FIRST):
                 sizes.cost = cost
                 forced.append((await timed(client, page, page, args.repeats, token))[1])
             sizes.cost = chosen_cost
             label = f"{name} {direction}"
+            walked, scope_first = forced
             print(
-                f"{label:<22} {unscoped:>9.2f} {chosen:>9.2f} {forced[0]:>9.2f} {forced[1]:>9.2f}",
+                f"{label:<22} {unscoped:>9.2f} {chosen:>9.2f} {walked:>9.2f} {scope_first:>9.2f}",
                 flush=True,
             )
 
@@ -353,10 +359,8 @@ def main() -> int:
         parser.error("--page x --size must not exceed --customers")
     if args.database:
         return benchmark(args.database, args)
-    if args.sqlite:
-        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='baton-keyset-')) / 'keyset.db'}"
-        asyncio.run(migrate(url))
-        return benchmark(url, args)
+    if args.sqlite:  # migrated by ``seed``'s ``Services.prepare``
+        return benchmark(fresh_sqlite("baton_keyset"), args)
     with migrated_database("baton_keyset") as url:
         return benchmark(url, args)
 

@@ -35,7 +35,7 @@ def throwaway_database(name: str) -> Iterator[tuple[str, str]]:
 def migrated_database(name: str) -> Iterator[str]:
     """The SQLAlchemy URL of a throwaway database ``name``, migrated to the current schema."""
     with throwaway_database(name) as (_, url):
-        asyncio.run(migrate(url))
+        asyncio.run(_migrate(url))
         yield url
 
 
@@ -52,11 +52,15 @@ def on_chosen_database(args: argparse.Namespace, name: str, run: Callable[[str],
     if args.postgres:
         with migrated_database(name) as url:
             return run(url)
-    return run(args.database or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / name}.db")
+    return run(args.database or fresh_sqlite(name))
 
 
-async def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the current schema."""
+def fresh_sqlite(name: str) -> str:
+    """The URL of a new, empty SQLite file ``name`` (``Database.prepare`` migrates it)."""
+    return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / name}.db"
+
+
+async def _migrate(url: str) -> None:
     db = Database(url)
     await db.upgrade()
     await db.dispose()
